@@ -1,0 +1,17 @@
+"""Schedule families and combinators (re-exported flat from :mod:`lrjax`)."""
+
+from lrjax.schedules._base import Schedule, as_step, registered_schedules
+from lrjax.schedules._cyclic import CosineRestarts, Cyclic, MomentumOf, OneCycle
+from lrjax.schedules._compose import Clamp, InverseSqrt, Product, Scale, Sequence, Warmup, WarmupStableDecay
+from lrjax.schedules._decay import (
+    Constant,
+    CosineDecay,
+    Exponential,
+    InverseTime,
+    Linear,
+    MultiStep,
+    Polynomial,
+    StepDecay,
+    TanhDecay,
+)
+from lrjax.schedules._spec import from_spec, load_spec, to_spec

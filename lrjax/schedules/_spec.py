@@ -1,0 +1,111 @@
+"""Specs: schedules as plain, YAML/JSON-friendly dicts, with an exact round trip.
+
+A spec is ``{"name": <family>, <field>: <value>, ...}``; nested schedules are
+nested specs and tuples of schedules are lists of specs. Numbers come back as
+float32 exactly (a float32 value is exact as a Python float).
+
+>>> import lrjax
+>>> s = lrjax.Warmup(lrjax.CosineDecay(peak=1e-3, decay_steps=1000), warmup_steps=100)
+>>> lrjax.from_spec(lrjax.to_spec(s))(500) == s(500)
+Array(True, dtype=bool)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import numpy as np
+
+from lrjax.schedules._base import _CHILD, _LEAF, Schedule, _field_kind, _REGISTRY, closest
+
+__all__ = ["to_spec", "from_spec", "load_spec"]
+
+
+def _num(x: Any) -> Any:
+    a = np.asarray(x)
+    if a.ndim == 0:
+        # The shortest decimal that reads back as the same float32 (1e-3, not 0.0010000000474974513).
+        v = float(repr(np.float32(a))) if a.dtype == np.float32 else float(a)
+        if v.is_integer() and abs(v) < 2**53:
+            return int(v)
+        return v
+    return [_num(e) for e in a]
+
+
+def to_spec(schedule: Schedule) -> dict[str, Any]:
+    """The schedule as a nested dict of Python numbers, strings, bools and lists."""
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"to_spec expects an lrjax schedule, got {type(schedule).__name__}: {schedule!r}")
+    out: dict[str, Any] = {"name": type(schedule).name}
+    for f in dataclasses.fields(schedule):
+        v = getattr(schedule, f.name)
+        kind = _field_kind(f)
+        if kind == _LEAF:
+            out[f.name] = _num(v)
+        elif kind == _CHILD:
+            out[f.name] = [to_spec(s) for s in v] if isinstance(v, tuple) else to_spec(v)
+        else:
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def from_spec(spec: Mapping[str, Any], *, where: str = "spec") -> Schedule:
+    """Build a schedule from a spec dict (see :func:`to_spec`).
+
+    Unknown family names and unknown keys raise ``ValueError`` listing the valid
+    choices and the closest match; wrong types raise ``TypeError``.
+    """
+    if isinstance(spec, Schedule):
+        return spec
+    if not isinstance(spec, Mapping):
+        raise TypeError(f"{where}: a schedule spec must be a mapping with a 'name' key, got {spec!r}")
+    if "name" not in spec:
+        raise ValueError(
+            f"{where}: a schedule spec needs a 'name' key, one of: {', '.join(sorted(_REGISTRY))}; got keys "
+            f"{sorted(spec)}"
+        )
+    name = spec["name"]
+    if name not in _REGISTRY:
+        raise ValueError(
+            f"{where}: unknown schedule name {name!r}{closest(name, _REGISTRY)}; valid names: "
+            f"{', '.join(sorted(_REGISTRY))}"
+        )
+    cls = _REGISTRY[name]
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs: dict[str, Any] = {}
+    for key, val in spec.items():
+        if key == "name":
+            continue
+        if key not in fields:
+            raise ValueError(
+                f"{where}: unknown key {key!r} for schedule {name!r}{closest(key, fields)}; valid keys: "
+                f"{', '.join(fields)}"
+            )
+        f = fields[key]
+        if _field_kind(f) == _CHILD:
+            if isinstance(val, (list, tuple)):
+                val = tuple(from_spec(v, where=f"{where}.{key}[{i}]") for i, v in enumerate(val))
+            else:
+                val = from_spec(val, where=f"{where}.{key}")
+        elif isinstance(val, list):
+            val = tuple(val) if _field_kind(f) != _LEAF else np.asarray(val, dtype=np.float64)
+        kwargs[key] = val
+    missing = [
+        n for n, f in fields.items()
+        if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ValueError(f"{where}: schedule {name!r} needs {', '.join(repr(m) for m in missing)}")
+    return cls(**kwargs)
+
+
+def load_spec(path: str) -> Schedule:
+    """Read a schedule spec from a YAML (or JSON) file."""
+    import yaml  # light, but only needed here
+
+    with open(path) as fh:
+        data = yaml.safe_load(fh)
+    if isinstance(data, Mapping) and "schedule" in data and "name" not in data:
+        data = data["schedule"]
+    return from_spec(data, where=str(path))
