@@ -29,12 +29,15 @@ def _restart_cycle(t: jax.Array, first: jax.Array, mult: jax.Array):
     n = jnp.maximum(n, 0.0)
 
     def start(k):
-        return jnp.where(is_one, k * first, first * (m**k - 1.0) / (m - 1.0))
+        # The unused branch sees k = 0 so that m**k cannot overflow: an inf there would
+        # turn into a NaN gradient (0 * inf) even though jnp.where discards its value.
+        geo = first * (m ** jnp.where(is_one, 0.0, k) - 1.0) / (m - 1.0)
+        return jnp.where(is_one, k * first, geo)
 
     n = jnp.where(t < start(n), n - 1.0, n)
     n = jnp.where(t >= start(n + 1.0), n + 1.0, n)
     n = jnp.maximum(n, 0.0)
-    ti = jnp.where(is_one, first, first * m**n)
+    ti = jnp.where(is_one, first, first * m ** jnp.where(is_one, 0.0, n))
     return n, t - start(n), ti
 
 
@@ -130,8 +133,11 @@ class Cyclic(Schedule):
         down = jnp.where(self.step_size_down < 0, self.step_size_up, self.step_size_down)
         total = self.step_size_up + down
         ratio = self.step_size_up / total
-        cycle = jnp.floor(1.0 + t / total)
-        x = 1.0 + t / total - cycle
+        # x = 1 + t/T - c computed via an exact remainder: no cancellation at large t,
+        # and jit/eager agree to the last bit.
+        rem = jnp.mod(t, total)
+        x = rem / total
+        cycle = jnp.round((t - rem) / total) + 1.0
         h = jnp.where(x <= ratio, x / ratio, (x - 1.0) / (ratio - 1.0))
         if self.mode == "triangular":
             s = 1.0

@@ -26,7 +26,7 @@ def _num(x: Any) -> Any:
     a = np.asarray(x)
     if a.ndim == 0:
         # The shortest decimal that reads back as the same float32 (1e-3, not 0.0010000000474974513).
-        v = float(repr(np.float32(a))) if a.dtype == np.float32 else float(a)
+        v = float(str(np.float32(a))) if a.dtype == np.float32 else float(a)  # str: shortest repr (numpy 2 repr adds "np.float32(...)")
         if v.is_integer() and abs(v) < 2**53:
             return int(v)
         return v
