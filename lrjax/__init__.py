@@ -9,6 +9,7 @@ and plotting (matplotlib) are imported lazily by the CLI and :mod:`lrjax.plot`.
 0.001
 """
 
+from lrjax.optim import (  # optax integration (optim helper)
 from lrjax.schedules import (
     Clamp,
     Constant,

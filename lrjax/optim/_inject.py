@@ -1,0 +1,212 @@
+"""``inject``: any optax optimizer with its hyperparameters (numbers or schedules) in the state."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Iterable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lrjax.schedules._base import Schedule, closest
+from lrjax.optim._plateau import PlateauState, plateau_rate, plateau_step
+
+__all__ = ["InjectState", "inject", "hyperparam_values"]
+
+_LR = "learning_rate"
+
+
+class InjectState(NamedTuple):
+    """State of :func:`inject`.
+
+    Attributes:
+      count: int32 number of optimizer updates applied (saturating).
+      hyperparams: ``{name: schedule or float32 array}`` — the plan, read by every update.
+      values: ``{name: float32}`` the values used by the last update (those for step 0 before
+        any update); with a plateau, ``learning_rate`` is the rate after it and
+        ``plateau_scale`` its multiplier.
+      plateau: a :class:`~lrjax.optim.PlateauState`, or ``None``.
+      inner_state: the state of the optimizer built by the factory.
+    """
+
+    count: jax.Array
+    hyperparams: dict
+    values: dict
+    plateau: Any
+    inner_state: Any
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return True
+    if isinstance(value, (jax.Array, np.ndarray)) or isinstance(value, jax.core.Tracer):
+        return np.dtype(value.dtype).kind in "iuf"
+    return False
+
+
+def _evaluate(hyper: Any, count: jax.Array) -> jax.Array:
+    if isinstance(hyper, Schedule):
+        return hyper(count)
+    return jnp.asarray(hyper, jnp.float32)
+
+
+def hyperparam_values(hyperparams: dict, count: jax.Array, plateau: Any = None) -> dict:
+    """``{name: value at count}`` for a dict of schedules/arrays; the plateau applied to the rate."""
+    values = {k: _evaluate(h, count) for k, h in hyperparams.items()}
+    if plateau is not None:
+        values[_LR] = plateau_rate(plateau, values[_LR])
+        values["plateau_scale"] = plateau.scale
+    return values
+
+
+def _signature(factory: Callable) -> tuple[dict[str, inspect.Parameter], bool]:
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # builtins without a signature: accept anything
+        return {}, True
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return dict(params), var_kw
+
+
+def inject(
+    optimizer_factory: Callable[..., optax.GradientTransformation],
+    /,
+    *,
+    static_args: Iterable[str] = (),
+    plateau: optax.GradientTransformation | None = None,
+    **hyperparams: Any,
+) -> optax.GradientTransformationExtraArgs:
+    """Any optax optimizer whose hyperparameters may be numbers or lrjax schedules, held in the state.
+
+    ``lrjax.inject(optax.adamw, learning_rate=sched, weight_decay=1e-4)`` behaves like
+    ``optax.adamw(sched, weight_decay=1e-4)``, but the schedule and the numbers are pytree
+    leaves of the optimizer state (:class:`InjectState`), not constants baked into the
+    compiled step: the update reads them from the state, evaluates each at the update count
+    :math:`t` (the first update uses :math:`s(0)`), rebuilds the optimizer from these values
+    and applies it. So ``tx_a.update`` on a state made by ``tx_b.init`` follows ``tx_b``'s
+    plan whenever both have the same structure, one jitted step serves every plan, and
+    ``jax.vmap`` over a stacked state sweeps rates.
+
+    Which argument goes where:
+
+    * an :class:`lrjax.Schedule` → the state; evaluated at each update;
+    * a number or numeric array → the state as a float32 array (a Python int whose
+      factory default is an int, e.g. a period, stays static);
+    * anything else (bools, strings, callables such as a mask or an optax schedule
+      function), and the names in ``static_args`` → passed through unchanged (static:
+      changing them recompiles);
+    * arguments you do not pass keep the factory's own defaults, exactly as optax uses them.
+
+    The learning rate is handed to the factory as a schedule function of the count, so
+    optax applies it exactly as it applies its own schedules (``-η`` cast to the update's
+    dtype, times the update): the updates are bitwise identical (on CPU) to the optimizer
+    built directly with the same constant rate or with an optax schedule of the same
+    formula. (``optax.inject_hyperparams`` is not: it also injects every default, e.g.
+    ``b1 = 0.9``, as float32, and optax then computes ``1 - b1`` in float32 instead of in
+    double precision — optax issue #1532.) The same holds for a number given for
+    ``b1``/``b2``/``decay``: as a float32 leaf it differs from optax's double-precision
+    ``1 - b1`` by about one ulp; pass its name in ``static_args`` to keep optax's exact
+    constant (then it is not in the state).
+
+    Args:
+      optimizer_factory: an optax optimizer factory (``optax.adamw``, ``optax.sgd``, ``optax.lion``, ...).
+      static_args: names passed through as static constants, numbers included.
+      plateau: a :func:`lrjax.reduce_on_plateau` transformation whose multiplier applies to
+        the learning rate (``min_lr`` is then an absolute floor on the rate used).
+      **hyperparams: the factory's arguments, each a number, a schedule or a static value.
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs`` with state :class:`InjectState`; its update
+      accepts ``value=metric`` (fed to the plateau) and forwards other extra args.
+
+    >>> import jax.numpy as jnp, optax, lrjax
+    >>> sched = lrjax.Warmup(lrjax.CosineDecay(peak=1e-2, decay_steps=90), warmup_steps=10)
+    >>> tx = lrjax.inject(optax.adamw, learning_rate=sched, weight_decay=1e-4)
+    >>> state = tx.init({"w": jnp.ones(3)})
+    >>> updates, state = tx.update({"w": jnp.ones(3)}, state, {"w": jnp.ones(3)})
+    >>> float(lrjax.current_hyperparams(state)["learning_rate"])  # the rate of step 0
+    0.0
+    """
+    if not callable(optimizer_factory):
+        raise TypeError(
+            f"inject: optimizer_factory must be an optax optimizer factory such as optax.adamw, "
+            f"got {optimizer_factory!r} ({type(optimizer_factory).__name__})"
+        )
+    fname = getattr(optimizer_factory, "__name__", repr(optimizer_factory))
+    if isinstance(static_args, str):
+        static_args = (static_args,)
+    static_names = set(static_args)
+    params, var_kw = _signature(optimizer_factory)
+    if not var_kw:
+        for name in list(hyperparams) + sorted(static_names):
+            if name not in params:
+                raise TypeError(
+                    f"inject: {fname} has no argument {name!r}{closest(name, params)}; "
+                    f"its arguments are {', '.join(params)}"
+                )
+    for name in static_names:
+        if name not in hyperparams:
+            raise ValueError(f"inject: static_args names {name!r}, which is not among the hyperparameters given")
+    if plateau is not None:
+        probe = plateau.init(None) if isinstance(plateau, optax.GradientTransformation) else None
+        if not isinstance(probe, PlateauState):
+            raise TypeError(f"inject: plateau must come from lrjax.reduce_on_plateau(...), got plateau={plateau!r}")
+        if _LR not in hyperparams:
+            raise ValueError(
+                f"inject: plateau needs the learning rate it multiplies; pass learning_rate=... "
+                f"(a number or a schedule) to inject"
+            )
+        plateau_init = probe
+    else:
+        plateau_init = None
+
+    dynamic: dict[str, Any] = {}
+    static: dict[str, Any] = {}
+    for name, value in hyperparams.items():
+        default = params[name].default if name in params else inspect.Parameter.empty
+        if name in static_names:
+            static[name] = value
+        elif isinstance(value, Schedule):
+            dynamic[name] = value
+        elif _is_number(value):
+            if isinstance(value, (int, np.integer)) and isinstance(default, int) and not isinstance(default, bool):
+                static[name] = value
+            else:
+                dynamic[name] = jnp.asarray(np.asarray(value, np.float32)) if not isinstance(
+                    value, jax.core.Tracer) else jnp.asarray(value, jnp.float32)
+        else:
+            static[name] = value
+    if plateau is not None and _LR not in dynamic:
+        raise ValueError("inject: plateau needs learning_rate to be a number or an lrjax schedule, not static")
+
+    def build(values: dict) -> optax.GradientTransformationExtraArgs:
+        kwargs = dict(static)
+        for k in dynamic:
+            v = values[k]
+            kwargs[k] = (lambda _count, v=v: v) if k == _LR else v
+        return optax.with_extra_args_support(optimizer_factory(**kwargs))
+
+    def init_fn(params):
+        count = jnp.zeros([], jnp.int32)
+        values = hyperparam_values(dynamic, count, plateau_init)
+        inner = build(values).init(params)
+        return InjectState(count, dict(dynamic), values, plateau_init, inner)
+
+    def update_fn(updates, state, params=None, *, value=None, **extra_args):
+        pstate = state.plateau
+        if value is not None and pstate is not None:
+            base = _evaluate(state.hyperparams[_LR], state.count)
+            pstate = plateau_step(pstate, value, base)
+        values = hyperparam_values(state.hyperparams, state.count, pstate)
+        if value is not None:  # also for optimizers inside that read the metric themselves
+            extra_args["value"] = value
+        updates, inner = build(values).update(updates, state.inner_state, params, **extra_args)
+        return updates, InjectState(
+            optax.safe_increment(state.count), state.hyperparams, values, pstate, inner
+        )
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
