@@ -10,6 +10,24 @@ and plotting (matplotlib) are imported lazily by the CLI and :mod:`lrjax.plot`.
 """
 
 from lrjax.optim import (  # optax integration (optim helper)
+    InjectState,
+    PlateauConfig,
+    PlateauState,
+    ScaleByScheduleState,
+    accumulate,
+    current_hyperparams,
+    effective_batch_size,
+    inject,
+    lr_scale_factor,
+    observe_metric,
+    reduce_on_plateau,
+    replace_schedule,
+    scale_by_schedule,
+    scale_lr,
+    steps_per_epoch,
+    to_steps,
+    with_hyperparams,
+)
 from lrjax.schedules import (
     Clamp,
     Constant,
