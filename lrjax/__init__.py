@@ -9,6 +9,12 @@ and plotting (matplotlib) are imported lazily by the CLI and :mod:`lrjax.plot`.
 0.001
 """
 
+from lrjax.finder import (  # range tests (finder helper)
+    ParallelRangeResult,
+    RangeTestResult,
+    lr_range_test,
+    parallel_range_test,
+)
 from lrjax.optim import (  # optax integration (optim helper)
     InjectState,
     PlateauConfig,

@@ -1,0 +1,231 @@
+"""Learning-rate suggestions from a range-test curve: pure numpy, no JAX.
+
+Three rules, each returning a :class:`Suggestion` that carries either a rate or
+a message saying why no rate can be read off the curve:
+
+* ``steepest`` — the rate where the smoothed loss falls fastest against
+  :math:`\\log_{10}\\eta`: :math:`\\arg\\min_i\\, \\partial L_i / \\partial \\log_{10} \\eta_i`,
+  after dropping non-finite points and the first ``skip_start`` / last
+  ``skip_end`` points (the start is noisy, the end is diverging).
+* ``minimum`` — the rate at the lowest smoothed loss, divided by 10.
+* ``valley`` — fastai's default: inside the longest decreasing stretch of the
+  smoothed loss, the point :math:`1/3 + 1/6` of the way along it.
+
+>>> import numpy as np
+>>> lrs = np.logspace(-4, 0, 50)
+>>> loss = 1.0 / (1.0 + np.exp(8 * (np.log10(lrs) + 2)))   # falls around 1e-2
+>>> s = steepest(lrs, loss)
+>>> round(float(np.log10(s.lr)), 1)
+-2.0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Suggestion", "steepest", "minimum", "valley", "suggest", "SUGGESTIONS"]
+
+# Relative spread of the smoothed loss below which a curve is called flat.
+FLAT_TOL = 1e-3
+# Fewest usable points a rule needs.
+MIN_POINTS = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class Suggestion:
+    """One suggested rate, or the reason there is none.
+
+    Attributes:
+      method: the rule's name (``"steepest"``, ``"minimum"``, ``"valley"``).
+      lr: the suggested learning rate, or ``None`` when the curve says nothing.
+      index: the curve index the rule picked (``None`` without a rate).
+      loss: the smoothed loss at that index (``None`` without a rate).
+      message: why there is no rate (empty when there is one).
+    """
+
+    method: str
+    lr: float | None
+    index: int | None = None
+    loss: float | None = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.lr is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"{self.method}: lr={self.lr:.3g} (step {self.index}, smoothed loss {self.loss:.4g})"
+        return f"{self.method}: no suggestion — {self.message}"
+
+
+def _check_curve(lrs: Any, losses: Any) -> tuple[np.ndarray, np.ndarray]:
+    lrs = np.asarray(lrs, dtype=np.float64).reshape(-1)
+    losses = np.asarray(losses, dtype=np.float64).reshape(-1)
+    if lrs.shape != losses.shape:
+        raise ValueError(
+            f"lrs and losses must have the same length, got len(lrs)={lrs.size} and len(losses)={losses.size}"
+        )
+    return lrs, losses
+
+
+def _finite(lrs: np.ndarray, losses: np.ndarray) -> np.ndarray:
+    """Indices of points with a finite, positive rate and a finite loss."""
+    return np.flatnonzero(np.isfinite(losses) & np.isfinite(lrs) & (lrs > 0))
+
+
+def _flat_message(values: np.ndarray) -> str | None:
+    spread = float(np.max(values) - np.min(values))
+    scale = max(float(np.max(np.abs(values))), 1e-12)
+    if spread <= FLAT_TOL * scale:
+        return (
+            f"the curve is too flat: the smoothed loss moves by {spread / scale:.2%} of its size over the sweep "
+            f"(needs more than {FLAT_TOL:.1%}); raise max_lr, or check that the loss depends on the parameters"
+        )
+    return None
+
+
+def _short_message(n: int, total: int, what: str) -> str:
+    return (
+        f"the curve is too short: {n} usable point(s) of {total} {what} (needs at least {MIN_POINTS}); "
+        f"raise num_steps, lower min_lr, or raise diverge_factor so the sweep runs longer"
+    )
+
+
+def _skips(n: int, skip_start: int | None, skip_end: int | None) -> tuple[int, int]:
+    s = max(1, n // 10) if skip_start is None else int(skip_start)
+    e = 1 if skip_end is None else int(skip_end)
+    if s < 0 or e < 0:
+        raise ValueError(f"skip_start and skip_end must be >= 0, got skip_start={s}, skip_end={e}")
+    return s, e
+
+
+def steepest(lrs: Any, losses: Any, *, skip_start: int | None = None, skip_end: int | None = None) -> Suggestion:
+    """The rate where the smoothed loss falls fastest against ``log10(lr)``.
+
+    Non-finite points are dropped first; then ``skip_start`` points (default:
+    10 % of the curve, at least one) and ``skip_end`` points (default 1) are
+    cut. The slope is ``numpy.gradient(loss, log10(lr))`` on what remains.
+
+    >>> import numpy as np
+    >>> lrs = np.logspace(-3, 0, 31)
+    >>> steepest(lrs, np.full(31, 2.0)).ok     # a flat curve has no steepest point
+    False
+    """
+    lrs, losses = _check_curve(lrs, losses)
+    keep = _finite(lrs, losses)
+    s, e = _skips(keep.size, skip_start, skip_end)
+    idx = keep[s : keep.size - e]
+    if idx.size < MIN_POINTS:
+        return Suggestion("steepest", None, message=_short_message(
+            idx.size, lrs.size, f"after dropping non-finite points and skipping {s} at the start and {e} at the end"))
+    x, y = np.log10(lrs[idx]), losses[idx]
+    if (msg := _flat_message(y)) is not None:
+        return Suggestion("steepest", None, message=msg)
+    if np.any(np.diff(x) <= 0):
+        return Suggestion("steepest", None, message="the rates must increase along the curve to take a slope")
+    slope = np.gradient(y, x)
+    j = int(np.argmin(slope))
+    if not slope[j] < 0:
+        return Suggestion("steepest", None, message=(
+            "the smoothed loss never decreases over the usable part of the curve; lower min_lr"))
+    i = int(idx[j])
+    return Suggestion("steepest", float(lrs[i]), i, float(losses[i]))
+
+
+def minimum(lrs: Any, losses: Any, *, factor: float = 10.0) -> Suggestion:
+    """The rate at the lowest finite smoothed loss, divided by ``factor`` (10).
+
+    >>> import numpy as np
+    >>> minimum([1e-3, 1e-2, 1e-1, 1.0, 10.0], [1.0, 0.8, 0.5, 0.3, 9.0]).lr
+    0.1
+    """
+    lrs, losses = _check_curve(lrs, losses)
+    if not factor > 0:
+        raise ValueError(f"factor must be > 0, got factor={factor}")
+    keep = _finite(lrs, losses)
+    if keep.size < MIN_POINTS:
+        return Suggestion("minimum", None, message=_short_message(keep.size, lrs.size, "with a finite loss"))
+    if (msg := _flat_message(losses[keep])) is not None:
+        return Suggestion("minimum", None, message=msg)
+    i = int(keep[np.argmin(losses[keep])])
+    if i == keep[0]:
+        return Suggestion("minimum", None, message=(
+            "the lowest loss is at the first rate: the loss only rises; lower min_lr"))
+    return Suggestion("minimum", float(lrs[i] / factor), i, float(losses[i]))
+
+
+def _longest_decreasing(y: np.ndarray) -> tuple[int, int]:
+    """First and last index of a longest strictly decreasing subsequence of ``y`` (O(n²))."""
+    n = y.size
+    length = np.ones(n, dtype=np.int64)
+    first = np.arange(n)
+    for i in range(1, n):
+        prev = np.flatnonzero(y[:i] > y[i])
+        if prev.size:
+            j = prev[np.argmax(length[prev])]  # earliest among the longest
+            length[i] = length[j] + 1
+            first[i] = first[j]
+    end = int(np.argmax(length))
+    return int(first[end]), end
+
+
+def valley(lrs: Any, losses: Any) -> Suggestion:
+    """fastai's ``valley``: within the longest decreasing run of the smoothed loss
+    (a longest strictly decreasing subsequence, spanning indices ``a..b``), the
+    point at ``a + ⌊(b - a)/3⌋ + ⌊(b - a)/6⌋``.
+
+    >>> import numpy as np
+    >>> lrs = np.logspace(-4, 0, 13)
+    >>> loss = np.array([5, 5, 4.9, 4.5, 4, 3, 2, 1.5, 1.2, 1.1, 3, 8, 20.0])
+    >>> v = valley(lrs, loss)
+    >>> v.index
+    4
+    """
+    lrs, losses = _check_curve(lrs, losses)
+    keep = _finite(lrs, losses)
+    if keep.size < MIN_POINTS:
+        return Suggestion("valley", None, message=_short_message(keep.size, lrs.size, "with a finite loss"))
+    y = losses[keep]
+    if (msg := _flat_message(y)) is not None:
+        return Suggestion("valley", None, message=msg)
+    a, b = _longest_decreasing(y)
+    if b - a < 2:
+        return Suggestion("valley", None, message=(
+            "the smoothed loss has no decreasing stretch longer than two points; lower min_lr or raise num_steps"))
+    span = b - a
+    i = int(keep[a + span // 3 + span // 6])
+    return Suggestion("valley", float(lrs[i]), i, float(losses[i]))
+
+
+SUGGESTIONS = {"steepest": steepest, "minimum": minimum, "valley": valley}
+
+
+def suggest(lrs: Any, losses: Any, methods: Any = ("steepest", "minimum", "valley")) -> dict[str, Suggestion]:
+    """Every requested rule on one curve: ``{method: Suggestion}``.
+
+    >>> import numpy as np
+    >>> lrs = np.logspace(-4, 0, 40)
+    >>> loss = 2.0 - np.tanh(3 * (np.log10(lrs) + 2)) + np.where(lrs > 0.3, 50 * (lrs - 0.3), 0)
+    >>> sorted(suggest(lrs, loss))
+    ['minimum', 'steepest', 'valley']
+    """
+    if isinstance(methods, str):
+        methods = (methods,)
+    out = {}
+    for m in methods:
+        if m not in SUGGESTIONS:
+            from lrjax.schedules._base import closest
+
+            raise ValueError(
+                f"suggestion method must be one of {', '.join(map(repr, SUGGESTIONS))}, got {m!r}"
+                f"{closest(m, SUGGESTIONS)}"
+            )
+        out[m] = SUGGESTIONS[m](lrs, losses)
+    return out

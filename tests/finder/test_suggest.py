@@ -1,0 +1,103 @@
+"""Suggestions on synthetic curves whose answer is known (pure numpy)."""
+
+import numpy as np
+import pytest
+
+from lrjax.finder import minimum, steepest, suggest, valley
+
+LRS = np.logspace(-5, 0, 60)
+X = np.log10(LRS)
+
+
+def sigmoid_drop(center: float) -> np.ndarray:
+    """A loss falling from 2 to 1 around log10(lr) = center, steepest exactly there."""
+    return 1.0 + 1.0 / (1.0 + np.exp(6.0 * (X - center)))
+
+
+def test_steepest_finds_the_centre_of_the_drop():
+    s = steepest(LRS, sigmoid_drop(-3.0))
+    assert s.ok and s.message == ""
+    assert abs(np.log10(s.lr) - (-3.0)) <= 0.09  # within one grid point (grid step 5/59)
+    assert s.lr == LRS[s.index] and s.loss == pytest.approx(sigmoid_drop(-3.0)[s.index])
+
+
+def test_steepest_skips_start_end_and_non_finite_points():
+    loss = sigmoid_drop(-3.0)
+    loss[:4] = [10.0, 0.0, 10.0, 0.0]  # a wild start that the default skip (10%: 6 points) drops
+    loss[30] = np.nan
+    loss[-1] = -100.0  # the last point is skipped
+    s = steepest(LRS, loss)
+    assert s.ok and 4 <= s.index < 59 and abs(np.log10(s.lr) + 3.0) <= 0.09
+    # without skipping, the plunge at the end wins
+    assert steepest(LRS, loss, skip_start=0, skip_end=0).index == 59
+
+
+def test_minimum_is_lowest_loss_over_ten():
+    loss = (X + 2.0) ** 2  # lowest at lr = 1e-2
+    m = minimum(LRS, loss)
+    i = int(np.argmin(loss))
+    assert m.index == i and m.lr == pytest.approx(LRS[i] / 10) and m.loss == loss[i]
+    assert minimum(LRS, loss, factor=4.0).lr == pytest.approx(LRS[i] / 4)
+
+
+def test_valley_is_one_half_into_the_longest_decreasing_run():
+    loss = np.array([5, 5, 4.9, 4.5, 4, 3, 2, 1.5, 1.2, 1.1, 3, 8, 20.0])
+    lrs = np.logspace(-4, 0, loss.size)
+    v = valley(lrs, loss)
+    # longest decreasing run: indices 0..9, span 9 -> 0 + 9//3 + 9//6 = 4
+    assert v.index == 4 and v.lr == lrs[4]
+
+
+def test_valley_follows_a_non_contiguous_decreasing_run():
+    # a blip inside the descent: the run skips it
+    loss = np.array([9, 8, 7, 7.5, 6, 5, 4, 3, 2, 1, 50.0])
+    v = valley(np.logspace(-3, 0, loss.size), loss)
+    # run 0,1,2,4,...,9: first 0, last 9 -> index 4
+    assert v.index == 4
+
+
+@pytest.mark.parametrize("rule", [steepest, minimum, valley])
+def test_flat_curve_gives_a_message_not_a_number(rule):
+    s = rule(LRS, np.full(LRS.size, 3.0) + 1e-6 * np.sin(np.arange(LRS.size)))
+    assert not s.ok and s.lr is None and "too flat" in s.message
+
+
+@pytest.mark.parametrize("rule", [steepest, minimum, valley])
+def test_short_curve_gives_a_message_not_a_number(rule):
+    s = rule(LRS[:4], [3.0, 2.0, 1.0, 9.0])
+    assert not s.ok and "too short" in s.message and "num_steps" in s.message
+
+
+@pytest.mark.parametrize("rule", [steepest, minimum, valley])
+def test_all_non_finite_curve_is_too_short(rule):
+    s = rule(LRS, np.full(LRS.size, np.nan))
+    assert not s.ok and "too short: 0 usable" in s.message
+
+
+def test_rising_curve_has_no_steepest_descent_nor_minimum():
+    loss = 1.0 + np.exp(X)
+    assert "never decreases" in steepest(LRS, loss).message
+    assert "lowest loss is at the first rate" in minimum(LRS, loss).message
+    assert not valley(LRS, loss).ok
+
+
+def test_suggest_runs_each_method_and_rejects_unknown_names():
+    out = suggest(LRS, sigmoid_drop(-2.0))
+    assert list(out) == ["steepest", "minimum", "valley"] and all(s.ok for s in out.values())
+    assert list(suggest(LRS, sigmoid_drop(-2.0), "valley")) == ["valley"]
+    with pytest.raises(ValueError, match=r"got 'steep'.*did you mean 'steepest'"):
+        suggest(LRS, sigmoid_drop(-2.0), ["steep"])
+
+
+def test_mismatched_lengths_are_rejected():
+    with pytest.raises(ValueError, match=r"len\(lrs\)=60 and len\(losses\)=3"):
+        steepest(LRS, [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="factor must be > 0, got factor=0"):
+        minimum(LRS, sigmoid_drop(-2.0), factor=0)
+
+
+def test_suggestion_str_and_dict():
+    s = steepest(LRS, sigmoid_drop(-3.0))
+    assert str(s).startswith("steepest: lr=") and s.to_dict()["lr"] == s.lr
+    f = steepest(LRS, np.ones(LRS.size))
+    assert str(f).startswith("steepest: no suggestion — the curve is too flat")
