@@ -1,0 +1,475 @@
+"""One typed schema for a training run: frozen dataclasses, defaults in ONE place.
+
+A config is read from YAML (or built in Python), overridden with ``--set a.b=c``
+pairs (the value is parsed with ``yaml.safe_load``), and validated into
+:class:`Config`. Unknown keys, wrong types and impossible values raise
+:class:`ConfigError` naming the key path, the value and what is allowed, with
+the closest valid key when there is one.
+
+>>> from lrjax.train import load_config
+>>> cfg = load_config(None, ["train.steps=50", "data.batch_size=32"])
+>>> cfg.train.steps, cfg.data.batch_size, cfg.optimizer.name
+(50, 32, 'adamw')
+>>> load_config(None, ["train.stepz=5"])
+Traceback (most recent call last):
+...
+lrjax.train._config.ConfigError: unknown key 'train.stepz' (did you mean 'steps'?); valid keys in 'train': steps, ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from typing import Any, Literal, Mapping, Union
+
+from lrjax.schedules._base import closest
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "OptimizerConfig",
+    "TrainConfig",
+    "load_config",
+    "config_from_dict",
+    "config_to_dict",
+    "apply_overrides",
+]
+
+
+class ConfigError(ValueError):
+    """A config value is unknown, of the wrong type, or impossible. The message names the key path."""
+
+
+def _default_schedule() -> dict[str, Any]:
+    # Linear warmup over the first 10 % of the run, then cosine to 1 % of the peak at the end.
+    return {
+        "name": "warmup",
+        "warmup_steps": "10%",
+        "schedule": {"name": "cosine_decay", "peak": 3e-3, "decay_steps": "90%", "floor": 1e-2,
+                     "floor_mode": "relative"},
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the examples come from and how they are batched.
+
+    ``source``: ``digits`` (scikit-learn's bundled 8x8 digits, no download), a ``.npz`` with
+    ``x_train, y_train, x_test, y_test``, a directory of MNIST/Fashion-MNIST IDX files (``.gz`` or raw)
+    or a directory of CIFAR-10 python batches. ``batch_size`` is the global batch per micro-step
+    (split across devices). ``test_fraction`` only applies to ``digits`` (it has no official split).
+    """
+
+    source: str = "digits"
+    batch_size: int = 64
+    test_fraction: float = 0.2
+    eval_batch_size: int = 1024
+    normalize: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """``mlp`` (``hidden`` widths), ``cnn`` (``channels`` per conv block, then ``hidden``) or ``resnet``
+    (``channels`` per stage, ``blocks`` residual blocks per stage, GroupNorm). Input shape and class count
+    come from the data."""
+
+    kind: Literal["mlp", "cnn", "resnet"] = "mlp"
+    hidden: tuple[int, ...] = (256, 256)
+    channels: tuple[int, ...] = (32, 64)
+    blocks: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """An optax optimizer by name with its arguments.
+
+    ``args`` values are numbers or schedule specs (e.g. ``b1: {name: momentum_of, schedule: ...}``);
+    the learning rate is the top-level ``schedule``. ``cycle_momentum`` feeds the schedule's momentum
+    companion (one-cycle, cyclic) to ``b1`` (Adam family) or ``momentum`` (SGD, RMSProp).
+    ``batch_scaling`` (``none``, ``linear``, ``sqrt``) rescales the rate from ``base_batch_size`` to the
+    effective batch (batch x accumulation x processes).
+    """
+
+    name: str = "adamw"
+    args: dict[str, Any] = dataclasses.field(default_factory=lambda: {"weight_decay": 1e-4})
+    cycle_momentum: bool = False
+    clip_norm: float | None = None
+    accumulation_steps: int = 1
+    batch_scaling: Literal["none", "linear", "sqrt"] = "none"
+    base_batch_size: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Length of the run (optimizer updates), cadences (in optimizer updates) and run behaviour."""
+
+    steps: int = 600
+    seed: int = 0
+    log_every: int = 20
+    eval_every: int = 100
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 3
+    on_nonfinite: Literal["stop", "skip"] = "stop"
+    progress: bool = True
+    tensorboard: bool = False
+    compilation_cache: bool = True
+    compilation_cache_dir: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A whole run. ``schedule`` is a schedule spec (see :func:`lrjax.from_spec`); ``plateau`` (optional)
+    holds the arguments of :func:`lrjax.reduce_on_plateau`, fed by the eval loss at every eval."""
+
+    name: str = "digits-mlp-adamw-warmup-cosine"
+    schedule: dict[str, Any] = dataclasses.field(default_factory=_default_schedule)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    plateau: dict[str, Any] | None = None
+
+
+# ----------------------------------------------------------------------------- parsing
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return "a mapping"
+    if tp is type(None):
+        return "null"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string"}.get(tp, str(tp))
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    """``value`` checked against type ``tp`` (ints accepted for floats); raises ConfigError."""
+    origin = typing.get_origin(tp)
+    bad = ConfigError(f"{path} must be {_type_name(tp)}, got {path}={value!r} ({type(value).__name__})")
+    if tp is Any:
+        return value
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices or type(value) is not type(choices[0]):
+            raise ConfigError(
+                f"{path} must be one of {', '.join(repr(c) for c in choices)}, got {path}={value!r}"
+                f"{closest(str(value), [str(c) for c in choices])}"
+            )
+        return value
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise bad
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, path)
+            except ConfigError as e:
+                errors.append(e)
+        raise errors[0] if len(errors) == 1 else bad
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        (elem, *_rest) = typing.get_args(tp)
+        return tuple(_coerce(v, elem, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise bad
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise bad
+        return _build(tp, value, path)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise TypeError(f"unsupported config type {tp!r} at {path}")  # pragma: no cover - schema bug
+
+
+def _build(cls: type, data: Mapping[str, Any], path: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        full = f"{path}.{key}" if path else str(key)
+        if key not in fields:
+            where = f"in {path!r}" if path else "at the top level"
+            raise ConfigError(
+                f"unknown key {full!r}{closest(str(key), fields)}; valid keys {where}: {', '.join(fields)}"
+            )
+        kwargs[key] = _coerce(value, hints[key], full)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: Mapping[str, Any] | None) -> Config:
+    """Validate a nested dict (e.g. from YAML) into a :class:`Config`."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"a config must be a mapping of keys to values, got {type(data).__name__}: {data!r}")
+    cfg = _build(Config, data, "")
+    validate(cfg)
+    return cfg
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    """The config as plain dicts/lists (YAML-safe); ``config_from_dict`` reads it back."""
+
+    def conv(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, (tuple, list)):
+            return [conv(x) for x in v]
+        if isinstance(v, Mapping):
+            return {k: conv(x) for k, x in v.items()}
+        return v
+
+    return conv(cfg)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides to a nested dict (value parsed with ``yaml.safe_load``).
+
+    Unknown keys are left for :func:`config_from_dict` to reject with the key path.
+    """
+    import copy
+
+    import yaml
+
+    out = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value (e.g. train.steps=100), got {item!r}")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key or any(not p for p in key.split(".")):
+            raise ConfigError(f"--set expects a dotted key like train.steps, got {key!r}")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {key}: cannot parse value {raw!r} as YAML: {e}") from None
+        node = out
+        parts = key.split(".")
+        for i, p in enumerate(parts[:-1]):
+            nxt = node.get(p)
+            if nxt is None:
+                nxt = node[p] = {}
+            elif not isinstance(nxt, dict):
+                raise ConfigError(f"--set {key}: {'.'.join(parts[:i + 1])} is {nxt!r}, not a mapping")
+            node = nxt
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML config (``None``: the defaults), apply ``key=value`` overrides, validate."""
+    import yaml
+
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = os.fspath(path)
+        if not os.path.isfile(p):
+            raise ConfigError(f"config file {p!r} does not exist (expected a YAML file like configs/cosine.yaml)")
+        with open(p) as fh:
+            try:
+                loaded = yaml.safe_load(fh)
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{p}: not valid YAML: {e}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: a config must be a mapping of keys to values, got {type(loaded).__name__}")
+        data = loaded
+    if overrides:
+        data = apply_overrides(data, overrides)
+    return config_from_dict(data)
+
+
+# ----------------------------------------------------------------------------- value checks
+
+def _positive(value: float, path: str, *, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{path} must be {'>= 0' if allow_zero else '> 0'}, got {path}={value!r}")
+
+
+def _walk_spec(spec: Any, path: str):
+    """Yield (path, key, value, node) for every key of a nested schedule spec."""
+    if isinstance(spec, Mapping):
+        for k, v in spec.items():
+            yield f"{path}.{k}", k, v, spec
+            yield from _walk_spec(v, f"{path}.{k}")
+    elif isinstance(spec, (list, tuple)):
+        for i, v in enumerate(spec):
+            yield from _walk_spec(v, f"{path}[{i}]")
+
+
+def validate(cfg: Config) -> None:
+    """Value checks that need no data: positivity, cadences, the schedule spec, warmup vs run length."""
+    from lrjax.schedules import from_spec
+
+    t, d, o, m = cfg.train, cfg.data, cfg.optimizer, cfg.model
+    _positive(t.steps, "train.steps")
+    for k in ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints"):
+        _positive(getattr(t, k), f"train.{k}")
+    _positive(d.batch_size, "data.batch_size")
+    _positive(d.eval_batch_size, "data.eval_batch_size")
+    if not 0.0 < d.test_fraction < 1.0:
+        raise ConfigError(f"data.test_fraction must be in (0, 1), got data.test_fraction={d.test_fraction!r}")
+    _positive(o.accumulation_steps, "optimizer.accumulation_steps")
+    if o.clip_norm is not None:
+        _positive(o.clip_norm, "optimizer.clip_norm")
+    if o.base_batch_size is not None:
+        _positive(o.base_batch_size, "optimizer.base_batch_size")
+    if o.batch_scaling != "none" and o.base_batch_size is None:
+        raise ConfigError(
+            f"optimizer.batch_scaling={o.batch_scaling!r} needs optimizer.base_batch_size (the batch size the "
+            "schedule's rates were tuned for)"
+        )
+    for i, w in enumerate(m.hidden):
+        _positive(w, f"model.hidden[{i}]")
+    for i, w in enumerate(m.channels):
+        _positive(w, f"model.channels[{i}]")
+    _positive(m.blocks, "model.blocks")
+    if m.kind in ("cnn", "resnet") and not m.channels:
+        raise ConfigError(f"model.channels must not be empty for model.kind={m.kind!r}")
+    _check_optimizer_name(o.name)
+    if "learning_rate" in o.args:
+        raise ConfigError(
+            "optimizer.args.learning_rate: the learning rate is the top-level 'schedule' key "
+            "(a spec, or {name: constant, value: 0.01})"
+        )
+    try:
+        from_spec(resolve_durations(cfg.schedule, total_steps=t.steps, where="schedule"), where="schedule")
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+    for k, v in o.args.items():
+        if isinstance(v, Mapping):
+            try:
+                from_spec(resolve_durations(v, total_steps=t.steps, where=f"optimizer.args.{k}"),
+                          where=f"optimizer.args.{k}")
+            except (TypeError, ValueError) as e:
+                raise ConfigError(str(e)) from None
+    for path, key, value, _ in _walk_spec(resolve_durations(cfg.schedule, total_steps=t.steps), "schedule"):
+        if key == "warmup_steps" and isinstance(value, (int, float)) and value > t.steps:
+            raise ConfigError(
+                f"{path}={value!r} is longer than the run (train.steps={t.steps}); shorten the warmup or "
+                "train longer"
+            )
+    if cfg.plateau is not None and not isinstance(cfg.plateau, Mapping):  # pragma: no cover - typed above
+        raise ConfigError("plateau must be a mapping of reduce_on_plateau arguments or null")
+
+
+_UNITS = {"%": "fraction", "steps": "steps", "step": "steps", "epochs": "epochs", "epoch": "epochs",
+          "examples": "examples", "example": "examples"}
+
+
+def parse_duration(text: str, where: str) -> tuple[float, str]:
+    """``"10%"`` -> (0.1, "fraction"); ``"3 epochs"`` -> (3.0, "epochs"); ``"500 steps"``, ``"6e4 examples"``."""
+    s = text.strip().lower()
+    if s.endswith("%"):
+        num, unit = s[:-1], "%"
+    else:
+        parts = s.split()
+        if len(parts) != 2 or parts[1] not in _UNITS:
+            raise ConfigError(
+                f"{where}={text!r}: a duration is a number of steps, or a string like '10%' (of train.steps), "
+                "'3 epochs', '500 steps' or '60000 examples'"
+            )
+        num, unit = parts
+    try:
+        value = float(num)
+    except ValueError:
+        raise ConfigError(f"{where}={text!r}: {num!r} is not a number") from None
+    if value < 0:
+        raise ConfigError(f"{where}={text!r}: a duration must be >= 0")
+    return (value / 100.0 if unit == "%" else value), _UNITS[unit]
+
+
+def resolve_durations(spec: Any, *, total_steps: int, batch_size: int | None = None,
+                      accumulation_steps: int = 1, num_examples: int | None = None,
+                      where: str = "schedule") -> Any:
+    """Replace duration strings (``"10%"``, ``"2 epochs"``) in a schedule spec by optimizer steps.
+
+    Conversions go through :func:`lrjax.to_steps` (batch size and accumulation accounted for there).
+    Epoch and example units need the data; before it is loaded (``num_examples=None``) they are left
+    as they are.
+    """
+    if isinstance(spec, Mapping):
+        return {k: resolve_durations(v, total_steps=total_steps, batch_size=batch_size,
+                                     accumulation_steps=accumulation_steps, num_examples=num_examples,
+                                     where=f"{where}.{k}") if k != "name" else v for k, v in spec.items()}
+    if isinstance(spec, list):
+        return [resolve_durations(v, total_steps=total_steps, batch_size=batch_size,
+                                  accumulation_steps=accumulation_steps, num_examples=num_examples,
+                                  where=f"{where}[{i}]") for i, v in enumerate(spec)]
+    if isinstance(spec, str) and spec[:1].isdigit() or (isinstance(spec, str) and spec[:1] == "."):
+        try:
+            value, unit = parse_duration(spec, where)
+        except ConfigError:
+            return spec  # not a duration (a mode name starting with a digit, e.g. '1-sqrt')
+        if unit in ("epochs", "examples") and num_examples is None:
+            return 1 if batch_size is None else spec  # placeholder for checks before the data is known
+        return _to_steps(value, unit, total_steps=total_steps, batch_size=batch_size or 1,
+                         accumulation_steps=accumulation_steps, num_examples=num_examples, where=where)
+    return spec
+
+
+def _to_steps(value: float, unit: str, **kw: Any) -> int:
+    import lrjax
+
+    try:
+        return int(lrjax.to_steps(value, unit, batch_size=kw["batch_size"],
+                                  accumulation_steps=kw["accumulation_steps"],
+                                  num_examples=kw["num_examples"], total_steps=kw["total_steps"]))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{kw['where']}: {e}") from None
+
+
+def _check_optimizer_name(name: str) -> None:
+    import optax
+
+    fn = getattr(optax, name, None)
+    ok = callable(fn) and name in _OPTIMIZERS
+    if not ok:
+        raise ConfigError(
+            f"optimizer.name must be an optax optimizer, got optimizer.name={name!r}"
+            f"{closest(name, _OPTIMIZERS)}; choices: {', '.join(_OPTIMIZERS)}"
+        )
+
+
+# optax optimizers that take a learning rate as their first argument.
+_OPTIMIZERS = (
+    "adabelief", "adadelta", "adafactor", "adagrad", "adam", "adamax", "adamaxw", "adamw", "adan", "amsgrad",
+    "fromage", "lamb", "lars", "lion", "nadam", "nadamw", "noisy_sgd", "novograd", "optimistic_gradient_descent",
+    "radam", "rmsprop", "sgd", "sm3", "yogi",
+)

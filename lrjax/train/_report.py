@@ -1,0 +1,104 @@
+"""Reading a run directory back: ``metrics.jsonl`` as columns, the curves PNG, the one-screen summary.
+
+>>> from lrjax.train import read_metrics
+>>> cols = read_metrics("runs/my-run")                 # doctest: +SKIP
+>>> cols["train"]["step"][:3], cols["eval"]["eval_accuracy"][-1]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+__all__ = ["read_metrics", "plot_run", "format_summary"]
+
+
+def read_metrics(run_dir_or_file: str) -> dict[str, dict[str, list[Any]]]:
+    """``{"train": {column: [...]}, "eval": {column: [...]}}`` from a run's ``metrics.jsonl``."""
+    path = run_dir_or_file
+    if os.path.isdir(path):
+        path = os.path.join(path, "metrics.jsonl")
+    out: dict[str, dict[str, list[Any]]] = {"train": {}, "eval": {}}
+    with open(path) as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
+    for kind in ("train", "eval"):
+        sel = [r for r in rows if ("eval_loss" in r) == (kind == "eval")]
+        keys: list[str] = []
+        for r in sel:
+            keys += [k for k in r if k not in keys]
+        out[kind] = {k: [r.get(k) for r in sel] for k in keys}
+    return out
+
+
+def plot_run(run_dir: str, path: str | None = None) -> str:
+    """Rate (and momentum), train loss and eval curves on shared step axes; returns the PNG path."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    cols = read_metrics(run_dir)
+    tr, ev = cols["train"], cols["eval"]
+    fig, axes = plt.subplots(3, 1, figsize=(7, 7.5), sharex=True, constrained_layout=True)
+    ax = axes[0]
+    if tr.get("lr"):
+        ax.plot(tr["step"], tr["lr"], color="C0", label="learning rate")
+    ax.set_ylabel("learning rate")
+    if tr.get("momentum") and any(m is not None for m in tr["momentum"]):
+        ax2 = ax.twinx()
+        ax2.plot(tr["step"], tr["momentum"], color="C1", ls="--", label="momentum")
+        ax2.set_ylabel("momentum")
+    ax = axes[1]
+    if tr.get("train_loss"):
+        ax.plot(tr["step"], tr["train_loss"], label="train loss")
+    if ev.get("eval_loss"):
+        ax.plot(ev["step"], ev["eval_loss"], "o-", label="eval loss")
+    ax.set_yscale("log")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax = axes[2]
+    if tr.get("train_accuracy"):
+        ax.plot(tr["step"], tr["train_accuracy"], label="train accuracy")
+    if ev.get("eval_accuracy"):
+        ax.plot(ev["step"], ev["eval_accuracy"], "o-", label="eval accuracy")
+    ax.set_ylabel("accuracy")
+    ax.set_xlabel("step (optimizer updates)")
+    ax.legend()
+    fig.suptitle(os.path.basename(os.path.normpath(run_dir)))
+    out = path or os.path.join(run_dir, "curves.png")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _fmt_eval(rec: dict[str, Any] | None) -> str:
+    if not rec:
+        return "-"
+    return f"accuracy {rec['eval_accuracy']:.4f}  loss {rec['eval_loss']:.4f}  (step {rec['step']})"
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """The one-screen summary printed at the end of ``lrjax train``."""
+    lines = [
+        "",
+        f"lrjax train: {s['name']}  [{s['status']}]",
+        f"  steps        {s['steps']}/{s['total_steps']}"
+        + (f"  (resumed at {s['resumed_from']})" if s.get("resumed_from") is not None else ""),
+        f"  final eval   {_fmt_eval(s.get('final_eval'))}",
+        f"  best eval    {_fmt_eval(s.get('best_eval'))}",
+    ]
+    ft = s.get("final_train") or {}
+    if ft:
+        lr = ft.get("lr")
+        lines.append(f"  final train  loss {ft.get('train_loss', float('nan')):.4f}  accuracy "
+                     f"{ft.get('train_accuracy', float('nan')):.4f}  lr {lr if lr is None else format(lr, '.3g')}")
+    sps = s.get("steps_per_s")
+    lines.append(f"  time         {s['time_s']:.1f} s total, {s['compile_s']:.2f} s first step (compile)"
+                 + (f", {sps:.0f} steps/s after" if sps else "") + f", {s['devices']} device(s)")
+    if s.get("last_checkpoint") is not None:
+        lines.append(f"  checkpoint   step {s['last_checkpoint']}")
+    if s.get("error"):
+        lines.append(f"  error        {s['error']}")
+    lines.append(f"  run dir      {s['run_dir']}")
+    return "\n".join(lines)

@@ -1,0 +1,350 @@
+"""The functional core: an :class:`Experiment` with pure ``init_state``, ``train_step`` and ``eval_step``.
+
+``build_experiment(config)`` loads the data, builds the model structure (an NNX graphdef) and the optax
+transformation, and returns functions that close over *structure only*:
+
+* ``init_state(key) -> TrainState`` — parameters, optimizer state (the schedules live inside it as
+  pytree leaves), PRNG key, step counter.
+* ``train_step(state, batch) -> (state, metrics)`` — one micro-step: loss, gradient, optimizer update.
+  Pure, jittable, donate-able; ``metrics`` is a dict of device scalars (``loss``, ``accuracy``,
+  ``grad_norm``, ``lr`` and ``momentum`` actually used, ``finite``).
+* ``eval_step(state, batch) -> metrics`` — sums (``loss_sum``, ``correct``, ``count``) over a padded
+  batch with a ``mask``, so a test set of any size is evaluated with one compiled program.
+
+Because every hyperparameter is a leaf of ``state`` (never a closure constant), the same compiled
+``train_step`` serves any peak rate or warmup length, and ``jax.vmap`` runs a stack of states whose
+schedules differ::
+
+    exp = build_experiment(config)
+    keys = jax.random.split(jax.random.key(0), 4)
+    states = jax.vmap(exp.init_state)(keys)            # or stack states built from different configs
+    states, metrics = jax.vmap(exp.train_step, in_axes=(0, None))(states, batch)
+
+Data parallelism: ``exp.mesh`` spans every device along axis ``"data"``; ``exp.shard_batch`` puts a
+host batch on it sharded along the batch axis and ``exp.replicate`` puts a state on every device. The
+jitted step (``exp.jit_train_step``) then all-reduces the gradients: the same maths as one device.
+
+Loss: mean softmax cross-entropy. Accuracy: mean of ``argmax(logits) == label``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+import lrjax
+from lrjax.schedules import Schedule, from_spec
+from lrjax.train._config import Config, ConfigError, resolve_durations
+from lrjax.train._data import Dataset, load_dataset
+from lrjax.train._models import make_model
+
+__all__ = ["TrainState", "Experiment", "build_experiment", "build_optimizer", "make_schedule"]
+
+
+class TrainState(NamedTuple):
+    """Everything a run carries from step to step (a pytree).
+
+    ``step``: micro-steps done (int32). ``params``: the model's ``nnx.Param`` state. ``opt_state``: the
+    optax state, schedules inside. ``rng``: a raw uint32 PRNG key, split once per step. ``skipped``: steps
+    whose update was skipped because the loss or gradient was not finite (``on_nonfinite: skip``).
+    """
+
+    step: jax.Array
+    params: Any
+    opt_state: Any
+    rng: jax.Array
+    skipped: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A built run: data, model structure, optimizer and the pure step functions (see module docs)."""
+
+    config: Config
+    data: Dataset
+    graphdef: Any
+    tx: optax.GradientTransformation
+    schedule: Schedule
+    init_state: Callable[[jax.Array], TrainState]
+    train_step: Callable[[TrainState, dict], tuple[TrainState, dict]]
+    eval_step: Callable[[TrainState, dict], dict]
+    mesh: Mesh
+    steps: int                # optimizer updates in the run
+    accumulation_steps: int   # micro-steps per update
+
+    @property
+    def micro_steps(self) -> int:
+        return self.steps * self.accumulation_steps
+
+    @property
+    def batch_sharding(self) -> NamedSharding:
+        return NamedSharding(self.mesh, P("data"))
+
+    @property
+    def replicated(self) -> NamedSharding:
+        return NamedSharding(self.mesh, P())
+
+    @functools.cached_property
+    def jit_train_step(self) -> Callable:
+        """``train_step`` jitted with the state donated, batch sharded, state replicated."""
+        return jax.jit(self.train_step, donate_argnums=0,
+                       in_shardings=(self.replicated, self.batch_sharding),
+                       out_shardings=self.replicated)
+
+    @functools.cached_property
+    def jit_eval_step(self) -> Callable:
+        return jax.jit(self.eval_step, in_shardings=(self.replicated, self.batch_sharding),
+                       out_shardings=self.replicated)
+
+    def replicate(self, tree: Any) -> Any:
+        """Put ``tree`` on every device of the mesh (parameters, optimizer state)."""
+        return jax.device_put(tree, self.replicated)
+
+    def shard_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+        """Put a host batch on the mesh, split along the batch axis."""
+        if jax.process_count() > 1:  # pragma: no cover - multi-host
+            return {k: jax.make_array_from_process_local_data(self.batch_sharding, v) for k, v in batch.items()}
+        return jax.device_put(batch, self.batch_sharding)
+
+    def eval_batches(self, x: np.ndarray, y: np.ndarray):
+        """Host batches of ``data.eval_batch_size`` (last one padded, ``mask`` marks real rows)."""
+        bs = min(self.config.data.eval_batch_size, len(y))
+        bs = -(-bs // self.mesh.size) * self.mesh.size
+        for start in range(0, len(y), bs):
+            xb, yb = x[start:start + bs], y[start:start + bs]
+            n = len(yb)
+            mask = np.ones(bs, np.float32)
+            if n < bs:
+                pad = bs - n
+                xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), xb.dtype)])
+                yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
+                mask[n:] = 0.0
+            yield {"x": xb, "y": yb, "mask": mask}
+
+    def evaluate(self, state: TrainState, split: str = "test") -> dict[str, jax.Array]:
+        """Mean loss and accuracy over a split, as device scalars (no host sync)."""
+        x, y = ((self.data.x_test, self.data.y_test) if split == "test"
+                else (self.data.x_train, self.data.y_train))
+        total = None
+        for b in self.eval_batches(x, y):
+            m = self.jit_eval_step(state, self.shard_batch(b))
+            total = m if total is None else jax.tree.map(jnp.add, total, m)
+        assert total is not None
+        return {"loss": total["loss_sum"] / total["count"], "accuracy": total["correct"] / total["count"]}
+
+
+# ----------------------------------------------------------------------------- optimizer
+
+def make_schedule(config: Config, *, num_examples: int | None = None) -> Schedule:
+    """The learning-rate schedule of ``config``: durations resolved to optimizer steps (``"10%"``,
+    ``"2 epochs"``, via :func:`lrjax.to_steps`), then batch-size scaling (:func:`lrjax.scale_lr`) from
+    ``optimizer.base_batch_size`` to the effective batch (batch x accumulation x processes)."""
+    sched = _spec(config.schedule, config, num_examples, "schedule")
+    o = config.optimizer
+    if o.batch_scaling != "none":
+        batch = lrjax.effective_batch_size(config.data.batch_size, jax.process_count(), o.accumulation_steps)
+        sched = lrjax.scale_lr(sched, o.base_batch_size, batch, o.batch_scaling, optimizer=o.name)
+    return sched
+
+
+def _spec(spec: Any, config: Config, num_examples: int | None, where: str) -> Schedule:
+    try:
+        resolved = resolve_durations(spec, total_steps=config.train.steps, batch_size=config.data.batch_size,
+                                     accumulation_steps=config.optimizer.accumulation_steps,
+                                     num_examples=num_examples, where=where)
+        return from_spec(resolved, where=where)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+
+
+# Name of the momentum-like argument per optimizer (None: it has none).
+_MOMENTUM_ARG = {"sgd": "momentum", "rmsprop": "momentum", "lars": "momentum", "noisy_sgd": None,
+                 "adagrad": None, "adadelta": None, "fromage": None, "sm3": "b1", "adafactor": None,
+                 "novograd": "b1", "optimistic_gradient_descent": None}
+
+
+def _momentum_arg(name: str) -> str | None:
+    return _MOMENTUM_ARG.get(name, "b1")
+
+
+def _momentum_default(name: str) -> float | None:
+    """The factory's default momentum (reported when momentum is not scheduled), or None."""
+    import inspect
+
+    key = _momentum_arg(name)
+    if key is None:
+        return None
+    default = inspect.signature(getattr(optax, name)).parameters[key].default
+    return float(default) if isinstance(default, (int, float)) and not isinstance(default, bool) else None
+
+
+def build_optimizer(config: Config, schedule: Schedule, *, num_examples: int | None = None
+                    ) -> optax.GradientTransformation:
+    """Optax optimizer ``config.optimizer.name`` with every hyperparameter in its state.
+
+    ``lrjax.inject(optax.<name>, learning_rate=schedule, **args)`` (plus ``plateau=`` when configured),
+    after optional global-norm clipping, inside optional gradient accumulation (:func:`lrjax.accumulate`:
+    the schedule advances once per applied update).
+    """
+    o = config.optimizer
+    args: dict[str, Any] = {}
+    for k, v in o.args.items():
+        where = f"optimizer.args.{k}"
+        args[k] = _spec(v, config, num_examples, where) if isinstance(v, dict) else v
+    if o.cycle_momentum:
+        mom = getattr(schedule, "momentum", None)
+        if mom is None:
+            raise ConfigError(
+                "optimizer.cycle_momentum needs a schedule with a momentum companion (one_cycle, cyclic), "
+                f"got schedule.name={config.schedule.get('name')!r}"
+            )
+        key = _momentum_arg(o.name)
+        if key is None:
+            raise ConfigError(f"optimizer.cycle_momentum: optimizer {o.name!r} has no momentum argument")
+        args[key] = mom
+    plateau = None
+    if config.plateau is not None:
+        try:
+            plateau = lrjax.reduce_on_plateau(**config.plateau)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"plateau: {e}") from None
+    try:
+        tx = lrjax.inject(getattr(optax, o.name), learning_rate=schedule, plateau=plateau, **args)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"optimizer.args: {e}") from None
+    if o.clip_norm is not None:
+        tx = optax.chain(optax.clip_by_global_norm(o.clip_norm), tx)
+    if o.accumulation_steps > 1:
+        tx = lrjax.accumulate(tx, o.accumulation_steps)
+    return tx
+
+
+def current_hyperparams(opt_state: Any) -> dict[str, jax.Array]:
+    """Hyperparameter values used by the last update (``learning_rate``, ``b1``/``momentum``, ...)."""
+    return dict(lrjax.current_hyperparams(opt_state))
+
+
+# ----------------------------------------------------------------------------- steps
+
+def _loss_and_logits(graphdef, params, x, y):
+    logits = nnx.merge(graphdef, params)(x)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), y)
+    return loss, logits
+
+
+def _make_train_step(graphdef, tx, momentum_key: str | None, momentum_default: float | None,
+                     skip_nonfinite: bool):
+    def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
+        x, y = batch["x"], batch["y"]
+
+        def loss_fn(params):
+            loss, logits = _loss_and_logits(graphdef, params, x, y)
+            return loss.mean(), logits
+
+        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        grad_norm = optax.global_norm(grads)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        skipped = state.skipped
+        if skip_nonfinite:  # structure, not a traced branch: both sides are computed, one is kept
+            keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
+            params = keep(params, state.params)
+            opt_state = keep(opt_state, state.opt_state)
+            skipped = skipped + (~finite).astype(jnp.int32)
+        hp = current_hyperparams(opt_state)
+        metrics = {
+            "loss": loss,
+            "accuracy": jnp.mean((jnp.argmax(logits, -1) == y).astype(jnp.float32)),
+            "grad_norm": grad_norm,
+            "lr": jnp.asarray(hp.get("learning_rate", jnp.nan), jnp.float32),
+            "finite": finite,
+        }
+        if momentum_key is not None and momentum_key in hp:
+            metrics["momentum"] = jnp.asarray(hp[momentum_key], jnp.float32)
+        elif momentum_default is not None:  # not scheduled: the optimizer's constant default
+            metrics["momentum"] = jnp.float32(momentum_default)
+        rng, _ = jax.random.split(state.rng)
+        new = TrainState(step=state.step + 1, params=params, opt_state=opt_state, rng=rng, skipped=skipped)
+        return new, metrics
+
+    return train_step
+
+
+def _make_eval_step(graphdef):
+    def eval_step(state: TrainState, batch: dict) -> dict:
+        loss, logits = _loss_and_logits(graphdef, state.params, batch["x"], batch["y"])
+        mask = batch["mask"]
+        correct = (jnp.argmax(logits, -1) == batch["y"]).astype(jnp.float32)
+        return {"loss_sum": jnp.sum(loss * mask), "correct": jnp.sum(correct * mask), "count": jnp.sum(mask)}
+
+    return eval_step
+
+
+def build_experiment(config: Config, data: Dataset | None = None, *, devices: Any = None) -> Experiment:
+    """Load the data (unless given), build model structure, optimizer and the pure step functions.
+
+    Raises :class:`ConfigError` for values that are impossible for this data (a batch larger than the
+    training set, a batch that does not split over the devices).
+
+    >>> import jax
+    >>> from lrjax.train import build_experiment, load_config
+    >>> exp = build_experiment(load_config(None, ["train.steps=10"]))
+    >>> state = exp.init_state(jax.random.key(0))
+    >>> state, metrics = exp.train_step(state, {"x": exp.data.x_train[:64], "y": exp.data.y_train[:64]})
+    >>> sorted(metrics)
+    ['accuracy', 'finite', 'grad_norm', 'loss', 'lr', 'momentum']
+    """
+    d = config.data
+    if data is None:
+        from lrjax.train._data import DataError
+
+        try:
+            data = load_dataset(d.source, seed=config.train.seed, test_fraction=d.test_fraction,
+                                normalize=d.normalize)
+        except DataError:
+            raise
+    if d.batch_size > data.num_train:
+        raise ConfigError(
+            f"data.batch_size={d.batch_size} is larger than the training set of {data.name!r} "
+            f"({data.num_train} examples); use at most {data.num_train}"
+        )
+    devs = np.asarray(jax.devices() if devices is None else devices)
+    if d.batch_size % devs.size:
+        raise ConfigError(
+            f"data.batch_size={d.batch_size} does not split over {devs.size} devices; use a multiple of {devs.size}"
+        )
+    mesh = Mesh(devs.reshape(-1), ("data",))
+    try:
+        model = nnx.eval_shape(lambda: make_model(config.model, data.input_shape, data.num_classes, nnx.Rngs(0)))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    graphdef, _ = nnx.split(model, nnx.Param)
+    schedule = make_schedule(config, num_examples=data.num_train)
+    tx = build_optimizer(config, schedule, num_examples=data.num_train)
+    model_cfg, shape, ncls = config.model, data.input_shape, data.num_classes
+
+    def init_state(key: jax.Array) -> TrainState:
+        if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
+            key = jax.random.key_data(key)
+        pkey, rng = jax.random.split(key)
+        m = make_model(model_cfg, shape, ncls, nnx.Rngs(params=pkey))
+        _, params = nnx.split(m, nnx.Param)
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=rng,
+                          skipped=jnp.zeros((), jnp.int32))
+
+    name = config.optimizer.name
+    train_step = _make_train_step(graphdef, tx, _momentum_arg(name), _momentum_default(name),
+                                  config.train.on_nonfinite == "skip")
+    return Experiment(config=config, data=data, graphdef=graphdef, tx=tx, schedule=schedule,
+                      init_state=init_state, train_step=train_step, eval_step=_make_eval_step(graphdef),
+                      mesh=mesh, steps=config.train.steps,
+                      accumulation_steps=config.optimizer.accumulation_steps)
