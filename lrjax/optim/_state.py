@@ -105,6 +105,8 @@ def _describe(x: Any) -> str:
         return type(x).__name__
     if isinstance(x, (jax.Array, np.ndarray)):
         return f"a number (array of shape {tuple(x.shape)})"
+    if isinstance(x, (int, float, np.integer, np.floating)):
+        return f"a number ({x!r})"
     return type(x).__name__
 
 

@@ -1,0 +1,216 @@
+"""lrjax.inject and lrjax.scale_by_schedule: state-held plans, bitwise parity with optax, one compile."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import lrjax
+
+PARAMS = {"w": jnp.linspace(-1.0, 1.0, 24, dtype=jnp.float32).reshape(4, 6), "b": jnp.ones(6, jnp.float32)}
+
+
+def _grads(i, params):
+    return jax.tree.map(lambda x: jnp.sin(x * (i + 1)) * 0.3, params)
+
+
+def _run(tx, n=8, params=PARAMS):
+    state = tx.init(params)
+    for i in range(n):
+        updates, state = tx.update(_grads(i, params), state, params)
+        params = optax.apply_updates(params, updates)
+    return params, state
+
+
+def _same(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+@pytest.mark.parametrize(
+    "factory, kwargs",
+    [
+        (optax.adamw, dict(learning_rate=1e-3, weight_decay=1e-4)),
+        (optax.sgd, dict(learning_rate=0.1, momentum=0.9, nesterov=True)),
+        (optax.lion, dict(learning_rate=3e-4, weight_decay=1e-3)),
+        (optax.adafactor, dict(learning_rate=1e-2)),
+    ],
+)
+def test_inject_numbers_bitwise_equal_optax_direct(factory, kwargs):
+    direct, _ = _run(factory(**kwargs))
+    injected, state = _run(lrjax.inject(factory, **kwargs))
+    assert _same(direct, injected)
+    assert float(state.hyperparams["learning_rate"]) == np.float32(kwargs["learning_rate"])
+
+
+def test_inject_schedule_bitwise_equal_optax_with_same_formula():
+    sched = lrjax.Warmup(lrjax.CosineDecay(1e-2, 90), warmup_steps=3)
+    direct, _ = _run(optax.adamw(lambda count: sched(count), weight_decay=1e-4))
+    injected, _ = _run(lrjax.inject(optax.adamw, learning_rate=sched, weight_decay=1e-4))
+    assert _same(direct, injected)
+    # optax's own constant schedule and lrjax.Constant compute the same number
+    a, _ = _run(optax.sgd(optax.constant_schedule(0.05), momentum=0.9))
+    b, _ = _run(lrjax.inject(optax.sgd, learning_rate=lrjax.Constant(0.05), momentum=0.9))
+    assert _same(a, b)
+
+
+def test_defaults_not_injected_and_static_args_keep_exact_constants():
+    # b1/b2 left at their defaults stay optax's Python constants: bitwise equal (optax #1532).
+    assert _same(_run(optax.adam(3e-3))[0], _run(lrjax.inject(optax.adam, learning_rate=3e-3))[0])
+    # optax.inject_hyperparams injects the defaults too, and is not bitwise equal.
+    assert not _same(_run(optax.adam(3e-3))[0], _run(optax.inject_hyperparams(optax.adam)(3e-3))[0])
+    # An explicit b1 as a float32 leaf differs by float32 rounding of 1 - b1 ...
+    direct, _ = _run(optax.adam(3e-3, b1=0.9))
+    leaf, _ = _run(lrjax.inject(optax.adam, learning_rate=3e-3, b1=0.9))
+    assert not _same(direct, leaf)
+    assert all(np.allclose(x, y, rtol=1e-5, atol=1e-7) for x, y in zip(jax.tree.leaves(direct), jax.tree.leaves(leaf)))
+    # ... and static_args keeps optax's exact double-precision constant.
+    exact, state = _run(lrjax.inject(optax.adam, learning_rate=3e-3, b1=0.9, static_args=("b1",)))
+    assert _same(direct, exact)
+    assert set(state.hyperparams) == {"learning_rate"}
+
+
+def test_inject_classifies_arguments():
+    mask = {"w": True, "b": False}
+    tx = lrjax.inject(optax.adamw, learning_rate=lrjax.Constant(1e-3), b1=0.8, weight_decay=1e-2, mask=mask)
+    state = tx.init(PARAMS)
+    assert set(state.hyperparams) == {"learning_rate", "b1", "weight_decay"}
+    assert state.hyperparams["b1"].dtype == jnp.float32
+    assert isinstance(state.hyperparams["learning_rate"], lrjax.Constant)
+    # the mask is static and applied: b gets no weight decay
+    g = jax.tree.map(jnp.zeros_like, PARAMS)
+    u, _ = tx.update(g, state, PARAMS)
+    assert np.all(np.asarray(u["b"]) == 0.0) and np.all(np.asarray(u["w"]) != 0.0)
+
+
+def test_inject_values_count_and_step_alignment():
+    sched = lrjax.Linear(1.0, 0.0, 10)
+    tx = lrjax.inject(optax.sgd, learning_rate=sched)
+    state = tx.init(PARAMS)
+    assert float(lrjax.current_hyperparams(state)["learning_rate"]) == 1.0  # step 0 before any update
+    seen = []
+    for i in range(4):
+        u, state = tx.update(jax.tree.map(jnp.ones_like, PARAMS), state, PARAMS)
+        seen.append(float(lrjax.current_hyperparams(state)["learning_rate"]))
+        np.testing.assert_array_equal(u["b"], -np.float32(sched(i)) * np.ones(6, np.float32))
+    assert seen == pytest.approx([1.0, 0.9, 0.8, 0.7])
+    assert int(state.count) == 4
+
+
+def test_count_saturates():
+    tx = lrjax.inject(optax.sgd, learning_rate=lrjax.Constant(0.1))
+    state = tx.init(PARAMS)._replace(count=jnp.int32(2**31 - 1))
+    _, state = tx.update(_grads(0, PARAMS), state, PARAMS)
+    assert int(state.count) == 2**31 - 1
+
+
+def test_update_follows_the_state_not_the_closure():
+    tx_a = lrjax.inject(optax.sgd, learning_rate=lrjax.CosineDecay(0.1, 10), momentum=0.9)
+    tx_b = lrjax.inject(optax.sgd, learning_rate=lrjax.CosineDecay(0.5, 30), momentum=0.5)
+    state = tx_b.init(PARAMS)
+    params = PARAMS
+    for i in range(3):
+        u, state = tx_a.update(_grads(i, params), state, params)
+        params = optax.apply_updates(params, u)
+    assert _same(params, _run(tx_b, 3)[0])
+
+
+@pytest.fixture(scope="module")
+def jitted_step():
+    """One jitted SGD step built from one transformation; plans come in through the state."""
+    tx = lrjax.inject(optax.sgd, learning_rate=lrjax.Warmup(lrjax.CosineDecay(0.1, 20), warmup_steps=2), momentum=0.9)
+
+    def step(params, state, grads):
+        u, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, u), state
+
+    return jax.jit(step)
+
+
+def _plan(peak, steps, warm):
+    return lrjax.inject(
+        optax.sgd, learning_rate=lrjax.Warmup(lrjax.CosineDecay(peak, steps), warmup_steps=warm), momentum=0.9
+    )
+
+
+def test_three_schedules_one_compilation(jitted_step):
+    plans = [_plan(0.1, 20, 2), _plan(0.3, 50, 5), _plan(0.02, 7, 0)]
+    before = jitted_step._cache_size()
+    for tx in plans:
+        params, state = PARAMS, tx.init(PARAMS)
+        for i in range(4):
+            params, state = jitted_step(params, state, _grads(i, PARAMS))
+        # same trajectory as the plan's own (eager) optimizer, fed the same gradients
+        p_ref, s_ref = PARAMS, tx.init(PARAMS)
+        for i in range(4):
+            u, s_ref = tx.update(_grads(i, PARAMS), s_ref, p_ref)
+            p_ref = optax.apply_updates(p_ref, u)
+        assert all(np.allclose(a, b, rtol=1e-6, atol=1e-7) for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(p_ref)))
+    assert jitted_step._cache_size() - before == 1
+
+
+def test_vmap_over_stacked_schedules_equals_each_alone(jitted_step):
+    plans = [_plan(0.1, 20, 2), _plan(0.3, 50, 5), _plan(0.02, 7, 1)]
+    states = [tx.init(PARAMS) for tx in plans]
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+    params = jax.tree.map(lambda x: jnp.stack([x] * 3), PARAMS)
+    step = jax.vmap(jitted_step, in_axes=(0, 0, None))
+    alone = []
+    for tx, s in zip(plans, states):
+        p = PARAMS
+        for i in range(4):
+            p, s = jitted_step(p, s, _grads(i, PARAMS))
+        alone.append(p)
+    for i in range(4):
+        params, stacked = step(params, stacked, _grads(i, PARAMS))
+    for j in range(3):
+        for a, b in zip(jax.tree.leaves(jax.tree.map(lambda x: x[j], params)), jax.tree.leaves(alone[j])):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    lr = lrjax.current_hyperparams(stacked)["learning_rate"]
+    np.testing.assert_allclose(lr, [float(tx.init(PARAMS).hyperparams["learning_rate"](3)) for tx in plans], rtol=1e-6)
+
+
+def test_inject_errors_name_the_argument():
+    with pytest.raises(TypeError, match=r"has no argument 'learnig_rate'.*did you mean 'learning_rate'"):
+        lrjax.inject(optax.adamw, learnig_rate=1e-3)
+    with pytest.raises(TypeError, match="optimizer_factory must be an optax optimizer factory"):
+        lrjax.inject("adamw", learning_rate=1e-3)
+    with pytest.raises(ValueError, match="plateau needs the learning rate"):
+        lrjax.inject(optax.adamw, plateau=lrjax.reduce_on_plateau(), weight_decay=1e-4)
+    with pytest.raises(TypeError, match="plateau must come from lrjax.reduce_on_plateau"):
+        lrjax.inject(optax.adamw, learning_rate=1e-3, plateau=optax.sgd(0.1))
+    with pytest.raises(ValueError, match="static_args names 'b2'"):
+        lrjax.inject(optax.adam, learning_rate=1e-3, static_args=("b2",))
+
+
+def test_scale_by_schedule_state_and_sign():
+    sched = lrjax.Linear(1.0, 0.0, 4)
+    tx = optax.chain(optax.scale(-1.0), lrjax.scale_by_schedule(sched))
+    state = tx.init(PARAMS)
+    assert float(lrjax.current_hyperparams(state)["scale"]) == 1.0
+    for i in range(3):
+        u, state = tx.update(jax.tree.map(jnp.ones_like, PARAMS), state)
+        np.testing.assert_array_equal(u["b"], np.full(6, -float(sched(i)), np.float32))
+    inner = state[1]
+    assert isinstance(inner, lrjax.ScaleByScheduleState) and int(inner.count) == 3
+    assert float(inner.value) == float(sched(2))
+    # bitwise equal to optax.scale_by_schedule with the same formula
+    ref = optax.chain(optax.scale(-1.0), optax.scale_by_schedule(lambda c: sched(c)))
+    assert _same(_run(tx, 4)[0], _run(ref, 4)[0])
+
+
+def test_scale_by_schedule_follows_state_and_refuses_plain_functions():
+    a = lrjax.scale_by_schedule(lrjax.Constant(1.0))
+    b = lrjax.scale_by_schedule(lrjax.Constant(0.25))
+    u, _ = a.update(jnp.ones(2), b.init(None))
+    np.testing.assert_array_equal(u, [0.25, 0.25])
+    with pytest.raises(TypeError, match="schedule must be an lrjax.Schedule.*recompile"):
+        lrjax.scale_by_schedule(lambda t: 0.1)
+
+
+def test_bfloat16_params_keep_their_dtype_under_the_rate():
+    params = {"w": jnp.ones(3, jnp.bfloat16)}
+    tx = lrjax.inject(optax.sgd, learning_rate=lrjax.Constant(0.5))
+    u, _ = tx.update({"w": jnp.ones(3, jnp.bfloat16)}, tx.init(params), params)
+    assert u["w"].dtype == jnp.bfloat16
+    np.testing.assert_array_equal(np.asarray(u["w"], np.float32), [-0.5] * 3)
