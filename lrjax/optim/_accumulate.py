@@ -67,9 +67,12 @@ def effective_batch_size(per_device_batch: int, num_devices: int = 1, accumulati
     >>> lrjax.effective_batch_size(32, num_devices=8, accumulation_steps=4)
     1024
     """
-    fn = "effective_batch_size"
+    return _effective("effective_batch_size", "per_device_batch", per_device_batch, num_devices, accumulation_steps)
+
+
+def _effective(fn: str, batch_name: str, batch: Any, num_devices: Any, accumulation_steps: Any) -> int:
     return (
-        _positive_int(fn, "per_device_batch", per_device_batch)
+        _positive_int(fn, batch_name, batch)
         * _positive_int(fn, "num_devices", num_devices)
         * _positive_int(fn, "accumulation_steps", accumulation_steps)
     )
@@ -96,7 +99,7 @@ def steps_per_epoch(
     """
     fn = "steps_per_epoch"
     n = _positive_int(fn, "num_examples", num_examples)
-    eff = effective_batch_size(batch_size, num_devices, accumulation_steps)
+    eff = _effective(fn, "batch_size", batch_size, num_devices, accumulation_steps)
     steps = n // eff if drop_remainder else -(-n // eff)
     if steps < 1:
         raise ValueError(
@@ -153,7 +156,7 @@ def to_steps(
     v = float(value)
     if not math.isfinite(v) or v < 0:
         raise ValueError(f"{fn}: value must be a finite number >= 0, got value={value!r}")
-    eff = effective_batch_size(batch_size, num_devices, accumulation_steps)
+    eff = _effective(fn, "batch_size", batch_size, num_devices, accumulation_steps)
     if unit == "steps":
         steps = _round(v)
     elif unit == "examples":

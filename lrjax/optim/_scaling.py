@@ -46,6 +46,8 @@ _RATE_FIELDS: dict[str, tuple[str, ...]] = {
     "product": (),
     "scale": (),
     "clamp": ("floor", "ceiling"),
+    "piecewise_constant": ("values",),
+    "shift": (),
 }
 # Warmup lengths lengthened by ``scale_warmup``.
 _WARMUP_FIELDS: dict[str, tuple[str, ...]] = {
