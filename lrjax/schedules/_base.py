@@ -260,6 +260,14 @@ class Schedule:
         """The step where the schedule's shape ends (its length); 0 for constant ones."""
         return jnp.float32(0.0)
 
+    def _has_total(self) -> bool:
+        """True when :attr:`horizon` is a real total length (the schedule ends there and holds).
+
+        Families with a total (linear ramp, polynomial, cosine decay, one-cycle, ...)
+        return True; a warmup overlaid on them must not be longer than that total.
+        """
+        return False
+
     # -- conveniences ---------------------------------------------------------
     def replace(self, **changes: Any) -> "Schedule":
         """A copy with some fields changed, validated like a new schedule."""

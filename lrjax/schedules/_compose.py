@@ -40,8 +40,9 @@ class InverseSqrt(Schedule):
     :math:`\\eta_{peak} / \\sqrt{(t - W + \\tau)/\\tau}`. With the default timescale
     :math:`\\tau = W` this is :math:`\\eta_{peak}\\sqrt{W/t}` (Noam's
     :math:`d^{-1/2}\\min(t^{-1/2}, t W^{-3/2})` with :math:`\\eta_{peak} = (dW)^{-1/2}`).
-    ``timescale`` defaults to ``warmup_steps``, or 10⁴ when there is no warmup
-    (Hugging Face's ``inverse_sqrt``).
+    ``timescale`` defaults (``0`` or ``None``) to ``warmup_steps``, or 10⁴ when there is
+    no warmup (Hugging Face's ``inverse_sqrt``); the default is resolved at evaluation,
+    so it follows ``.replace(warmup_steps=...)``.
 
     >>> import lrjax
     >>> s = lrjax.InverseSqrt(1.0, warmup_steps=100)
@@ -51,32 +52,34 @@ class InverseSqrt(Schedule):
 
     peak: float = leaf()
     warmup_steps: float = leaf(0.0)
-    timescale: float | None = leaf(None)
+    timescale: float = leaf(0.0)  # 0 (or None): the warmup length, or 1e4 without warmup
 
     def __post_init__(self) -> None:
-        if self.timescale is None:  # HF's default: the warmup length, or 1e4 without warmup
-            w = self.warmup_steps
-            try:
-                ts = jnp.where(w > 0, w, 1e4) if isinstance(w, jax.core.Tracer) else np.where(
-                    np.asarray(w, dtype=np.float64) > 0, np.asarray(w, dtype=np.float64), 1e4)
-            except (TypeError, ValueError):
-                ts = 1e4  # warmup_steps itself is invalid: its own check reports it
-            object.__setattr__(self, "timescale", ts)
+        # The default is resolved when evaluating, not stored: ``.replace(warmup_steps=...)``
+        # and a vmap over warmup lengths then move the default timescale with them.
+        if self.timescale is None:
+            object.__setattr__(self, "timescale", 0.0)
         super().__post_init__()
 
     def _validate(self, check: Checks) -> None:
-        check.nonneg("peak", "warmup_steps")
-        check.positive("timescale")
+        check.nonneg("peak", "warmup_steps", "timescale")
+
+    @property
+    def effective_timescale(self) -> jax.Array:
+        """``timescale`` if set (> 0), else ``warmup_steps`` if > 0, else 10⁴ (Hugging Face's default)."""
+        default = jnp.where(self.warmup_steps > 0, self.warmup_steps, 1e4)
+        return jnp.where(self.timescale > 0, self.timescale, default)
 
     def _value(self, t):
+        tau = self.effective_timescale
         warm = self.peak * safe_div(t, self.warmup_steps, 1.0)
-        x = (t - self.warmup_steps + self.timescale) / self.timescale
+        x = (t - self.warmup_steps + tau) / tau
         decay = self.peak * jax.lax.rsqrt(jnp.maximum(x, 1.0))
         return jnp.where(t < self.warmup_steps, warm, decay)
 
     @property
     def horizon(self):
-        return jnp.maximum(self.warmup_steps, self.timescale) * 4
+        return jnp.maximum(self.warmup_steps, self.effective_timescale) * 4
 
 
 @register("warmup_stable_decay")
@@ -149,7 +152,8 @@ class Warmup(Schedule):
     overlays the schedule's own clock (timm's default): the ramp ends at :math:`s(W)`
     and :math:`\\eta(t) = s(t)` afterwards. ``shape``: ``linear``
     :math:`a + (b - a)p`, ``cosine`` :math:`a + (b - a)(1 - \\cos \\pi p)/2`,
-    ``exponential`` :math:`a\\,(b/a)^p` (needs ``init_value > 0``).
+    ``exponential`` :math:`a\\,(b/a)^p` (needs ``init_value > 0``). A non-negative
+    ``target`` replaces the ramp's end value (timm and Hugging Face ramp to the base rate).
 
     >>> import lrjax
     >>> s = lrjax.Warmup(lrjax.Constant(1.0), warmup_steps=10)
@@ -162,15 +166,29 @@ class Warmup(Schedule):
     init_value: float = leaf(0.0)
     shape: str = static("linear", choices=_RAMPS)
     prefix: bool = static(True, choices=(True, False))
+    # The value the ramp ends at; negative (default): the wrapped schedule's value where it
+    # takes over. timm and Hugging Face ramp to the base rate whatever the schedule does there.
+    target: float = leaf(-1.0)
 
     def _validate(self, check: Checks) -> None:
         check.nonneg("warmup_steps", "init_value")
         if self.shape == "exponential":
             check.positive("init_value")
+        w = check.value("warmup_steps")
+        if not self.prefix and w is not None and self.schedule._has_total():
+            total = self.schedule.horizon
+            if not isinstance(total, jax.core.Tracer) and np.any(w > np.asarray(total)):
+                raise ValueError(
+                    f"Warmup: warmup_steps must be <= the total length of the wrapped "
+                    f"{type(self.schedule).__name__} ({float(np.max(total)):g} steps) when prefix=False, got "
+                    f"warmup_steps={float(np.max(w)):g}; use prefix=True to put the warmup before it"
+                )
 
     def _value(self, t):
         w = self.warmup_steps
-        target = self.schedule._value(jnp.zeros_like(t) if self.prefix else jnp.broadcast_to(w, jnp.shape(t)) + jnp.zeros_like(t))
+        # The ramp's end value, evaluated once (a scalar), not once per step.
+        target = self.schedule._value(jnp.zeros((), jnp.float32) if self.prefix else jnp.asarray(w, jnp.float32))
+        target = jnp.where(self.target < 0, target, self.target)
         p = clip01(safe_div(t, w, 1.0))
         ramp = _ramp(self.shape, self.init_value, target, p)
         after = self.schedule._value(jnp.maximum(t - w, 0.0) if self.prefix else t)

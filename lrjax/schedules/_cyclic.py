@@ -8,6 +8,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lrjax.schedules._base import Checks, Schedule, child, clip01, cosine_interp, leaf, register, safe_div, static
 
@@ -126,7 +127,8 @@ class Cyclic(Schedule):
 
     def _validate(self, check: Checks) -> None:
         check.nonneg("base_lr", "max_lr", "base_momentum", "max_momentum")
-        check.positive("step_size_up", "gamma")
+        check.positive("step_size_up")
+        check.between("gamma", 0.0, 1.0, lo_open=True)  # > 1 would grow without bound (inf) in exp_range
         check.require("step_size_down", lambda x: (x > 0) | (x < 0), "> 0 (or negative for 'same as step_size_up')")
 
     def _shape(self, t):
@@ -201,6 +203,13 @@ class OneCycle(Schedule):
         check.positive("total_steps", "div_factor", "final_div_factor")
         check.between("pct_start", 0.0, 1.0, lo_open=True, hi_open=True)
         check.relation("base_momentum", "max_momentum", "<=")
+        n, q = check.value("total_steps"), check.value("pct_start")
+        if self.three_phase and n is not None and q is not None and np.any(2 * q * n - 2 > n - 1):
+            raise ValueError(
+                f"OneCycle: with three_phase=True the second phase must end by the last step, i.e. "
+                f"2*pct_start*total_steps - 2 <= total_steps - 1 (pct_start <= about 0.5), got "
+                f"pct_start={float(np.max(q)):g} and total_steps={float(np.max(n)):g}"
+            )
 
     def _phases(self):
         init = self.max_lr / self.div_factor
@@ -253,6 +262,9 @@ class OneCycle(Schedule):
     @property
     def horizon(self):
         return self.total_steps
+
+    def _has_total(self) -> bool:
+        return True
 
 
 @register("momentum_of")

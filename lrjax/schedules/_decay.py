@@ -71,6 +71,9 @@ class Linear(Schedule):
     def horizon(self):
         return self.steps
 
+    def _has_total(self) -> bool:
+        return True
+
 
 @register("step_decay")
 class StepDecay(Schedule):
@@ -225,6 +228,9 @@ class Polynomial(Schedule):
     def horizon(self):
         return self.decay_steps
 
+    def _has_total(self) -> bool:
+        return not getattr(self, "cycle", False)
+
 
 @register("cosine_decay")
 class CosineDecay(Schedule):
@@ -272,6 +278,9 @@ class CosineDecay(Schedule):
     def horizon(self):
         return self.decay_steps
 
+    def _has_total(self) -> bool:
+        return not getattr(self, "periodic", False)
+
 
 @register("tanh_decay")
 class TanhDecay(Schedule):
@@ -304,3 +313,6 @@ class TanhDecay(Schedule):
     @property
     def horizon(self):
         return self.decay_steps
+
+    def _has_total(self) -> bool:
+        return True
