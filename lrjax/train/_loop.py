@@ -103,6 +103,24 @@ def _fused_step(train_step: Callable) -> Callable:
     return step
 
 
+def unalias(tree: Any) -> Any:
+    """Copy every array that appears more than once in ``tree``, so the tree can be donated.
+
+    Eager code (a restored checkpoint, ``lrjax.observe_metric`` outside jit, a schedule and its momentum
+    companion sharing leaves) can put one buffer at two places; XLA refuses to donate it twice.
+    """
+    seen: set[int] = set()
+
+    def fix(x: Any) -> Any:
+        if isinstance(x, jax.Array):
+            if id(x) in seen:
+                return jnp.copy(x)
+            seen.add(id(x))
+        return x
+
+    return jax.tree.map(fix, tree)
+
+
 def _reset_window(w: dict) -> dict:
     """A new window: sums at zero, the first non-finite step (if any) carried over."""
     out = {k: jnp.zeros_like(v) for k, v in w.items()}
@@ -293,23 +311,23 @@ def train(config: Config, *, out_dir: str | None = None, resume: str | None = No
         run_dir = out_dir or default_run_dir(config.name)
         if os.path.exists(os.path.join(run_dir, "metrics.jsonl")):
             raise FileExistsError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+    tc = config.train
+    exp = build_experiment(config, data)  # before touching the disk: bad data/config leaves no run dir
     os.makedirs(run_dir, exist_ok=True)
     if resume is None:
         _write_config(config, os.path.join(run_dir, "config.yaml"))
-    tc = config.train
-    exp = build_experiment(config, data)
     iterator = BatchIterator(exp.data.num_train, config.data.batch_size, tc.seed)
     ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), keep=tc.keep_checkpoints)
     run = Run(exp, run_dir, ckpt, iterator)
 
-    state = exp.replicate(exp.init_state(jax.random.PRNGKey(tc.seed)))
+    state = exp.replicate(unalias(exp.init_state(jax.random.PRNGKey(tc.seed))))
     probe_state, probe = jax.eval_shape(exp.train_step, state, {
         "x": jax.ShapeDtypeStruct((config.data.batch_size, *exp.data.input_shape), jnp.float32),
         "y": jax.ShapeDtypeStruct((config.data.batch_size,), jnp.int32)})
     del probe_state
     run.window = exp.replicate(_empty_window("momentum" in probe))
     if resume is not None and ckpt.latest_step() is not None:
-        state = run.restore(state)
+        state = unalias(run.restore(state))
     start_step = run.step
     if progress is None:
         progress = tc.progress
@@ -349,7 +367,7 @@ def train(config: Config, *, out_dir: str | None = None, resume: str | None = No
                         if run.step % hook.every == 0 or last:
                             new = hook(run, state)
                             if new is not None:
-                                state = exp.replicate(new)
+                                state = exp.replicate(unalias(new))
                 if flag:
                     status = "interrupted"
                     if run.last_checkpoint != run.step:
