@@ -48,10 +48,15 @@ def _is_number(value: Any) -> bool:
     return False
 
 
+def _fresh(tree: Any) -> Any:
+    """A copy of ``tree`` with its own buffers (a no-op on tracers)."""
+    return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
+
+
 def _evaluate(hyper: Any, count: jax.Array) -> jax.Array:
     if isinstance(hyper, Schedule):
         return hyper(count)
-    return jnp.asarray(hyper, jnp.float32)
+    return jnp.array(hyper, jnp.float32, copy=True)  # never the state's own buffer (donation)
 
 
 def hyperparam_values(hyperparams: dict, count: jax.Array, plateau: Any = None) -> dict:
@@ -59,7 +64,7 @@ def hyperparam_values(hyperparams: dict, count: jax.Array, plateau: Any = None) 
     values = {k: _evaluate(h, count) for k, h in hyperparams.items()}
     if plateau is not None:
         values[_LR] = plateau_rate(plateau, values[_LR])
-        values["plateau_scale"] = plateau.scale
+        values["plateau_scale"] = jnp.array(plateau.scale, copy=True)
     return values
 
 
@@ -192,9 +197,12 @@ def inject(
 
     def init_fn(params):
         count = jnp.zeros([], jnp.int32)
-        values = hyperparam_values(dynamic, count, plateau_init)
+        # fresh buffers: a donated state must not consume the user's schedule (or share
+        # leaves between two hyperparameters, e.g. OneCycle and its .momentum)
+        hyper, pstate = _fresh((dict(dynamic), plateau_init))
+        values = hyperparam_values(hyper, count, pstate)
         inner = build(values).init(params)
-        return InjectState(count, dict(dynamic), values, plateau_init, inner)
+        return InjectState(count, hyper, values, pstate, inner)
 
     def update_fn(updates, state, params=None, *, value=None, **extra_args):
         pstate = state.plateau

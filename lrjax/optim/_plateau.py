@@ -36,6 +36,10 @@ class PlateauConfig:
     eps: jax.Array
     mode: str = dataclasses.field(metadata=dict(static=True), default="min")
     threshold_mode: str = dataclasses.field(metadata=dict(static=True), default="rel")
+    # Added for lrjax.compat (torch.ReduceLROnPlateau / HF reduce_lr_on_plateau): True uses
+    # PyTorch's relative test best*(1 -/+ threshold), wrong for negative metrics, to
+    # reproduce its numbers. The native API keeps the corrected |best| test (default False).
+    torch_rel: bool = dataclasses.field(metadata=dict(static=True), default=False)
 
 
 class PlateauState(NamedTuple):
@@ -72,7 +76,8 @@ def _number(name: str, value: Any, *, integer: bool = False) -> float:
 def _initial_state(config: PlateauConfig) -> PlateauState:
     best = jnp.float32(jnp.inf if config.mode == "min" else -jnp.inf)
     zero = jnp.zeros([], jnp.int32)
-    return PlateauState(jnp.ones([], jnp.float32), best, zero, zero, zero, config)
+    config = jax.tree.map(lambda x: jnp.array(x, copy=True), config)  # donation-safe
+    return PlateauState(jnp.ones([], jnp.float32), best, zero, jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32), config)
 
 
 def plateau_step(state: PlateauState, value: Any, base_rate: Any = 1.0) -> PlateauState:
@@ -94,7 +99,7 @@ def plateau_step(state: PlateauState, value: Any, base_rate: Any = 1.0) -> Plate
     a = jnp.asarray(value, jnp.float32)
     base = jnp.asarray(base_rate, jnp.float32)
     best = state.best
-    margin = cfg.threshold * jnp.abs(best) if cfg.threshold_mode == "rel" else cfg.threshold
+    margin = cfg.threshold * (best if cfg.torch_rel else jnp.abs(best)) if cfg.threshold_mode == "rel" else cfg.threshold
     if cfg.mode == "min":
         better = a < best - margin
     else:

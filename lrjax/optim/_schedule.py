@@ -70,8 +70,9 @@ def scale_by_schedule(schedule: Schedule) -> optax.GradientTransformation:
 
     def init_fn(params):
         del params
+        fresh = jax.tree.map(lambda x: jnp.array(x, copy=True), schedule)  # donation-safe
         return ScaleByScheduleState(
-            count=jnp.zeros([], jnp.int32), schedule=schedule, value=schedule(jnp.zeros([], jnp.int32))
+            count=jnp.zeros([], jnp.int32), schedule=fresh, value=fresh(jnp.zeros([], jnp.int32))
         )
 
     def update_fn(updates, state, params=None):

@@ -157,7 +157,7 @@ def _coerce(name: str, old: Any, new: Any) -> Any:
             f"families, same static settings, same leaf shapes); build a new optimizer state for a "
             f"different kind of plan. State has {old!r}, got {new!r}"
         )
-    return new
+    return jax.tree.map(lambda x: jnp.array(x, copy=True), new)  # the state owns its buffers (donation)
 
 
 def with_hyperparams(opt_state: Any, **new: Any) -> Any:

@@ -214,3 +214,26 @@ def test_bfloat16_params_keep_their_dtype_under_the_rate():
     u, _ = tx.update({"w": jnp.ones(3, jnp.bfloat16)}, tx.init(params), params)
     assert u["w"].dtype == jnp.bfloat16
     np.testing.assert_array_equal(np.asarray(u["w"], np.float32), [-0.5] * 3)
+
+
+def test_donated_steps_never_consume_the_users_schedule_or_shared_leaves():
+    sched = lrjax.OneCycle(0.1, total_steps=20)  # its .momentum shares sched's leaves
+    tx = lrjax.inject(
+        optax.sgd, learning_rate=sched, momentum=sched.momentum,
+        plateau=lrjax.reduce_on_plateau(patience=0),
+    )
+
+    def step(params, state):
+        u, state = tx.update(_grads(0, params), state, params, value=1.0)
+        return optax.apply_updates(params, u), state
+
+    step = jax.jit(step, donate_argnums=(0, 1))
+    for _ in range(2):  # a second init after donation still finds live buffers
+        params, state = jax.tree.map(jnp.copy, PARAMS), tx.init(PARAMS)
+        _, state = tx.update(_grads(0, PARAMS), state, PARAMS)  # eager: values must not alias leaves
+        for _ in range(2):
+            params, state = step(params, state)
+        state = lrjax.with_hyperparams(state, learning_rate=sched)
+        params, state = step(params, state)
+    assert float(sched(0)) == pytest.approx(0.004)  # the user's schedule is still alive
+    assert int(state.count) == 4
