@@ -52,11 +52,19 @@ __all__ = [
 ]
 from lrjax.train._checkpoint import Checkpointer
 from lrjax.train._hooks import CheckpointHook, EvalHook, Hook, LogHook, PlateauHook, ProgressHook, TensorBoardHook
-from lrjax.train._loop import NonFiniteLossError, Run, enable_compilation_cache, load_run_config, train
+from lrjax.train._loop import (
+    NonFiniteLossError,
+    Run,
+    enable_compilation_cache,
+    load_checkpoint,
+    load_run_config,
+    train,
+)
 from lrjax.train._report import format_summary, plot_run, read_metrics
 
 __all__ += [
     "Checkpointer", "CheckpointHook", "EvalHook", "Hook", "LogHook", "NonFiniteLossError", "PlateauHook",
-    "ProgressHook", "Run", "TensorBoardHook", "enable_compilation_cache", "format_summary", "load_run_config",
+    "ProgressHook", "Run", "TensorBoardHook", "enable_compilation_cache", "format_summary", "load_checkpoint",
+    "load_run_config",
     "plot_run", "read_metrics", "train",
 ]

@@ -31,6 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--find-lr", nargs="?", const="steepest", metavar="METHOD",  # finder helper: lrjax.finder
+                   choices=("steepest", "minimum", "valley", "parallel"),
+                   help="run a learning-rate range test first and set the schedule's peak to its suggestion "
+                        "(steepest [default], minimum, valley or parallel); writes find_lr.json/png to the run dir")
     return p
 
 
@@ -65,6 +69,19 @@ def main(argv: list[str] | None = None) -> int:
         from lrjax.train._loop import enable_compilation_cache
 
         enable_compilation_cache(cfg.train.compilation_cache_dir)
+    if args.find_lr is not None:  # range test first, then train at its rate (lrjax.finder, finder helper)
+        if args.resume is not None:
+            print("lrjax train: --find-lr starts a new run; it cannot be combined with --resume", file=sys.stderr)
+            return 2
+        from lrjax.finder._cli import find_lr_for_run
+        from lrjax.train._loop import default_run_dir
+
+        args.out = args.out or default_run_dir(cfg.name)
+        try:
+            cfg = find_lr_for_run(cfg, args.find_lr, args.out)
+        except (ConfigError, DataError, ValueError) as e:
+            print(f"lrjax train: {e}", file=sys.stderr)
+            return 2
     from lrjax.train._loop import NonFiniteLossError, train
 
     try:

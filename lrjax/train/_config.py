@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from typing import Any, Literal, Mapping, Union
@@ -132,6 +133,9 @@ class Config:
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     plateau: dict[str, Any] | None = None
+    # Written by `lrjax train --find-lr` (finder helper, lrjax.finder): the range test that set the
+    # schedule's peak (method, lr, sweep settings). A record only; training ignores it.
+    find_lr: dict[str, Any] | None = None
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -260,12 +264,15 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
 def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """Apply ``a.b.c=value`` overrides to a nested dict (value parsed with ``yaml.safe_load``).
 
-    Unknown keys are left for :func:`config_from_dict` to reject with the key path.
+    A mapping the dict does not have yet starts as its default (``--set schedule.peak=0.01`` on the
+    default config edits the default schedule). Unknown keys are left for :func:`config_from_dict` to
+    reject with the key path.
     """
     import copy
 
     import yaml
 
+    defaults = config_to_dict(Config())
     out = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
@@ -279,11 +286,14 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
         except yaml.YAMLError as e:
             raise ConfigError(f"--set {key}: cannot parse value {raw!r} as YAML: {e}") from None
         node = out
+        default: Any = defaults
         parts = key.split(".")
         for i, p in enumerate(parts[:-1]):
+            default = default.get(p) if isinstance(default, dict) else None
             nxt = node.get(p)
             if nxt is None:
-                nxt = node[p] = {}
+                # Not in the file: start from the default (so --set schedule.peak=... edits the default schedule).
+                nxt = node[p] = copy.deepcopy(default) if isinstance(default, dict) else {}
             elif not isinstance(nxt, dict):
                 raise ConfigError(f"--set {key}: {'.'.join(parts[:i + 1])} is {nxt!r}, not a mapping")
             node = nxt
@@ -393,6 +403,9 @@ _UNITS = {"%": "fraction", "steps": "steps", "step": "steps", "epochs": "epochs"
           "examples": "examples", "example": "examples"}
 
 
+_DURATION = re.compile(r"^[0-9.]+(e[-+]?[0-9]+)?\s*(%|\s[A-Za-z]+)$", re.IGNORECASE)
+
+
 def parse_duration(text: str, where: str) -> tuple[float, str]:
     """``"10%"`` -> (0.1, "fraction"); ``"3 epochs"`` -> (3.0, "epochs"); ``"500 steps"``, ``"6e4 examples"``."""
     s = text.strip().lower()
@@ -432,11 +445,8 @@ def resolve_durations(spec: Any, *, total_steps: int, batch_size: int | None = N
         return [resolve_durations(v, total_steps=total_steps, batch_size=batch_size,
                                   accumulation_steps=accumulation_steps, num_examples=num_examples,
                                   where=f"{where}[{i}]") for i, v in enumerate(spec)]
-    if isinstance(spec, str) and spec[:1].isdigit() or (isinstance(spec, str) and spec[:1] == "."):
-        try:
-            value, unit = parse_duration(spec, where)
-        except ConfigError:
-            return spec  # not a duration (a mode name starting with a digit, e.g. '1-sqrt')
+    if isinstance(spec, str) and _DURATION.match(spec.strip()):  # not '1-sqrt' (a mode name)
+        value, unit = parse_duration(spec, where)
         if unit in ("epochs", "examples") and num_examples is None:
             return 1 if batch_size is None else spec  # placeholder for checks before the data is known
         return _to_steps(value, unit, total_steps=total_steps, batch_size=batch_size or 1,

@@ -51,7 +51,8 @@ from lrjax.train._hooks import (
 )
 from lrjax.train._step import Experiment, TrainState, build_experiment
 
-__all__ = ["train", "Run", "NonFiniteLossError", "enable_compilation_cache", "default_run_dir", "load_run_config"]
+__all__ = ["train", "Run", "NonFiniteLossError", "enable_compilation_cache", "default_run_dir", "load_run_config",
+           "load_checkpoint"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -218,6 +219,33 @@ class Run:
         self._fh.close()
 
 
+def _window_for(exp: Experiment, state: TrainState) -> dict[str, jax.Array]:
+    """An empty metric window with the keys the train step reports (momentum only if it has one)."""
+    bs = exp.config.data.batch_size
+    _, probe = jax.eval_shape(exp.train_step, state, {
+        "x": jax.ShapeDtypeStruct((bs, *exp.data.input_shape), jnp.float32),
+        "y": jax.ShapeDtypeStruct((bs,), jnp.int32)})
+    return _empty_window("momentum" in probe)
+
+
+def load_checkpoint(run_dir: str, *, step: int | None = None, data: Dataset | None = None
+                    ) -> tuple[Experiment, TrainState, dict[str, Any]]:
+    """``(experiment, state, meta)`` from a run directory's latest (or ``step``) checkpoint.
+
+    >>> exp, state, meta = load_checkpoint("runs/my-run")   # doctest: +SKIP
+    >>> exp.evaluate(state)                                  # doctest: +SKIP
+    """
+    config = load_run_config(run_dir)
+    exp = build_experiment(config, data)
+    state = exp.replicate(exp.init_state(jax.random.PRNGKey(config.train.seed)))
+    ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), keep=config.train.keep_checkpoints)
+    try:
+        tree, meta = ckpt.restore({"state": state, "window": exp.replicate(_window_for(exp, state))}, step)
+    finally:
+        ckpt.close()
+    return exp, tree["state"], meta
+
+
 def default_run_dir(name: str, root: str = "runs") -> str:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = os.path.join(root, f"{stamp}-{name}")
@@ -321,11 +349,7 @@ def train(config: Config, *, out_dir: str | None = None, resume: str | None = No
     run = Run(exp, run_dir, ckpt, iterator)
 
     state = exp.replicate(unalias(exp.init_state(jax.random.PRNGKey(tc.seed))))
-    probe_state, probe = jax.eval_shape(exp.train_step, state, {
-        "x": jax.ShapeDtypeStruct((config.data.batch_size, *exp.data.input_shape), jnp.float32),
-        "y": jax.ShapeDtypeStruct((config.data.batch_size,), jnp.int32)})
-    del probe_state
-    run.window = exp.replicate(_empty_window("momentum" in probe))
+    run.window = exp.replicate(_window_for(exp, state))
     if resume is not None and ckpt.latest_step() is not None:
         state = unalias(run.restore(state))
     start_step = run.step

@@ -1,0 +1,114 @@
+"""The loop end to end (in process): run directory, metrics, non-finite stop, interrupt + resume."""
+
+import json
+import os
+import signal
+
+import jax
+import numpy as np
+import pytest
+
+from lrjax.train import (
+    Checkpointer,
+    NonFiniteLossError,
+    build_experiment,
+    load_checkpoint,
+    load_config,
+    load_dataset,
+    read_metrics,
+    train,
+)
+
+DATA = load_dataset("digits", seed=0)
+SMALL = ["model.hidden=[32]", "train.steps=60", "train.log_every=10", "train.eval_every=20",
+         "train.checkpoint_every=20", "data.batch_size=32"]
+
+
+def cfg(*extra):
+    return load_config(None, SMALL + list(extra))
+
+
+def final_params(run_dir):
+    _, state, meta = load_checkpoint(run_dir, data=DATA)
+    return state, meta
+
+
+def test_run_directory_and_metrics(tmp_path):
+    out = tmp_path / "run"
+    s = train(cfg(), out_dir=str(out), data=DATA, progress=False, verbose=False)
+    assert s["status"] == "completed" and s["steps"] == 60
+    assert sorted(os.listdir(out)) == ["checkpoints", "config.yaml", "curves.png", "metrics.jsonl", "summary.json"]
+    cols = read_metrics(str(out))
+    assert cols["train"]["step"] == [10, 20, 30, 40, 50, 60]
+    assert cols["eval"]["step"] == [20, 40, 60]
+    exp = build_experiment(cfg(), DATA)
+    # the rate logged at step k is the one used by update k (schedule at k - 1)
+    np.testing.assert_allclose(cols["train"]["lr"], [float(exp.schedule(k - 1)) for k in cols["train"]["step"]],
+                               rtol=1e-6)
+    assert all(m == pytest.approx(0.9) for m in cols["train"]["momentum"])
+    assert cols["train"]["train_loss"][-1] < cols["train"]["train_loss"][0]
+    assert all(g > 0 for g in cols["train"]["grad_norm"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["final_eval"]["eval_accuracy"] == cols["eval"]["eval_accuracy"][-1] > 0.8
+    assert summary["best_eval"]["eval_accuracy"] == max(cols["eval"]["eval_accuracy"])
+    assert Checkpointer(out / "checkpoints").all_steps() == [20, 40, 60]
+    assert load_config(out / "config.yaml") == cfg()
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train(cfg(), out_dir=str(out), data=DATA, progress=False, verbose=False)
+
+
+def test_nonfinite_stops_naming_step_and_rate_and_keeps_the_last_good_checkpoint(tmp_path):
+    # a sane rate, then a huge one from update 25 on
+    c = cfg("schedule={name: sequence, schedules: [{name: constant, value: 1.0e-3}, {name: constant, "
+            "value: 1.0e+30}], boundaries: [25]}", "optimizer.name=sgd", "optimizer.args={}")
+    out = tmp_path / "nan"
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at step (\d+) \(learning rate [0-9.e+]+\); "
+                                                 r"stopping: the last good checkpoint \(step (\d+)\) is intact") as ei:
+        train(c, out_dir=str(out), data=DATA, progress=False, verbose=False)
+    e = ei.value
+    exp = build_experiment(c, DATA)
+    assert e.lr == pytest.approx(float(exp.schedule(e.step - 1)), rel=1e-5)
+    steps = Checkpointer(out / "checkpoints").all_steps()
+    assert 26 <= e.step <= 28 and e.lr == pytest.approx(1e30, rel=1e-6)
+    assert steps == [20] and e.checkpoint == 20
+    state, _ = final_params(str(out))
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.params))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "nonfinite" and "non-finite loss at step" in summary["error"]
+
+
+def test_skip_mode_counts_skipped_steps(tmp_path):
+    c = cfg("schedule={name: sequence, schedules: [{name: constant, value: 1.0e-3}, {name: constant, value: 1.0e+30},"
+            " {name: constant, value: 1.0e-3}], boundaries: [25, 27]}", "train.on_nonfinite=skip")
+    s = train(c, out_dir=str(tmp_path / "skip"), data=DATA, progress=False, verbose=False)
+    assert s["status"] == "completed"
+    skipped = read_metrics(str(tmp_path / "skip"))["train"]["skipped"]
+    assert skipped[-1] >= 1 and skipped[0] == 0
+
+
+class _SigtermOnce:
+    """A hook that sends SIGTERM to this process once, at its first call."""
+
+    def __init__(self, every):
+        self.every, self.done = every, False
+
+    def __call__(self, run, state):
+        if not self.done:
+            self.done = True
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_saves_then_resume_matches_an_uninterrupted_run_bitwise(tmp_path):
+    c = cfg("train.checkpoint_every=40", "train.log_every=7")  # interrupt between checkpoints and logs
+    full = tmp_path / "full"
+    train(c, out_dir=str(full), data=DATA, progress=False, verbose=False)
+    part = tmp_path / "part"
+    s = train(c, out_dir=str(part), data=DATA, progress=False, verbose=False, hooks=[_SigtermOnce(25)])
+    assert s["status"] == "interrupted" and s["steps"] == 25 and s["last_checkpoint"] == 25
+    s2 = train(None, resume=str(part), data=DATA, progress=False, verbose=False)
+    assert s2["status"] == "completed" and s2["resumed_from"] == 25
+    assert (part / "metrics.jsonl").read_bytes() == (full / "metrics.jsonl").read_bytes()
+    a, _ = final_params(str(full))
+    b, _ = final_params(str(part))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

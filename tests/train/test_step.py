@@ -1,0 +1,113 @@
+"""The functional core: pure steps, hyperparameters in the state, vmap over differing schedules."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lrjax.train import ConfigError, build_experiment, load_config, load_dataset
+
+DATA = load_dataset("digits", seed=0)
+BASE = ["model.hidden=[16]", "train.steps=100", "data.batch_size=32"]
+
+
+def exp_with(*overrides):
+    return build_experiment(load_config(None, BASE + list(overrides)), DATA)
+
+
+@pytest.fixture(scope="module")
+def exps():
+    a = exp_with("schedule={name: warmup, warmup_steps: 10, schedule: {name: cosine_decay, peak: 0.003, decay_steps: 90}}")
+    b = exp_with("schedule={name: warmup, warmup_steps: 30, schedule: {name: cosine_decay, peak: 0.01, decay_steps: 70}}")
+    return a, b
+
+
+def batch(i=0, bs=32):
+    return {"x": DATA.x_train[i * bs:(i + 1) * bs], "y": DATA.y_train[i * bs:(i + 1) * bs]}
+
+
+def test_state_holds_the_schedule_and_step_reports_the_rate_used(exps):
+    a, b = exps
+    step = jax.jit(a.train_step)
+    sb = b.init_state(jax.random.key(0))
+    lrs = []
+    for i in range(3):
+        sb, m = step(sb, batch(i))  # a's step, b's state: b's plan is followed
+        lrs.append(float(m["lr"]))
+    np.testing.assert_allclose(lrs, [float(b.schedule(t)) for t in range(3)], rtol=1e-6)
+    assert lrs[1] == pytest.approx(0.01 / 30)
+    assert int(sb.step) == 3 and sb.rng.shape == (2,)
+    assert step._cache_size() == 1  # a's state would reuse the same executable
+    sa = a.init_state(jax.random.key(0))
+    sa, m = step(sa, batch(0))
+    assert step._cache_size() == 1
+    assert float(m["lr"]) == float(a.schedule(0)) == 0.0
+    assert float(m["momentum"]) == pytest.approx(0.9)
+    assert set(m) == {"loss", "accuracy", "grad_norm", "lr", "momentum", "finite"}
+
+
+def test_vmap_over_states_with_different_schedules(exps):
+    a, b = exps
+    key = jax.random.key(1)
+    states = jax.tree.map(lambda x, y: jnp.stack([x, y]), a.init_state(key), b.init_state(key))
+    vstep = jax.jit(jax.vmap(a.train_step, in_axes=(0, None)))
+    sa, sb = a.init_state(key), b.init_state(key)
+    step = jax.jit(a.train_step)
+    for i in range(12):
+        states, vm = vstep(states, batch(i))
+        sa, ma = step(sa, batch(i))
+        sb, mb = step(sb, batch(i))
+    np.testing.assert_allclose(vm["lr"], [ma["lr"], mb["lr"]], rtol=1e-6)
+    np.testing.assert_allclose(vm["loss"], [ma["loss"], mb["loss"]], rtol=1e-5)
+    for x, y, z in zip(jax.tree.leaves(states.params), jax.tree.leaves(sa.params), jax.tree.leaves(sb.params)):
+        np.testing.assert_allclose(x[0], y, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(x[1], z, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(jax.tree.leaves(states.params)[0][0], jax.tree.leaves(states.params)[0][1])
+
+
+def test_eval_step_sums_with_a_mask(exps):
+    a, _ = exps
+    s = a.init_state(jax.random.key(0))
+    full = a.evaluate(s)
+    b = {"x": DATA.x_test[:10], "y": DATA.y_test[:10], "mask": np.ones(10, np.float32)}
+    m = a.eval_step(s, b)
+    b2 = {k: np.concatenate([v, v[:3]]) for k, v in b.items()}
+    b2["mask"][10:] = 0
+    m2 = a.eval_step(s, b2)
+    for k in m:
+        np.testing.assert_allclose(m[k], m2[k], rtol=1e-6)
+    assert float(m["count"]) == 10
+    assert 0.0 <= float(full["accuracy"]) <= 1.0 and float(full["loss"]) > 0
+
+
+def test_donated_jitted_step_and_nonfinite_flag():
+    e = exp_with("schedule={name: constant, value: 1.0e+30}", "optimizer.name=sgd", "optimizer.args={}")
+    s = e.replicate(e.init_state(jax.random.key(0)))
+    old = s
+    for i in range(3):
+        s, m = e.jit_train_step(s, e.shard_batch(batch(i)))
+    assert old.params["head"]["kernel"].value.is_deleted()  # donated
+    assert not bool(m["finite"])
+
+
+def test_skip_mode_keeps_the_state():
+    e = exp_with("schedule={name: constant, value: 1.0e+30}", "optimizer.name=sgd", "optimizer.args={}",
+                 "train.on_nonfinite=skip")
+    s = e.init_state(jax.random.key(0))
+    step = jax.jit(e.train_step)
+    for i in range(4):
+        s, m = step(s, batch(i))
+    assert int(s.skipped) >= 1
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(s.params))
+
+
+def test_impossible_for_this_data():
+    with pytest.raises(ConfigError, match=r"data.batch_size=5000 is larger than the training set of 'digits' "
+                                          r"\(1438 examples\)"):
+        exp_with("data.batch_size=5000")
+    with pytest.raises(ConfigError, match=r"optimizer.cycle_momentum needs a schedule with a momentum companion"):
+        exp_with("optimizer.cycle_momentum=true")
+    with pytest.raises(ConfigError, match=r"plateau: .*factor must be in \(0, 1\), got factor=2"):
+        exp_with("plateau={factor: 2}")
+    with pytest.raises(ConfigError, match=r"optimizer.args: inject: adamw has no argument 'beta1'"):
+        exp_with("optimizer.args={beta1: 0.9}")
