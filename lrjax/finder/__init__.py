@@ -7,9 +7,11 @@
 
 from lrjax.finder._suggest import SUGGESTIONS, Suggestion, minimum, steepest, suggest, valley
 from lrjax.finder._parallel import ParallelRangeResult, parallel_range_test
-from lrjax.finder._sweep import RangeTestResult, lr_range_test, range_schedule
+from lrjax.finder._sweep import FromSchedule, RangeTestResult, from_schedule, lr_range_test, range_schedule
 
 __all__ = [
+    "FromSchedule",
+    "from_schedule",
     "ParallelRangeResult",
     "parallel_range_test",
     "RangeTestResult",

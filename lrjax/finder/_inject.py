@@ -23,4 +23,11 @@ def applied_learning_rate(opt_state: Any) -> jax.Array:
     """The learning rate the last update used (``lrjax.current_hyperparams``)."""
     from lrjax.optim import current_hyperparams
 
-    return current_hyperparams(opt_state)["learning_rate"]
+    hp = current_hyperparams(opt_state)
+    rates = [v for k, v in hp.items() if k == "learning_rate" or k.endswith("/learning_rate")]
+    if len(rates) != 1:
+        raise ValueError(
+            "range test: the optimizer state must hold exactly one injected learning_rate (lrjax.inject) so the "
+            f"applied rate can be read back; found {len(rates)} among {sorted(hp) or 'none'}"
+        )
+    return rates[0]

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax.finder._sweep import (
+    FromSchedule,
     SweepConfig,
     _int_arg,
     _run,
@@ -240,14 +241,14 @@ def parallel_range_test(
     >>> [round(float(x), 3) for x in res.lrs]
     [0.001, 0.003, 0.01, 0.032, 0.1, 0.316, 1.0]
     >>> res.status
-    ('slow', 'slow', 'slow', 'slow', 'good', 'diverged', 'diverged')
+    ('slow', 'slow', 'slow', 'good', 'good', 'diverged', 'diverged')
     """
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a function (params, batch) -> loss, got {type(loss_fn).__name__}")
-    if not callable(optimizer_factory):
+    if not (callable(optimizer_factory) or isinstance(optimizer_factory, FromSchedule)):
         raise TypeError(
             "optimizer_factory must be a function learning_rate -> optax.GradientTransformation "
-            f"(e.g. optax.adamw), got {type(optimizer_factory).__name__}"
+            f"(e.g. optax.adamw) or lrjax.finder.from_schedule(build), got {type(optimizer_factory).__name__}"
         )
     lo, hi = check_rates(min_lr, max_lr)
     k = _int_arg("num_rates", num_rates, 2)

@@ -25,12 +25,15 @@ def _axes(ax: Any, size=(7.0, 4.5)):
     return fig, fig.add_subplot()
 
 
-def _ylim(values: np.ndarray) -> tuple[float, float] | None:
-    """Limits that show the descent and the start of the blow-up, not its end."""
+def _ylim(values: np.ndarray, raw: np.ndarray | None = None) -> tuple[float, float] | None:
+    """Limits that show the descent (of the smoothed and the raw loss) and the start of the blow-up,
+    not its end."""
     v = values[np.isfinite(values)]
     if v.size < 2:
         return None
     lo = float(np.min(v))
+    if raw is not None and np.isfinite(raw).any():
+        lo = min(lo, float(np.nanmin(np.where(np.isfinite(raw), raw, np.nan))))
     head = v[: max(2, int(0.9 * v.size))]  # ignore the diverging tail for the top
     hi = float(max(np.max(head), v[0]))
     pad = 0.08 * (hi - lo if hi > lo else max(abs(hi), 1.0))
@@ -62,7 +65,7 @@ def plot_range_test(result: Any, path: str | os.PathLike | None = None, *, ax: A
     if result.stop_reason in ("diverged", "non-finite") and lrs.size:
         ax.axvline(lrs[-1], color="black", ls=":", lw=1.0, label=f"stopped ({result.stop_reason}): {lrs[-1]:.2g}")
     ax.set_xscale("log")
-    if (lim := _ylim(result.smoothed)) is not None:
+    if (lim := _ylim(result.smoothed, result.losses)) is not None:
         ax.set_ylim(*lim)
     ax.set_xlabel("learning rate")
     ax.set_ylabel("loss")

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Suggestion", "steepest", "minimum", "valley", "suggest", "SUGGESTIONS"]
+__all__ = ["Suggestion", "steepest", "minimum", "valley", "suggest", "loss_noise", "SUGGESTIONS"]
 
 # Relative spread of the smoothed loss below which a curve is called flat.
 FLAT_TOL = 1e-3
@@ -80,13 +80,33 @@ def _finite(lrs: np.ndarray, losses: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.isfinite(losses) & np.isfinite(lrs) & (lrs > 0))
 
 
-def _flat_message(values: np.ndarray) -> str | None:
-    spread = float(np.max(values) - np.min(values))
+def loss_noise(losses: Any) -> float:
+    """Batch-to-batch noise of a raw loss curve: a robust standard deviation of its first differences,
+    ``median(|Δℓ|) / (0.6745·√2)`` over the finite points (the trend and the final blow-up hardly move it).
+
+    >>> import numpy as np
+    >>> round(loss_noise(np.random.default_rng(0).normal(5.0, 0.1, 4000)), 2)
+    0.1
+    """
+    x = np.asarray(losses, dtype=np.float64).reshape(-1)
+    x = x[np.isfinite(x)]
+    if x.size < 3:
+        return 0.0
+    return float(np.median(np.abs(np.diff(x))) / (0.6745 * np.sqrt(2.0)))
+
+
+def _flat_message(values: np.ndarray, noise: float = 0.0) -> str | None:
+    drop = float(np.max(np.maximum.accumulate(values) - values))  # largest fall, earlier point to later
     scale = max(float(np.max(np.abs(values))), 1e-12)
-    if spread <= FLAT_TOL * scale:
+    if drop <= FLAT_TOL * scale:
         return (
-            f"the curve is too flat: the smoothed loss moves by {spread / scale:.2%} of its size over the sweep "
+            f"the curve is too flat: the smoothed loss falls by at most {drop / scale:.2%} of its size "
             f"(needs more than {FLAT_TOL:.1%}); raise max_lr, or check that the loss depends on the parameters"
+        )
+    if drop <= noise:
+        return (
+            f"the curve is too flat: the smoothed loss falls by at most {drop:.3g}, less than the batch-to-batch "
+            f"noise of the loss ({noise:.3g}); raise max_lr or num_steps"
         )
     return None
 
@@ -106,7 +126,8 @@ def _skips(n: int, skip_start: int | None, skip_end: int | None) -> tuple[int, i
     return s, e
 
 
-def steepest(lrs: Any, losses: Any, *, skip_start: int | None = None, skip_end: int | None = None) -> Suggestion:
+def steepest(lrs: Any, losses: Any, *, skip_start: int | None = None, skip_end: int | None = None,
+             noise: float = 0.0) -> Suggestion:
     """The rate where the smoothed loss falls fastest against ``log10(lr)``.
 
     Non-finite points are dropped first; then ``skip_start`` points (default:
@@ -126,7 +147,7 @@ def steepest(lrs: Any, losses: Any, *, skip_start: int | None = None, skip_end: 
         return Suggestion("steepest", None, message=_short_message(
             idx.size, lrs.size, f"after dropping non-finite points and skipping {s} at the start and {e} at the end"))
     x, y = np.log10(lrs[idx]), losses[idx]
-    if (msg := _flat_message(y)) is not None:
+    if (msg := _flat_message(y, noise)) is not None:
         return Suggestion("steepest", None, message=msg)
     if np.any(np.diff(x) <= 0):
         return Suggestion("steepest", None, message="the rates must increase along the curve to take a slope")
@@ -139,7 +160,7 @@ def steepest(lrs: Any, losses: Any, *, skip_start: int | None = None, skip_end: 
     return Suggestion("steepest", float(lrs[i]), i, float(losses[i]))
 
 
-def minimum(lrs: Any, losses: Any, *, factor: float = 10.0) -> Suggestion:
+def minimum(lrs: Any, losses: Any, *, factor: float = 10.0, noise: float = 0.0) -> Suggestion:
     """The rate at the lowest finite smoothed loss, divided by ``factor`` (10).
 
     >>> import numpy as np
@@ -152,7 +173,7 @@ def minimum(lrs: Any, losses: Any, *, factor: float = 10.0) -> Suggestion:
     keep = _finite(lrs, losses)
     if keep.size < MIN_POINTS:
         return Suggestion("minimum", None, message=_short_message(keep.size, lrs.size, "with a finite loss"))
-    if (msg := _flat_message(losses[keep])) is not None:
+    if (msg := _flat_message(losses[keep], noise)) is not None:
         return Suggestion("minimum", None, message=msg)
     i = int(keep[np.argmin(losses[keep])])
     if i == keep[0]:
@@ -176,7 +197,7 @@ def _longest_decreasing(y: np.ndarray) -> tuple[int, int]:
     return int(first[end]), end
 
 
-def valley(lrs: Any, losses: Any) -> Suggestion:
+def valley(lrs: Any, losses: Any, *, noise: float = 0.0) -> Suggestion:
     """fastai's ``valley``: within the longest decreasing run of the smoothed loss
     (a longest strictly decreasing subsequence, spanning indices ``a..b``), the
     point at ``a + ⌊(b - a)/3⌋ + ⌊(b - a)/6⌋``.
@@ -193,7 +214,7 @@ def valley(lrs: Any, losses: Any) -> Suggestion:
     if keep.size < MIN_POINTS:
         return Suggestion("valley", None, message=_short_message(keep.size, lrs.size, "with a finite loss"))
     y = losses[keep]
-    if (msg := _flat_message(y)) is not None:
+    if (msg := _flat_message(y, noise)) is not None:
         return Suggestion("valley", None, message=msg)
     a, b = _longest_decreasing(y)
     if b - a < 2:
@@ -207,8 +228,12 @@ def valley(lrs: Any, losses: Any) -> Suggestion:
 SUGGESTIONS = {"steepest": steepest, "minimum": minimum, "valley": valley}
 
 
-def suggest(lrs: Any, losses: Any, methods: Any = ("steepest", "minimum", "valley")) -> dict[str, Suggestion]:
-    """Every requested rule on one curve: ``{method: Suggestion}``.
+def suggest(lrs: Any, losses: Any, methods: Any = ("steepest", "minimum", "valley"), *,
+            raw: Any = None) -> dict[str, Suggestion]:
+    """Every requested rule on one (smoothed) curve: ``{method: Suggestion}``.
+
+    With ``raw`` (the unsmoothed losses), a curve whose largest fall is below the loss's
+    batch-to-batch noise (:func:`loss_noise`) is called flat: no rule suggests a rate from noise.
 
     >>> import numpy as np
     >>> lrs = np.logspace(-4, 0, 40)
@@ -218,6 +243,7 @@ def suggest(lrs: Any, losses: Any, methods: Any = ("steepest", "minimum", "valle
     """
     if isinstance(methods, str):
         methods = (methods,)
+    noise = 0.0 if raw is None else loss_noise(raw)
     out = {}
     for m in methods:
         if m not in SUGGESTIONS:
@@ -227,5 +253,5 @@ def suggest(lrs: Any, losses: Any, methods: Any = ("steepest", "minimum", "valle
                 f"suggestion method must be one of {', '.join(map(repr, SUGGESTIONS))}, got {m!r}"
                 f"{closest(m, SUGGESTIONS)}"
             )
-        out[m] = SUGGESTIONS[m](lrs, losses)
+        out[m] = SUGGESTIONS[m](lrs, losses, noise=noise)
     return out

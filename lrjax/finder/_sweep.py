@@ -37,7 +37,7 @@ import numpy as np
 from lrjax.finder._suggest import Suggestion, suggest
 from lrjax.schedules import Exponential, Linear, Schedule
 
-__all__ = ["lr_range_test", "RangeTestResult", "range_schedule"]
+__all__ = ["lr_range_test", "RangeTestResult", "range_schedule", "from_schedule", "FromSchedule"]
 
 MODES = ("exp", "linear")
 # Stop codes kept in the carry (int32).
@@ -114,8 +114,34 @@ def range_schedule(min_lr: float, max_lr: float, num_steps: int, mode: str = "ex
 # ---------------------------------------------------------------------------
 # the optimizer with the ramp in its state
 
-def make_optimizer(optimizer_factory: Callable[..., Any], schedule: Schedule):
+@dataclasses.dataclass(frozen=True)
+class FromSchedule:
+    """An optimizer built by your own code around a schedule: ``build(schedule) -> GradientTransformation``.
+
+    Use it when the optimizer is more than ``factory(learning_rate=...)`` (e.g. a training config's
+    clipping and extra hyperparameters). ``build`` must put the schedule in the state with
+    :func:`lrjax.inject` (anywhere inside chains/wrappers) so the applied rate can be read back.
+
+    >>> import optax, lrjax
+    >>> opt = lrjax.finder.from_schedule(lambda s: optax.chain(optax.clip(1.0), lrjax.inject(optax.sgd, learning_rate=s)))
+    >>> isinstance(opt, lrjax.finder.FromSchedule)
+    True
+    """
+
+    build: Callable[[Schedule], Any]
+
+
+def from_schedule(build: Callable[[Schedule], Any]) -> FromSchedule:
+    """Mark ``build(schedule) -> optax.GradientTransformation`` as an optimizer for the range tests."""
+    if not callable(build):
+        raise TypeError(f"from_schedule: build must be a function schedule -> optimizer, got {type(build).__name__}")
+    return FromSchedule(build)
+
+
+def make_optimizer(optimizer_factory: Callable[..., Any] | FromSchedule, schedule: Schedule):
     """``optimizer_factory`` with its ``learning_rate`` driven by ``schedule`` from the optimizer state."""
+    if isinstance(optimizer_factory, FromSchedule):
+        return optimizer_factory.build(schedule)
     from lrjax.finder._inject import inject_learning_rate
 
     return inject_learning_rate(optimizer_factory, schedule)
@@ -318,10 +344,10 @@ class RangeTestResult:
         """The last rate applied (where the sweep stopped)."""
         return float(self.lrs[-1]) if self.lrs.size else None
 
-    def suggestion(self, method: str = "valley") -> float:
+    def suggestion(self, method: str = "steepest") -> float:
         """The suggested rate of ``method``; ValueError carrying the reason when there is none."""
         if method not in self.suggestions:
-            self.suggestions.update(suggest(self.lrs, self.smoothed, (method,)))
+            self.suggestions.update(suggest(self.lrs, self.smoothed, (method,), raw=self.losses))
         s = self.suggestions[method]
         if not s.ok:
             raise ValueError(f"range test: no {method!r} suggestion: {s.message}")
@@ -387,7 +413,9 @@ def lr_range_test(
       optimizer_factory: any ``f(learning_rate=...) -> optax.GradientTransformation``
         (``optax.adamw``, ``functools.partial(optax.sgd, momentum=0.9)``, ...).
         Its rate is driven by the ramp through ``lrjax.inject``; a fresh state
-        is initialised from ``params``.
+        is initialised from ``params``. For an optimizer assembled by your own
+        code, pass ``lrjax.finder.from_schedule(build)`` with ``build(schedule)``
+        returning it (``lrjax.inject`` inside).
       data: where the batches come from —
         * stacked batches: an array or a tuple/dict of arrays whose leading axis
           indexes micro-batches (cycled if shorter than
@@ -413,23 +441,25 @@ def lr_range_test(
 
     Example:
 
-    >>> import jax.numpy as jnp, optax
+    >>> import jax, jax.numpy as jnp, optax
     >>> import lrjax
-    >>> curv = jnp.array([1.0, 10.0])                    # largest curvature L = 10
-    >>> loss = lambda p, batch: 0.5 * jnp.sum(curv * p ** 2)
-    >>> res = lrjax.lr_range_test(loss, jnp.ones(2), optax.sgd, lambda i: None,
-    ...                           min_lr=1e-3, max_lr=10.0, num_steps=100)
-    >>> res.stop_reason, 0.2 < res.stop_lr < 0.6       # GD diverges above 2/L = 0.2
+    >>> curv = jnp.array([2.5, 5.0, 10.0])   # largest curvature L = 10: GD diverges above 2/L = 0.2
+    >>> def loss(p, b):                        # a noisy quadratic: the batch b moves the minimum
+    ...     return 0.5 * jnp.sum(curv * (p - b) ** 2)
+    >>> batch = lambda i: 0.1 * jax.random.normal(jax.random.fold_in(jax.random.key(0), i), (3,))
+    >>> res = lrjax.lr_range_test(loss, jnp.ones(3), optax.sgd, batch,
+    ...                           min_lr=1e-4, max_lr=10.0, num_steps=200)
+    >>> res.stop_reason, 0.2 <= res.stop_lr <= 0.6
     ('diverged', True)
-    >>> 0.002 < res.suggestion("steepest") < 0.2
+    >>> 0.002 <= res.suggestion("steepest") < 0.2
     True
     """
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a function (params, batch) -> loss, got {type(loss_fn).__name__}")
-    if not callable(optimizer_factory):
+    if not (callable(optimizer_factory) or isinstance(optimizer_factory, FromSchedule)):
         raise TypeError(
             "optimizer_factory must be a function learning_rate -> optax.GradientTransformation "
-            f"(e.g. optax.adamw), got {type(optimizer_factory).__name__}"
+            f"(e.g. optax.adamw) or lrjax.finder.from_schedule(build), got {type(optimizer_factory).__name__}"
         )
     schedule = range_schedule(min_lr, max_lr, num_steps, mode)
     n = int(num_steps)
@@ -503,4 +533,4 @@ def _result(rows: SweepRows, n: int, exhausted: bool, settings: dict) -> RangeTe
         reason = "data exhausted"
     else:
         reason = "completed"
-    return RangeTestResult(lrs, losses, smoothed, reason, suggest(lrs, smoothed), settings)
+    return RangeTestResult(lrs, losses, smoothed, reason, suggest(lrs, smoothed, raw=losses), settings)

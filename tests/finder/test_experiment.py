@@ -1,0 +1,87 @@
+"""Range tests on a training config (train package API), and setting the schedule's peak."""
+
+import jax
+import numpy as np
+import pytest
+
+from lrjax.finder._experiment import _sweep_config, range_test_config, with_peak
+from lrjax.train import load_config
+
+SMALL = ["train.steps=60", "model.hidden=[32]", "data.batch_size=32"]
+
+
+@pytest.fixture(scope="module")
+def digits_result():
+    cfg = load_config(None, SMALL)
+    return cfg, range_test_config(cfg, min_lr=1e-5, max_lr=10.0, num_steps=60, parallel_rates=4,
+                                  parallel_steps=20, parallel_min_lr=1e-4, parallel_max_lr=10.0)
+
+
+def test_sweep_on_digits_descends_then_diverges(digits_result):
+    _, res = digits_result
+    sw = res.sweep
+    # adamw's normalised steps keep a diverging classifier's loss bounded: it need not reach 4x its best
+    assert sw.stop_reason in ("diverged", "completed")
+    best = int(np.argmin(sw.smoothed))
+    assert sw.smoothed[best] < 0.8 * sw.smoothed[0]  # it learned...
+    assert sw.smoothed[-1] > 2 * sw.smoothed[best]  # ...then blew up
+    blowup = sw.lrs[best + int(np.argmax(sw.smoothed[best:] > 1.5 * sw.smoothed[best]))]
+    for m in ("steepest", "minimum", "valley"):
+        assert 1e-5 <= res.suggestion(m) < blowup
+    assert res.settings["data"] == "digits" and res.settings["batch_size"] == 32
+
+
+def test_parallel_grid_on_digits_ranks_by_eval_loss(digits_result):
+    _, res = digits_result
+    g = res.grid
+    assert g.metric == "eval" and g.status[-1] == "diverged" and g.status[0] == "slow"
+    assert res.suggestion("parallel") == g.best_lr and 1e-4 < g.best_lr < 10.0
+    assert np.isclose(g.initial, np.log(10), rtol=0.1)  # untrained 10-class cross-entropy
+
+
+def test_suggestion_method_errors(digits_result):
+    _, res = digits_result
+    with pytest.raises(ValueError, match=r"method must be one of .*got method='steep'.*did you mean 'steepest'"):
+        res.suggestion("steep")
+
+
+def test_accumulation_and_cycle_momentum_become_sweep_settings():
+    cfg = load_config("configs/one_cycle.yaml", ["optimizer.accumulation_steps=2"])
+    sc = _sweep_config(cfg)
+    assert sc.optimizer.accumulation_steps == 1 and not sc.optimizer.cycle_momentum
+    assert sc.optimizer.args["b1"] == pytest.approx(0.95)  # the one-cycle momentum at step 0
+    assert sc.plateau is None and cfg.optimizer.accumulation_steps == 2
+
+
+@pytest.mark.parametrize("path, key", [
+    (None, ("schedule", "peak")),                # warmup + cosine: the inner peak
+    ("configs/one_cycle.yaml", ("max_lr",)),
+    ("configs/cyclic.yaml", ("max_lr",)),
+    ("configs/step_decay.yaml", ("init_value",)),
+    ("configs/plateau.yaml", ("value",)),
+])
+def test_with_peak_sets_the_peak_argument(path, key):
+    from lrjax.finder._experiment import _schedule_max
+
+    cfg = load_config(path)
+    new = with_peak(cfg, 0.0123, method="steepest", record={"stop_reason": "diverged"})
+    node = new.schedule
+    for k in key:
+        node = node[k]
+    assert node == pytest.approx(0.0123, rel=1e-5)
+    assert _schedule_max(new) == pytest.approx(0.0123, rel=1e-5)
+    assert new.find_lr == {"stop_reason": "diverged", "method": "steepest", "lr": 0.0123}
+    assert new.optimizer == cfg.optimizer and new.train == cfg.train
+
+
+def test_with_peak_wraps_other_schedules_in_scale_and_respects_batch_scaling():
+    from lrjax.finder._experiment import _schedule_max
+
+    cfg = load_config(None, ["schedule={name: linear, init_value: 0.001, end_value: 0.004, steps: 100}",
+                             "optimizer.batch_scaling=linear", "optimizer.base_batch_size=32"])
+    assert _schedule_max(cfg) == pytest.approx(0.008)  # batch 64 vs 32: x2
+    new = with_peak(cfg, 0.02)
+    assert new.schedule["name"] == "scale" and new.schedule["schedule"] == cfg.schedule
+    assert _schedule_max(new) == pytest.approx(0.02, rel=1e-5)
+    with pytest.raises(ValueError, match="lr must be a finite rate > 0, got lr=-1"):
+        with_peak(cfg, -1)
