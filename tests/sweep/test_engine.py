@@ -1,0 +1,110 @@
+"""The engine: each configuration of a vmapped sweep equals training it alone with ``lrjax train``."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from lrjax.sweep import eval_points, log_points, train_many
+from lrjax.sweep._engine import _chunks
+from lrjax.train import load_config, train
+
+BASE = ["train.steps=24", "train.log_every=4", "train.eval_every=8", "train.checkpoint_every=1000",
+        "model.hidden=[16]", "data.batch_size=32", "train.progress=false"]
+
+
+def cfg(*extra):
+    return load_config(None, BASE + list(extra))
+
+
+CONFIGS = {
+    "a": cfg("schedule.schedule.peak=0.003"),
+    "b": cfg("schedule.schedule.peak=0.02", "schedule.warmup_steps=4"),
+    "b_seed1": cfg("schedule.schedule.peak=0.02", "schedule.warmup_steps=4", "train.seed=1"),
+    "const": cfg("schedule={name: constant, value: 0.01}", "optimizer.args.weight_decay=0.001"),
+}
+
+
+@pytest.fixture(scope="module")
+def swept():
+    labels = list(CONFIGS)
+    results, groups = train_many([CONFIGS[k] for k in labels], labels=labels, keep_states=True)
+    return dict(zip(labels, results)), groups
+
+
+def alone(tmp_path_factory, key):
+    out = tmp_path_factory.mktemp(key)
+    train(CONFIGS[key], out_dir=str(out / "run"), progress=False, plot=False, verbose=False)
+    with open(out / "run" / "metrics.jsonl") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def assert_records_close(got, want):
+    assert [sorted(r) for r in got] == [sorted(r) for r in want]
+    for g, w in zip(got, want):
+        assert g["step"] == w["step"]
+        for k in g:
+            np.testing.assert_allclose(g[k], w[k], rtol=2e-5, atol=2e-6, err_msg=f"{k} at step {g['step']}")
+
+
+def test_groups_follow_structure(swept):
+    results, groups = swept
+    # the two warmup-cosine seeds/peaks share one program; the constant schedule is another structure
+    assert [sorted(g["members"]) for g in groups] == [["a", "b", "b_seed1"], ["const"]]
+    assert groups[0]["data_shared"] is False  # digits: the split depends on the seed
+    assert groups[1]["batches_shared"] is True
+    assert results["a"].group == results["b_seed1"].group == 0 and results["const"].group == 1
+
+
+@pytest.mark.parametrize("key", ["b_seed1", "const"])
+def test_each_config_equals_lrjax_train_alone(swept, tmp_path_factory, key):
+    results, _ = swept
+    assert_records_close(results[key].records, alone(tmp_path_factory, key))
+
+
+def test_rates_are_the_schedule(swept):
+    results, _ = swept
+    r = results["b"]
+    sched = __import__("lrjax.train", fromlist=["make_schedule"]).make_schedule(CONFIGS["b"])
+    np.testing.assert_allclose(r.rates, np.asarray(sched(np.arange(24))), rtol=1e-6)
+    assert r.rates[0] == 0.0 and r.rates.argmax() == 4  # 4 warmup steps, then the peak
+    np.testing.assert_allclose(results["const"].rates, 0.01)
+
+
+def test_seeds_differ_and_configs_learn(swept):
+    results, _ = swept
+    a, b, b1 = results["a"], results["b"], results["b_seed1"]
+    assert b.final_eval["eval_accuracy"] > 0.7 and b.final_eval["eval_accuracy"] > a.final_eval["eval_accuracy"]
+    assert b.final_train["train_loss"] != b1.final_train["train_loss"]
+    assert [r["step"] for r in b.records if "eval_loss" in r] == eval_points(CONFIGS["b"]) == [8, 16, 24]
+    assert [r["step"] for r in b.records if "train_loss" in r] == log_points(CONFIGS["b"])
+
+
+def test_max_parallel_chunks_give_the_same_results(swept):
+    results, _ = swept
+    keys = ["a", "b", "b_seed1"]
+    chunked, groups = train_many([CONFIGS[k] for k in keys], labels=keys, max_parallel=2, keep_states=True)
+    assert groups[0]["chunks"] == 2 and groups[0]["chunk_size"] == 2
+    for k, r in zip(keys, chunked):
+        assert r.label == k and r.chunk_size == 2
+        assert_records_close(r.records, results[k].records)
+        for x, y in zip(jax.tree.leaves(r.state.params), jax.tree.leaves(results[k].state.params)):
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_chunk_sizes():
+    assert _chunks(16, None, 1) == (1, 16)
+    assert _chunks(16, 5, 1) == (4, 4)      # equal chunks, not 5+5+5+1
+    assert _chunks(10, 4, 1) == (3, 4)
+    assert _chunks(3, None, 2) == (1, 4)    # padded to a multiple of the devices
+    assert _chunks(5, 1, 1) == (5, 1)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="max_parallel must be a positive integer"):
+        train_many([CONFIGS["a"]], max_parallel=0)
+    with pytest.raises(ValueError, match="got 2 labels for 1 configs"):
+        train_many([CONFIGS["a"]], labels=["x", "y"])
+    assert train_many([]) == ([], [])

@@ -1,0 +1,94 @@
+"""Sweep files: expansion order and labels, merging rules, errors that name the key."""
+
+import pytest
+
+from lrjax.sweep import SweepError, expand, load_sweep, merge, sweep_from_dict
+
+SHORT = {"train": {"steps": 20}}
+
+
+def test_grid_times_list_in_order_with_labels():
+    spec = sweep_from_dict({
+        "config": SHORT,
+        "configs": [{"label": "const", "schedule": {"name": "constant", "value": 1e-3}}, {"label": "default"}],
+        "grid": {"train.seed": [0, 1], "optimizer.args.weight_decay": [0.0, 1e-4]},
+    })
+    out = expand(spec)
+    assert [c.label for c in out] == [
+        "const seed=0 weight_decay=0", "const seed=0 weight_decay=0.0001",
+        "const seed=1 weight_decay=0", "const seed=1 weight_decay=0.0001",
+        "default seed=0 weight_decay=0", "default seed=0 weight_decay=0.0001",
+        "default seed=1 weight_decay=0", "default seed=1 weight_decay=0.0001",
+    ]
+    c = out[3].config
+    assert c.schedule == {"name": "constant", "value": 1e-3}  # replaced whole, not merged with warmup keys
+    assert (c.train.seed, c.optimizer.args, c.train.steps) == (1, {"weight_decay": 1e-4}, 20)
+    assert out[4].config.schedule["name"] == "warmup"  # the default schedule kept
+    assert out[3].values == {"train.seed": 1, "optimizer.args.weight_decay": 1e-4}
+    assert c.name == "const_seed=1_weight_decay=0.0001"
+
+
+def test_merge_rules():
+    base = {"schedule": {"name": "warmup", "warmup_steps": 10}, "optimizer": {"name": "adamw", "args": {"b1": 0.8}},
+            "train": {"steps": 5, "seed": 1}}
+    out = merge(base, {"schedule": {"name": "constant"}, "optimizer": {"args": {"momentum": 0.9}, "name": "sgd"},
+                       "train": {"steps": 7}, "schedule.value": 0.1}, "x")
+    assert out["schedule"] == {"name": "constant", "value": 0.1}
+    assert out["optimizer"] == {"name": "sgd", "args": {"momentum": 0.9}}
+    assert out["train"] == {"steps": 7, "seed": 1}
+    assert base["train"]["steps"] == 5  # inputs untouched
+
+
+def test_grid_key_names_are_shortest_unique_suffixes():
+    spec = sweep_from_dict({"config": SHORT, "grid": {"schedule.schedule.peak": [1e-3], "schedule.warmup_steps": [5],
+                                                      "data.batch_size": [32]}})
+    assert [c.label for c in expand(spec)] == ["peak=0.001 warmup_steps=5 batch_size=32"]
+
+
+def test_load_sweep_reads_base_relative_and_overrides(tmp_path):
+    (tmp_path / "base.yaml").write_text("schedule: {name: constant, value: 0.01}\ntrain: {steps: 30}\n")
+    (tmp_path / "s.yaml").write_text("base: base.yaml\ngrid: {schedule.value: [0.01, 0.02]}\nmax_parallel: 8\n")
+    spec = load_sweep(tmp_path / "s.yaml", ["max_parallel=2", "config.train.steps=12"])
+    assert spec.max_parallel == 2
+    cfgs = expand(spec)
+    assert [c.config.schedule["value"] for c in cfgs] == [0.01, 0.02]
+    assert all(c.config.train.steps == 12 for c in cfgs)
+
+
+@pytest.mark.parametrize("data, match", [
+    ({"grdi": {}}, r"unknown sweep key 'grdi' \(did you mean 'grid'\?\)"),
+    ({"grid": {"train.seed": 3}}, r"grid.train.seed must be a non-empty list of values, got grid.train.seed=3"),
+    ({"grid": {"train.seed": []}}, r"grid.train.seed must be a non-empty list"),
+    ({"configs": [{"label": "a"}, {"label": "a"}]}, r"labels must be unique, got 'a'"),
+    ({"configs": {"a": 1}}, r"configs must be a list of mappings"),
+    ({"target": {"metric": "acc"}}, r"target.metric must be one of eval_accuracy, eval_loss, got target.metric='acc'"),
+    ({"target": {"value": "high"}}, r"target.value must be a number"),
+    ({"rank_by": "accuracy"}, r"rank_by must be one of eval_accuracy, eval_loss, got rank_by='accuracy'"),
+    ({"max_parallel": 0}, r"max_parallel must be a positive integer or null, got max_parallel=0"),
+    ({"base": 3}, r"base must be a path to a training config or a mapping, got base=3"),
+    ({"base": "/nonexistent/x.yaml"}, r"file '/nonexistent/x.yaml' does not exist"),
+])
+def test_bad_sweeps(data, match):
+    with pytest.raises(SweepError, match=match):
+        sweep_from_dict(data)
+
+
+def test_bad_configuration_names_its_label():
+    spec = sweep_from_dict({"config": SHORT, "configs": [{"label": "bad", "schedule": {"name": "constant",
+                                                                                       "value": -1}}]})
+    with pytest.raises(SweepError, match=r"configuration 'bad': .*value must be >= 0, got value=-1"):
+        expand(spec)
+    spec = sweep_from_dict({"config": SHORT, "grid": {"train.stepz": [1]}})
+    with pytest.raises(SweepError, match=r"configuration 'stepz=1': unknown key 'train.stepz' \(did you mean 'steps'"):
+        expand(spec)
+
+
+def test_shipped_recipes_expand():
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[2] / "configs" / "sweeps"
+    sizes = {p.stem: len(expand(load_sweep(p))) for p in sorted(root.glob("*.yaml"))}
+    assert sizes == {"schedules": 9, "seeds": 6, "warmup_cosine_grid": 16}
+    labels = [c.label for c in expand(load_sweep(root / "schedules.yaml"))]
+    assert labels == ["constant", "step", "exponential", "inverse-time", "cosine", "warmup+cosine", "one-cycle",
+                      "cyclic", "restarts"]
