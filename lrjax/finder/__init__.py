@@ -5,7 +5,7 @@
 ['minimum', 'steepest', 'valley']
 """
 
-from lrjax.finder._suggest import SUGGESTIONS, Suggestion, minimum, steepest, suggest, valley
+from lrjax.finder._suggest import SUGGESTIONS, Suggestion, loss_noise, minimum, steepest, suggest, valley
 from lrjax.finder._parallel import ParallelRangeResult, parallel_range_test
 from lrjax.finder._sweep import FromSchedule, RangeTestResult, from_schedule, lr_range_test, range_schedule
 
@@ -17,6 +17,7 @@ __all__ = [
     "RangeTestResult",
     "SUGGESTIONS",
     "Suggestion",
+    "loss_noise",
     "lr_range_test",
     "minimum",
     "range_schedule",

@@ -96,13 +96,16 @@ def loss_noise(losses: Any) -> float:
 
 
 def _flat_message(values: np.ndarray, noise: float = 0.0) -> str | None:
+    spread = float(np.max(values) - np.min(values))
     drop = float(np.max(np.maximum.accumulate(values) - values))  # largest fall, earlier point to later
     scale = max(float(np.max(np.abs(values))), 1e-12)
-    if drop <= FLAT_TOL * scale:
+    if spread <= FLAT_TOL * scale:
         return (
-            f"the curve is too flat: the smoothed loss falls by at most {drop / scale:.2%} of its size "
+            f"the curve is too flat: the smoothed loss moves by {spread / scale:.2%} of its size over the sweep "
             f"(needs more than {FLAT_TOL:.1%}); raise max_lr, or check that the loss depends on the parameters"
         )
+    if drop <= FLAT_TOL * scale:
+        return "the smoothed loss never decreases over the usable part of the curve; lower min_lr"
     if drop <= noise:
         return (
             f"the curve is too flat: the smoothed loss falls by at most {drop:.3g}, less than the batch-to-batch "

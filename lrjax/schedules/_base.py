@@ -77,7 +77,11 @@ def _field_kind(f: dataclasses.Field) -> str:
 
 def closest(name: str, choices: Iterable[str]) -> str:
     """' (did you mean 'x'?)' when one of ``choices`` is close to ``name``."""
-    match = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
+    choices = [str(c) for c in choices]
+    match = difflib.get_close_matches(str(name), choices, n=1)
+    if not match:  # an abbreviation ('exp' for 'exponential', 'cos' for 'cosine_decay')
+        low = str(name).lower()
+        match = [c for c in choices if low and c.lower().startswith(low)][:1]
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 

@@ -81,7 +81,8 @@ class CosineRestarts(Schedule):
     def _value(self, t):
         n, tc, ti = _restart_cycle(t, self.first_period, self.period_mult)
         p = clip01(tc / ti)
-        top = self.peak * self.peak_decay**n
+        # never below the floor: a decayed peak under it would push the rate below the floor
+        top = jnp.maximum(self.peak * self.peak_decay**n, self.floor)
         if self.shape == "cosine":
             v = cosine_interp(top, self.floor, p)
         else:
