@@ -91,7 +91,8 @@ def bench(width, depth, batch, steps, rounds, warmup_rounds=2):
     base = np.asarray(times["constant"])
     out = {n: statistics.median(np.asarray(times[n]) / base) for n in names if n != "constant"}
     best = {n: min(times[n]) / min(times["constant"]) for n in names if n != "constant"}
-    return statistics.median(base), out, best
+    extra_us = statistics.median((np.asarray(times["lrjax"]) - base) * 1e6)
+    return statistics.median(base), out, best, extra_us
 
 
 def main(argv=None):
@@ -99,19 +100,20 @@ def main(argv=None):
     ap.add_argument("--widths", type=int, nargs="+", default=[256, 1024])
     ap.add_argument("--depth", type=int, default=2)
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--steps", type=int, default=20, help="steps per timed block")
-    ap.add_argument("--rounds", type=int, default=25, help="timed rounds (after 2 warm-up rounds)")
+    ap.add_argument("--steps", type=int, default=10, help="steps per timed block")
+    ap.add_argument("--rounds", type=int, default=40, help="timed rounds (after 2 warm-up rounds)")
     args = ap.parse_args(argv)
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, optax {optax.__version__}; "
           f"MLP 784-{args.depth}x<width>-10, batch {args.batch}, "
           f"{args.rounds} rounds x {args.steps} steps, interleaved")
     worst = 0.0
     for w in args.widths:
-        base, ratios, best = bench(w, args.depth, args.batch, args.steps, args.rounds)
+        base, ratios, best, extra_us = bench(w, args.depth, args.batch, args.steps, args.rounds)
         worst = max(worst, ratios["lrjax"])
         print(f"width {w:5d}: constant {base * 1e6:9.1f} us/step | median ratio lrjax/constant {ratios['lrjax']:.4f}, "
               f"optax_schedule/constant {ratios['optax_schedule']:.4f} | best-time ratio lrjax "
-              f"{best['lrjax']:.4f}, optax_schedule {best['optax_schedule']:.4f}")
+              f"{best['lrjax']:.4f}, optax_schedule {best['optax_schedule']:.4f} | lrjax - constant "
+              f"{extra_us:+.1f} us/step")
     print(f"worst lrjax/constant ratio: {worst:.4f}")
     return worst
 

@@ -17,6 +17,10 @@ __all__ = ["InjectState", "inject", "hyperparam_values"]
 
 _LR = "learning_rate"
 
+# optax factories whose learning_rate must be a number (no schedule function): there the rate
+# is passed as a float32 array instead (fine for float32 parameters).
+_LR_NOT_A_SCHEDULE = frozenset({"optimistic_adam", "rprop", "scale_by_rprop", "sm3"})
+
 
 class InjectState(NamedTuple):
     """State of :func:`inject`.
@@ -188,11 +192,13 @@ def inject(
     if plateau is not None and _LR not in dynamic:
         raise ValueError("inject: plateau needs learning_rate to be a number or an lrjax schedule, not static")
 
+    lr_as_schedule = getattr(optimizer_factory, "__name__", "") not in _LR_NOT_A_SCHEDULE
+
     def build(values: dict) -> optax.GradientTransformationExtraArgs:
         kwargs = dict(static)
         for k in dynamic:
             v = values[k]
-            kwargs[k] = (lambda _count, v=v: v) if k == _LR else v
+            kwargs[k] = (lambda _count, v=v: v) if (k == _LR and lr_as_schedule) else v
         return optax.with_extra_args_support(optimizer_factory(**kwargs))
 
     def init_fn(params):

@@ -34,6 +34,8 @@ def _same(a, b):
         (optax.sgd, dict(learning_rate=0.1, momentum=0.9, nesterov=True)),
         (optax.lion, dict(learning_rate=3e-4, weight_decay=1e-3)),
         (optax.adafactor, dict(learning_rate=1e-2)),
+        (optax.rprop, dict(learning_rate=1e-2)),  # takes no schedule: the rate goes in as an array
+        (optax.sm3, dict(learning_rate=1e-2)),
     ],
 )
 def test_inject_numbers_bitwise_equal_optax_direct(factory, kwargs):
