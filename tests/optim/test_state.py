@@ -99,3 +99,23 @@ def test_with_hyperparams_on_scale_by_schedule_state():
     tx = lrjax.scale_by_schedule(lrjax.Linear(1.0, 0.0, 10))
     state = lrjax.with_hyperparams(tx.init(None), scale=lrjax.Linear(2.0, 0.0, 10))
     assert float(lrjax.current_hyperparams(state)["scale"]) == 2.0
+
+
+def test_observe_metric_and_current_hyperparams_under_jit_inside_accumulate():
+    tx = lrjax.accumulate(
+        lrjax.inject(optax.sgd, learning_rate=lrjax.Constant(0.1), plateau=lrjax.reduce_on_plateau(patience=0)), 2
+    )
+    state = tx.init(PARAMS)
+
+    @jax.jit
+    def eval_hook(state, loss):
+        state = lrjax.observe_metric(state, loss)
+        return state, lrjax.current_hyperparams(state)
+
+    for loss in (1.0, 1.0):
+        state, hp = eval_hook(state, loss)
+    assert float(hp["learning_rate"]) == pytest.approx(0.01) and float(hp["plateau_scale"]) == pytest.approx(0.1)
+    u, state = tx.update(G, state, PARAMS)  # a micro-step: no update, counters untouched
+    u, state = tx.update(G, state, PARAMS)
+    np.testing.assert_allclose(u["b"], -0.01 * 0.5, rtol=1e-6)
+    assert int(state.inner_opt_state.plateau.num_observed) == 2
