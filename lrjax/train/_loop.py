@@ -367,6 +367,7 @@ def train(config: Config, *, out_dir: str | None = None, resume: str | None = No
     status = "completed"
     error: str | None = None
     compile_s = 0.0
+    t_end: float | None = None
     t_loop = time.perf_counter()
     try:
         with _stop_on_signals(flag):
@@ -397,6 +398,8 @@ def train(config: Config, *, out_dir: str | None = None, resume: str | None = No
                     if run.last_checkpoint != run.step:
                         run.save_checkpoint(state)
                     break
+            jax.block_until_ready(state)
+            t_end = time.perf_counter()
             run.flush()
             if status == "completed" and run.last_checkpoint != run.step:
                 run.save_checkpoint(state)
@@ -413,7 +416,7 @@ def train(config: Config, *, out_dir: str | None = None, resume: str | None = No
                     close(run)
         run.close()
         ckpt.close()
-        loop_s = time.perf_counter() - t_loop
+        loop_s = (t_end if t_end is not None else time.perf_counter()) - t_loop
         steps_done = run.step - start_step
         summary = {
             "status": status,
