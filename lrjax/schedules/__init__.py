@@ -14,4 +14,5 @@ from lrjax.schedules._decay import (
     StepDecay,
     TanhDecay,
 )
+from lrjax.schedules._piecewise import PiecewiseConstant, Shift
 from lrjax.schedules._spec import from_spec, load_spec, to_spec

@@ -53,7 +53,11 @@ class CosineRestarts(Schedule):
 
     with ``peak_decay`` ``d`` and ``floor`` ``f``. After ``cycle_limit`` cycles the rate
     stays at the floor (``inf``: never). ``shape='tanh'`` anneals with timm's tanh
-    curve inside each cycle instead (bounds ``lower``/``upper``).
+    curve inside each cycle instead (bounds ``lower``/``upper``), ``shape='polynomial'``
+    with timm's :math:`(1 - p)^{power}`. ``k_decay`` bends the progress
+    :math:`p = (t_c/T_i)^k` (timm's ``k_decay``). ``decay_mode='amplitude'`` decays the
+    height above the floor instead of the peak (Keras' ``CosineDecayRestarts``:
+    cycle top :math:`f + (\\eta_{peak} - f)\\,d^{\\,i}`).
 
     >>> import lrjax
     >>> s = lrjax.CosineRestarts(1.0, first_period=10, period_mult=2.0)
@@ -67,13 +71,16 @@ class CosineRestarts(Schedule):
     peak_decay: float = leaf(1.0)
     floor: float = leaf(0.0)
     cycle_limit: float = leaf(float("inf"), allow_inf=True)
-    shape: str = static("cosine", choices=("cosine", "tanh"))
+    shape: str = static("cosine", choices=("cosine", "tanh", "polynomial"))
     lower: float = leaf(-7.0)
     upper: float = leaf(3.0)
+    power: float = leaf(1.0)
+    k_decay: float = leaf(1.0)
+    decay_mode: str = static("peak", choices=("peak", "amplitude"))
 
     def _validate(self, check: Checks) -> None:
         check.nonneg("peak", "floor", "peak_decay")
-        check.positive("first_period", "cycle_limit")
+        check.positive("first_period", "cycle_limit", "power", "k_decay")
         check.require("period_mult", lambda x: x >= 1, ">= 1")
         check.relation("floor", "peak", "<=")
         check.relation("lower", "upper", "<")
@@ -81,12 +88,20 @@ class CosineRestarts(Schedule):
     def _value(self, t):
         n, tc, ti = _restart_cycle(t, self.first_period, self.period_mult)
         p = clip01(tc / ti)
-        # never below the floor: a decayed peak under it would push the rate below the floor
-        top = jnp.maximum(self.peak * self.peak_decay**n, self.floor)
+        p = jnp.where(p > 0, jnp.where(p > 0, p, 1.0) ** self.k_decay, 0.0)
+        if self.decay_mode == "peak":
+            # never below the floor: a decayed peak under it would push the rate below the floor
+            top = jnp.maximum(self.peak * self.peak_decay**n, self.floor)
+        else:
+            top = self.floor + (self.peak - self.floor) * self.peak_decay**n
         if self.shape == "cosine":
             v = cosine_interp(top, self.floor, p)
-        else:
+        elif self.shape == "tanh":
             v = self.floor + (top - self.floor) * 0.5 * (1.0 - jnp.tanh(self.lower * (1.0 - p) + self.upper * p))
+        else:
+            rest = 1.0 - p
+            pos = rest > 0
+            v = self.floor + (top - self.floor) * jnp.where(pos, jnp.where(pos, rest, 1.0) ** self.power, 0.0)
         return jnp.where(n >= self.cycle_limit, self.floor, v)
 
     @property
@@ -178,7 +193,9 @@ class OneCycle(Schedule):
     (``three_phase=True``): up to :math:`qN - 1`, back down to :math:`\\eta_{init}` at
     :math:`2qN - 2`, then to :math:`\\eta_{min}` at :math:`N - 1`. Inside a phase from ``a``
     to ``b`` (``p`` its progress): ``cos``: :math:`b + (a - b)(1 + \\cos \\pi p)/2`;
-    ``linear``: :math:`a + p(b - a)`. The rate holds :math:`\\eta_{min}` after step ``N - 1``.
+    ``linear``: :math:`a + p(b - a)`. The rate holds :math:`\\eta_{min}` after step ``N - 1``
+    (``extend_last_phase=True``: the last phase's formula runs on to step ``N``, as
+    PyTorch evaluates it there, and that value is held).
 
     The companion momentum (:attr:`momentum`) goes ``max_momentum -> base_momentum ->
     max_momentum`` (three phases: stays at ``max_momentum`` in the last one).
@@ -198,11 +215,14 @@ class OneCycle(Schedule):
     three_phase: bool = static(False, choices=(False, True))
     base_momentum: float = leaf(0.85)
     max_momentum: float = leaf(0.95)
+    # True: PyTorch's OneCycleLR, which also evaluates the last phase's formula at step N
+    # (progress a little past 1) before it refuses to step further; held from N on.
+    extend_last_phase: bool = static(False, choices=(False, True))
 
     def _validate(self, check: Checks) -> None:
         check.nonneg("max_lr", "base_momentum", "max_momentum")
         check.positive("total_steps", "div_factor", "final_div_factor")
-        check.between("pct_start", 0.0, 1.0, lo_open=True, hi_open=True)
+        check.between("pct_start", 0.0, 1.0)  # PyTorch accepts both ends (0.0: no warmup phase)
         check.relation("base_momentum", "max_momentum", "<=")
         n, q = check.value("total_steps"), check.value("pct_start")
         if self.three_phase and n is not None and q is not None and np.any(2 * q * n - 2 > n - 1):
@@ -242,6 +262,9 @@ class OneCycle(Schedule):
         for e, (a, b) in zip(ends, pairs):
             bounds.append((start, e, a, b))
             start = e
+        if self.extend_last_phase:
+            s, e, a, b = bounds[-1]
+            out = self._interp(a, b, jnp.maximum(safe_div(jnp.minimum(t, e + 1.0) - s, e - s, 1.0), 0.0))
         for s, e, a, b in reversed(bounds):
             p = clip01(safe_div(t - s, e - s, 1.0))
             out = jnp.where(t <= e, self._interp(a, b, p), out)

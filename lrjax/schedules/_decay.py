@@ -122,7 +122,8 @@ class MultiStep(Schedule):
         m = check.value("milestones")
         if m is not None and m.ndim == 0:
             raise ValueError(f"MultiStep: milestones must be a list of steps, got milestones={float(m)}")
-        check.increasing("milestones")
+        # Non-decreasing: a repeated milestone multiplies by gamma once per repeat (PyTorch's Counter).
+        check.increasing("milestones", strict=False)
 
     def _value(self, t):
         t = jnp.asarray(t)
@@ -203,6 +204,9 @@ class Polynomial(Schedule):
     """Polynomial decay to ``end_value`` over ``decay_steps``, then held:
     :math:`(\\eta_0 - \\eta_e)(1 - \\min(t, T)/T)^p + \\eta_e`.
 
+    With ``cycle=True`` (Keras) the length becomes :math:`T\\lceil t/T \\rceil` past ``T``: the rate
+    jumps back up and decays again.
+
     >>> import lrjax
     >>> float(lrjax.Polynomial(1.0, end_value=0.0, decay_steps=10, power=2.0)(5))
     0.25
@@ -212,13 +216,20 @@ class Polynomial(Schedule):
     end_value: float = leaf(0.0)
     decay_steps: float = leaf(1.0)
     power: float = leaf(1.0)
+    # cycle=True (Keras' PolynomialDecay(cycle=True)): past T the decay length grows to
+    # T * ceil(t / T), so the rate jumps back up and decays again towards end_value.
+    cycle: bool = static(False, choices=(False, True))
 
     def _validate(self, check: Checks) -> None:
         check.nonneg("init_value", "end_value")
         check.positive("decay_steps", "power")
 
     def _value(self, t):
-        frac = 1.0 - clip01(t / self.decay_steps)
+        if self.cycle:
+            span = self.decay_steps * jnp.maximum(jnp.ceil(t / self.decay_steps), 1.0)
+            frac = 1.0 - clip01(t / span)
+        else:
+            frac = 1.0 - clip01(t / self.decay_steps)
         # frac**power with frac = 0 has an infinite gradient for power < 1: guard it.
         pos = frac > 0
         powed = jnp.where(pos, jnp.where(pos, frac, 1.0) ** self.power, 0.0)
