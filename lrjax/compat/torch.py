@@ -1,0 +1,396 @@
+"""PyTorch's ``torch.optim.lr_scheduler`` classes as native lrjax schedules.
+
+Each function takes the PyTorch class's arguments with the optimizer replaced by ``lr``,
+the optimizer's base learning rate, and returns a native lrjax schedule ``s`` with
+``s(t) == scheduler.get_last_lr()[0]`` after ``t`` calls of ``scheduler.step()`` (``s(0)``
+is the rate right after construction). Port a recipe by changing the import::
+
+    # sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=1000)
+    from lrjax.compat import torch as lrt
+    sched = lrt.OneCycleLR(None, max_lr=0.1, total_steps=1000)   # lr: overwritten, as in PyTorch
+    tx = lrjax.inject(optax.sgd, learning_rate=sched, momentum=sched.momentum)
+
+``CyclicLR`` and ``OneCycleLR`` return schedules whose ``.momentum`` is the momentum (or
+Adam ``b1``) schedule PyTorch would set. ``ReduceLROnPlateau`` returns the lrjax plateau
+transformation with PyTorch's semantics (see its docstring). Arguments PyTorch refuses raise
+``ValueError`` here too, at construction. This module never imports torch.
+
+>>> from lrjax.compat import torch as lrt
+>>> s = lrt.StepLR(0.1, step_size=2, gamma=0.5)
+>>> [round(float(s(t)), 4) for t in range(5)]
+[0.1, 0.1, 0.05, 0.05, 0.025]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Iterable, Sequence as Seq
+
+import numpy as np
+
+from lrjax.compat._common import is_int, no_resume, number, rate
+from lrjax.schedules import (
+    Constant,
+    CosineDecay,
+    CosineRestarts,
+    Cyclic,
+    Exponential,
+    Linear,
+    MultiStep,
+    OneCycle,
+    Polynomial,
+    Product,
+    Scale,
+    Schedule,
+    Sequence,
+    StepDecay,
+)
+
+__all__ = [
+    "StepLR",
+    "MultiStepLR",
+    "ConstantLR",
+    "LinearLR",
+    "ExponentialLR",
+    "PolynomialLR",
+    "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
+    "CyclicLR",
+    "OneCycleLR",
+    "SequentialLR",
+    "ChainedScheduler",
+    "ReduceLROnPlateau",
+]
+
+
+def StepLR(lr: float, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> Schedule:
+    """``lr * gamma ** (t // step_size)`` → :class:`lrjax.StepDecay`.
+
+    >>> round(float(StepLR(1.0, step_size=3, gamma=0.5)(7)), 4)
+    0.25
+    """
+    no_resume("StepLR", last_epoch)
+    lr = rate("StepLR", "lr", lr)
+    if number("StepLR", "step_size", step_size) <= 0:
+        raise ValueError(f"StepLR: step_size must be a positive number of steps, got step_size={step_size!r}")
+    return StepDecay(lr, step_size=step_size, gamma=number("StepLR", "gamma", gamma))
+
+
+def MultiStepLR(lr: float, milestones: Iterable[int], gamma: float = 0.1, last_epoch: int = -1) -> Schedule:
+    """``lr * gamma ** (number of milestones <= t)`` → :class:`lrjax.MultiStep`.
+
+    Milestones may be unsorted or repeated (a repeat multiplies by ``gamma`` once more), as
+    PyTorch's ``Counter`` allows.
+
+    >>> round(float(MultiStepLR(1.0, milestones=[4, 2, 2], gamma=0.5)(3)), 4)
+    0.25
+    """
+    no_resume("MultiStepLR", last_epoch)
+    lr = rate("MultiStepLR", "lr", lr)
+    ms = sorted(number("MultiStepLR", "milestones", m) for m in milestones)
+    return MultiStep(lr, milestones=np.asarray([m for m in ms if m >= 0], dtype=np.float64),
+                     gamma=number("MultiStepLR", "gamma", gamma))
+
+
+def ConstantLR(lr: float, factor: float = 1.0 / 3, total_iters: int = 5, last_epoch: int = -1) -> Schedule:
+    """``lr * factor`` for ``t < total_iters``, then ``lr`` → :class:`lrjax.Sequence` of two constants.
+
+    As in PyTorch, ``total_iters <= 0`` keeps ``lr * factor`` for ever (its recursive form never
+    undoes the factor).
+    """
+    no_resume("ConstantLR", last_epoch)
+    lr = rate("ConstantLR", "lr", lr)
+    f = number("ConstantLR", "factor", factor)
+    if f > 1.0 or f < 0:
+        raise ValueError(f"ConstantLR: factor must be between 0 and 1 (PyTorch's check), got factor={factor!r}")
+    n = number("ConstantLR", "total_iters", total_iters)
+    if n <= 0:
+        return Constant(lr * f)
+    if f == 0:
+        raise ValueError(
+            "ConstantLR: factor=0 is refused: PyTorch divides by it at step total_iters (ZeroDivisionError)"
+        )
+    return Sequence([Constant(lr * f), Constant(lr)], boundaries=[n])
+
+
+def LinearLR(lr: float, start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int = 5,
+             last_epoch: int = -1) -> Schedule:
+    """Factor linear from ``start_factor`` to ``end_factor`` over ``total_iters`` → :class:`lrjax.Linear`.
+
+    ``total_iters <= 0`` keeps ``lr * start_factor`` (PyTorch's recursive form).
+
+    >>> round(float(LinearLR(1.0, start_factor=0.5, total_iters=4)(2)), 4)
+    0.75
+    """
+    no_resume("LinearLR", last_epoch)
+    lr = rate("LinearLR", "lr", lr)
+    a = number("LinearLR", "start_factor", start_factor)
+    b = number("LinearLR", "end_factor", end_factor)
+    if a > 1.0 or a <= 0:
+        raise ValueError(f"LinearLR: start_factor must be in (0, 1] (PyTorch's check), got start_factor={start_factor!r}")
+    if b > 1.0 or b < 0:
+        raise ValueError(f"LinearLR: end_factor must be in [0, 1] (PyTorch's check), got end_factor={end_factor!r}")
+    n = number("LinearLR", "total_iters", total_iters)
+    if n <= 0:
+        return Constant(lr * a)
+    return Linear(lr * a, lr * b, steps=n)
+
+
+def ExponentialLR(lr: float, gamma: float, last_epoch: int = -1) -> Schedule:
+    """``lr * gamma ** t`` → :class:`lrjax.Exponential` (``decay_steps=1``)."""
+    no_resume("ExponentialLR", last_epoch)
+    lr = rate("ExponentialLR", "lr", lr)
+    g = number("ExponentialLR", "gamma", gamma)
+    if g <= 0:
+        raise ValueError(f"ExponentialLR: gamma must be > 0 in lrjax, got gamma={gamma!r}")
+    return Exponential(lr, decay_rate=g, decay_steps=1.0)
+
+
+def PolynomialLR(lr: float, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1) -> Schedule:
+    """``lr * (1 - min(t, T)/T) ** power`` → :class:`lrjax.Polynomial` (to 0); ``T <= 0``: constant."""
+    no_resume("PolynomialLR", last_epoch)
+    lr = rate("PolynomialLR", "lr", lr)
+    n = number("PolynomialLR", "total_iters", total_iters)
+    p = number("PolynomialLR", "power", power)
+    if n <= 0:
+        return Constant(lr)
+    if p <= 0:
+        raise ValueError(f"PolynomialLR: power must be > 0 in lrjax, got power={power!r}")
+    return Polynomial(lr, end_value=0.0, decay_steps=n, power=p)
+
+
+def CosineAnnealingLR(lr: float, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> Schedule:
+    """``eta_min + (lr - eta_min)(1 + cos(pi t / T_max))/2`` for every ``t`` → periodic
+    :class:`lrjax.CosineDecay`.
+
+    PyTorch does not hold after ``T_max``: the rate climbs back to ``lr`` at ``2 T_max``
+    (its recursive form follows the closed form to float rounding).
+    """
+    no_resume("CosineAnnealingLR", last_epoch)
+    lr = rate("CosineAnnealingLR", "lr", lr)
+    if number("CosineAnnealingLR", "T_max", T_max) <= 0:
+        raise ValueError(f"CosineAnnealingLR: T_max must be > 0 (PyTorch divides by it), got T_max={T_max!r}")
+    return CosineDecay(lr, decay_steps=T_max, floor=rate("CosineAnnealingLR", "eta_min", eta_min), periodic=True)
+
+
+def CosineAnnealingWarmRestarts(lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0,
+                                last_epoch: int = -1) -> Schedule:
+    """SGDR: cosine from ``lr`` to ``eta_min`` over ``T_0``, ``T_0 T_mult``, ... steps →
+    :class:`lrjax.CosineRestarts`.
+
+    >>> s = CosineAnnealingWarmRestarts(1.0, T_0=4, T_mult=2)
+    >>> [round(float(s(t)), 3) for t in (0, 2, 4, 8, 12)]
+    [1.0, 0.5, 1.0, 0.5, 1.0]
+    """
+    no_resume("CosineAnnealingWarmRestarts", last_epoch)
+    lr = rate("CosineAnnealingWarmRestarts", "lr", lr)
+    if not is_int(T_0) or T_0 <= 0:
+        raise ValueError(f"CosineAnnealingWarmRestarts: T_0 must be a positive integer, got T_0={T_0!r}")
+    if not is_int(T_mult) or T_mult < 1:
+        raise ValueError(f"CosineAnnealingWarmRestarts: T_mult must be an integer >= 1, got T_mult={T_mult!r}")
+    if isinstance(eta_min, bool) or not isinstance(eta_min, (int, float)):
+        raise ValueError(f"CosineAnnealingWarmRestarts: eta_min must be a float or int, got eta_min={eta_min!r}")
+    return CosineRestarts(lr, first_period=T_0, period_mult=T_mult, floor=rate("CosineAnnealingWarmRestarts",
+                                                                                "eta_min", eta_min))
+
+
+_CLR_MODES = ("triangular", "triangular2", "exp_range")
+
+
+def CyclicLR(lr: float | None, base_lr: float, max_lr: float, step_size_up: int = 2000,
+             step_size_down: int | None = None, mode: str = "triangular", gamma: float = 1.0,
+             scale_fn: Callable[[float], float] | None = None, scale_mode: str = "cycle",
+             cycle_momentum: bool = True, base_momentum: float = 0.8, max_momentum: float = 0.9,
+             last_epoch: int = -1) -> Cyclic:
+    """Cyclical learning rates → :class:`lrjax.Cyclic`; ``.momentum`` cycles the other way.
+
+    ``lr`` is ignored: PyTorch overwrites the optimizer's rate with ``base_lr``. A custom
+    ``scale_fn`` is not supported (a Python callable cannot live in a pytree spec): use
+    ``mode``. With ``cycle_momentum=False`` PyTorch leaves the optimizer's momentum alone;
+    the returned ``.momentum`` is then the constant ``max_momentum`` — use your own.
+
+    >>> s = CyclicLR(None, base_lr=0.1, max_lr=1.0, step_size_up=2)
+    >>> [round(float(s(t)), 3) for t in range(5)], round(float(s.momentum(2)), 3)
+    ([0.1, 0.55, 1.0, 0.55, 0.1], 0.8)
+    """
+    no_resume("CyclicLR", last_epoch)
+    if scale_fn is not None:
+        raise ValueError(
+            "CyclicLR: a custom scale_fn is not supported by lrjax (a Python callable is neither a pytree leaf nor "
+            f"part of a spec), got scale_fn={scale_fn!r}; use mode='triangular', 'triangular2' or 'exp_range'"
+        )
+    if mode not in _CLR_MODES:
+        raise ValueError(f"CyclicLR: mode must be one of {', '.join(map(repr, _CLR_MODES))}, got mode={mode!r}")
+    up = number("CyclicLR", "step_size_up", step_size_up)
+    if up <= 0:
+        raise ValueError(f"CyclicLR: step_size_up must be > 0 (PyTorch divides by it), got step_size_up={step_size_up!r}")
+    down = -1.0 if step_size_down is None else number("CyclicLR", "step_size_down", step_size_down)
+    if step_size_down is not None and down <= 0:
+        raise ValueError(f"CyclicLR: step_size_down must be > 0 in lrjax, got step_size_down={step_size_down!r}")
+    bm, mm = number("CyclicLR", "base_momentum", base_momentum), number("CyclicLR", "max_momentum", max_momentum)
+    if not cycle_momentum:
+        bm = mm
+    return Cyclic(rate("CyclicLR", "base_lr", base_lr), rate("CyclicLR", "max_lr", max_lr), step_size_up=up,
+                  step_size_down=down, mode=mode, gamma=number("CyclicLR", "gamma", gamma), base_momentum=bm,
+                  max_momentum=mm)
+
+
+def OneCycleLR(lr: float | None, max_lr: float, total_steps: int | None = None, epochs: int | None = None,
+               steps_per_epoch: int | None = None, pct_start: float = 0.3, anneal_strategy: str = "cos",
+               cycle_momentum: bool = True, base_momentum: float = 0.85, max_momentum: float = 0.95,
+               div_factor: float = 25.0, final_div_factor: float = 1e4, three_phase: bool = False,
+               last_epoch: int = -1) -> OneCycle:
+    """The one-cycle policy → :class:`lrjax.OneCycle` (``extend_last_phase=True``); ``.momentum``
+    is the momentum PyTorch sets.
+
+    ``lr`` is ignored (PyTorch starts from ``max_lr / div_factor``). PyTorch evaluates steps
+    ``0..total_steps`` and raises after; lrjax holds the value of step ``total_steps`` from
+    there on. A first phase of zero length (``pct_start * total_steps == 1``) is refused with
+    ``ValueError`` (PyTorch: ``ZeroDivisionError`` at construction).
+
+    >>> s = OneCycleLR(None, max_lr=1.0, total_steps=10, pct_start=0.5)
+    >>> round(float(s(0)), 3), round(float(s(4)), 3), round(float(s.momentum(4)), 3)
+    (0.04, 1.0, 0.85)
+    """
+    no_resume("OneCycleLR", last_epoch)
+    if total_steps is not None:
+        if not is_int(total_steps) or total_steps <= 0:
+            raise ValueError(f"OneCycleLR: total_steps must be a positive integer, got total_steps={total_steps!r}")
+        n = total_steps
+    elif epochs is not None and steps_per_epoch is not None:
+        if not is_int(epochs) or epochs <= 0:
+            raise ValueError(f"OneCycleLR: epochs must be a positive integer, got epochs={epochs!r}")
+        if not is_int(steps_per_epoch) or steps_per_epoch <= 0:
+            raise ValueError(
+                f"OneCycleLR: steps_per_epoch must be a positive integer, got steps_per_epoch={steps_per_epoch!r}")
+        n = epochs * steps_per_epoch
+    else:
+        raise ValueError("OneCycleLR: define either total_steps OR (epochs AND steps_per_epoch), got neither")
+    if not isinstance(pct_start, float) or not 0.0 <= pct_start <= 1.0:
+        raise ValueError(f"OneCycleLR: pct_start must be a float in [0, 1] (PyTorch's check), got pct_start={pct_start!r}")
+    if anneal_strategy not in ("cos", "linear"):
+        raise ValueError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got anneal_strategy={anneal_strategy!r}")
+    if float(pct_start * n) - 1 == 0:
+        raise ValueError(
+            f"OneCycleLR: pct_start * total_steps = 1 gives a warm-up phase of zero length (PyTorch raises "
+            f"ZeroDivisionError), got pct_start={pct_start!r} and total_steps={n}"
+        )
+    bm, mm = number("OneCycleLR", "base_momentum", base_momentum), number("OneCycleLR", "max_momentum", max_momentum)
+    if not cycle_momentum:
+        bm = mm
+    return OneCycle(rate("OneCycleLR", "max_lr", max_lr), total_steps=n, pct_start=pct_start,
+                    div_factor=number("OneCycleLR", "div_factor", div_factor),
+                    final_div_factor=number("OneCycleLR", "final_div_factor", final_div_factor),
+                    anneal_strategy=anneal_strategy, three_phase=bool(three_phase), base_momentum=bm,
+                    max_momentum=mm, extend_last_phase=True)
+
+
+def _schedules(owner: str, schedulers: Seq[Any]) -> tuple[Schedule, ...]:
+    scheds = tuple(schedulers)
+    for i, s in enumerate(scheds):
+        if not isinstance(s, Schedule):
+            raise TypeError(
+                f"{owner}: schedulers must hold lrjax schedules (e.g. from lrjax.compat.torch), got "
+                f"{type(s).__name__} at index {i}"
+            )
+    return scheds
+
+
+def SequentialLR(lr: float | None, schedulers: Seq[Schedule], milestones: Seq[int], last_epoch: int = -1) -> Schedule:
+    """Schedulers one after another → :class:`lrjax.Sequence`: scheduler ``i`` starts its own
+    count at 0 at milestone ``i - 1`` (PyTorch steps it with ``epoch=0`` there).
+
+    ``lr`` is not used (each scheduler already carries the base rate).
+
+    >>> s = SequentialLR(0.1, [LinearLR(0.1, start_factor=0.5, total_iters=2), ExponentialLR(0.1, 0.5)], [2])
+    >>> [round(float(s(t)), 4) for t in range(5)]
+    [0.05, 0.075, 0.1, 0.05, 0.025]
+    """
+    no_resume("SequentialLR", last_epoch)
+    scheds = _schedules("SequentialLR", schedulers)
+    if len(scheds) < 1:
+        raise ValueError("SequentialLR: expects at least one scheduler, got schedulers=[]")
+    ms = list(milestones)
+    if len(ms) != len(scheds) - 1:
+        raise ValueError(
+            f"SequentialLR: expects one milestone fewer than schedulers, got {len(scheds)} schedulers and "
+            f"milestones={ms}"
+        )
+    if len(scheds) == 1:
+        return scheds[0]
+    return Sequence(scheds, boundaries=np.asarray(ms, dtype=np.float64))
+
+
+_ABSOLUTE = (Cyclic, OneCycle, CosineRestarts)
+
+
+def ChainedScheduler(schedulers: Seq[Schedule], lr: float) -> Schedule:
+    """Chained multiplicative schedulers: the factors multiply →
+    ``Scale(Product(schedulers), lr ** (1 - n))``.
+
+    ``lr`` (the optimizer's base rate, replacing PyTorch's ``optimizer`` argument) is each
+    scheduler's base: the rate is ``lr * prod_i (s_i(t) / lr)``. This is PyTorch's value when
+    every chained scheduler is multiplicative (StepLR, MultiStepLR, ConstantLR, LinearLR,
+    ExponentialLR, PolynomialLR) and, with CosineAnnealingLR (eta_min=0), up to its ``T_max``.
+    CyclicLR, OneCycleLR and CosineAnnealingWarmRestarts set the rate outright in PyTorch, so
+    the chain depends on their order; they are refused here.
+
+    >>> s = ChainedScheduler([ConstantLR(0.1, factor=0.5, total_iters=2), ExponentialLR(0.1, 0.5)], lr=0.1)
+    >>> [round(float(s(t)), 4) for t in range(4)]
+    [0.05, 0.025, 0.025, 0.0125]
+    """
+    scheds = _schedules("ChainedScheduler", schedulers)
+    if len(scheds) < 1:
+        raise ValueError("ChainedScheduler: expects at least one scheduler to be chained, got schedulers=[]")
+    for i, s in enumerate(scheds):
+        if isinstance(s, _ABSOLUTE):
+            raise ValueError(
+                f"ChainedScheduler: {type(s).__name__} at index {i} sets the rate outright in PyTorch (CyclicLR, "
+                "OneCycleLR, CosineAnnealingWarmRestarts), so a chain with it is not a product of factors; "
+                "use it on its own or in SequentialLR"
+            )
+    base = rate("ChainedScheduler", "lr", lr)
+    if base <= 0:
+        raise ValueError(f"ChainedScheduler: lr must be > 0 (the factors are rates divided by it), got lr={lr!r}")
+    if len(scheds) == 1:
+        return scheds[0]
+    return Scale(Product(scheds), factor=base ** (1 - len(scheds)))
+
+
+def ReduceLROnPlateau(lr: float, mode: str = "min", factor: float = 0.1, patience: int = 10,
+                      threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
+                      min_lr: float = 0.0, eps: float = 1e-8):
+    """PyTorch's ``ReduceLROnPlateau`` → the :func:`lrjax.reduce_on_plateau` transformation set
+    to PyTorch's semantics, to give to :func:`lrjax.inject` next to the rate ``lr``::
+
+        plateau = lrt.ReduceLROnPlateau(0.1, patience=5)
+        tx = lrjax.inject(optax.sgd, learning_rate=0.1, plateau=plateau)
+        state = lrjax.observe_metric(state, val_loss)      # PyTorch: scheduler.step(val_loss)
+
+    The rate after ``k`` observed metrics equals ``get_last_lr()`` after ``k`` calls of
+    ``scheduler.step(metric)``, including PyTorch's relative test ``a < best * (1 - threshold)``,
+    which moves the wrong way for negative metrics. The native ``lrjax.reduce_on_plateau``
+    uses the corrected ``|best|`` test; prefer it for new code. Metrics are compared in float32.
+    ``min_lr`` is absolute, as in PyTorch, when the transformation is given to ``inject``.
+    """
+    import optax
+
+    from lrjax.optim import reduce_on_plateau
+
+    rate("ReduceLROnPlateau", "lr", lr)
+    if number("ReduceLROnPlateau", "factor", factor) >= 1.0:
+        raise ValueError(f"ReduceLROnPlateau: factor must be < 1.0, got factor={factor!r}")
+    if mode not in ("min", "max"):
+        raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got mode={mode!r}")
+    if threshold_mode not in ("rel", "abs"):
+        raise ValueError(f"ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got threshold_mode={threshold_mode!r}")
+    if isinstance(min_lr, (list, tuple)):
+        raise ValueError(f"ReduceLROnPlateau: min_lr must be one number (one parameter group), got min_lr={min_lr!r}")
+    base = reduce_on_plateau(mode=mode, factor=factor, patience=patience, threshold=threshold,
+                             threshold_mode=threshold_mode, cooldown=cooldown, min_lr=min_lr, eps=eps)
+
+    def init_fn(params):
+        state = base.init(params)
+        return state._replace(config=dataclasses.replace(state.config, torch_rel=True))
+
+    return optax.GradientTransformationExtraArgs(init_fn, base.update)
