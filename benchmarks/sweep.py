@@ -1,0 +1,223 @@
+"""Sweep benchmark: one vmapped program vs one-at-a-time vs the optax idiom (a compile per configuration).
+
+CPU mode (default): 16 warmup + cosine configurations (4 peaks x 4 warmup lengths) of the digits MLP
+(64-256-256-10, AdamW, batch 64), ``--steps`` updates each, evaluated every ``--eval-every``, three ways:
+
+1. lrjax sweep: ``lrjax.sweep.train_many`` — the 16 stacked, one compiled program;
+2. lrjax one at a time: the same engine with ``max_parallel=1`` — 16 runs reusing one compiled program;
+3. the optax idiom: per configuration a new ``optax.adamw(optax.warmup_cosine_decay_schedule(...))`` and a
+   new ``@jax.jit`` step closing over it (as optax's docs write a training loop), so every configuration
+   compiles again (optax issue #577).
+
+Wall time includes compilation (the persistent compilation cache is off). All three load the data and
+build the model structure once before timing starts. Prints both ratios; the last line is
+``optax-idiom / lrjax-sweep``.
+
+GPU mode (``--gpu``, runs on whatever device JAX has): 32 configurations of a 784-512-512-10 MLP, AdamW,
+batch 128, 500 steps, vmapped, on synthetic data. Prints the step's bytes (XLA's cost analysis of the
+compiled step, and the 40 bytes/parameter model: forward and backward reads of the weights, the gradient
+write, AdamW's reads and writes of parameters and both moments), the copy bandwidth measured on the same
+device, the floor ``bytes x steps / bandwidth`` and ``achieved/floor``.
+
+    python benchmarks/sweep.py                # CPU comparison
+    python benchmarks/sweep.py --gpu          # memory-bound floor on an accelerator
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+PEAKS = (1e-3, 3e-3, 1e-2, 3e-2)
+WARMUPS = (0, 30, 60, 120)
+
+
+def _configs(steps: int, eval_every: int):
+    from lrjax.train import load_config
+
+    base = [f"train.steps={steps}", f"train.eval_every={eval_every}", f"train.log_every={eval_every}",
+            "train.progress=false"]
+    return [load_config(None, base + [f"schedule.schedule.peak={p}", f"schedule.warmup_steps={w}"])
+            for p in PEAKS for w in WARMUPS]
+
+
+def optax_idiom(configs, data) -> list[float]:
+    """A new optimizer and a new jitted step per configuration; returns final eval accuracies."""
+    import optax
+    from flax import nnx
+
+    from lrjax.train import BatchIterator, build_experiment
+    from lrjax.train._models import make_model
+
+    exp = build_experiment(configs[0], data)
+    graphdef, cfg0 = exp.graphdef, configs[0]
+    xt, yt = jnp.asarray(data.x_test), jnp.asarray(data.y_test)
+
+    def loss_fn(params, x, y):
+        logits = nnx.merge(graphdef, params)(x)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    @jax.jit
+    def accuracy(params):  # does not depend on the schedule: compiled once
+        return jnp.mean(jnp.argmax(nnx.merge(graphdef, params)(xt), -1) == yt)
+
+    accs = []
+    for cfg in configs:
+        peak = cfg.schedule["schedule"]["peak"]
+        warm = int(cfg.schedule["warmup_steps"])
+        steps = cfg.train.steps
+        schedule = optax.warmup_cosine_decay_schedule(0.0, peak, warm, steps, end_value=0.01 * peak)
+        optimizer = optax.adamw(schedule, weight_decay=1e-4)
+        model = make_model(cfg.model, data.input_shape, data.num_classes, nnx.Rngs(params=jax.random.PRNGKey(0)))
+        params = nnx.state(model, nnx.Param)
+        opt_state = optimizer.init(params)
+
+        @jax.jit
+        def step(params, opt_state, x, y):
+            loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, loss
+
+        it = BatchIterator(data.num_train, cfg.data.batch_size, cfg.train.seed)
+        for t in range(steps):
+            idx = it.next_indices()
+            params, opt_state, loss = step(params, opt_state, data.x_train[idx], data.y_train[idx])
+            if (t + 1) % cfg.train.eval_every == 0 or t + 1 == steps:
+                acc = accuracy(params)
+        accs.append(float(acc))
+    return accs
+
+
+def cpu(args) -> None:
+    from lrjax.sweep import train_many
+    from lrjax.train import build_experiment, load_dataset
+
+    configs = _configs(args.steps, args.eval_every)
+    data = load_dataset("digits", seed=0)
+    e = build_experiment(configs[0], data)
+    jax.block_until_ready(e.init_state(jax.random.PRNGKey(0)))  # warm eager op caches for everyone
+    print(f"{len(configs)} warmup-cosine configs (peaks {PEAKS} x warmups {WARMUPS}), digits MLP "
+          f"{configs[0].model.hidden}, AdamW, batch {configs[0].data.batch_size}, {args.steps} steps, "
+          f"eval every {args.eval_every}; {jax.device_count()} {jax.devices()[0].platform} device(s), "
+          f"{os.cpu_count()} cpu(s)", flush=True)
+
+    times = {}
+    t = time.perf_counter()
+    res, groups = train_many(configs, data=data)
+    times["sweep"] = time.perf_counter() - t
+    acc_sweep = [r.final_eval["eval_accuracy"] for r in res]
+    print(f"lrjax sweep        {times['sweep']:7.2f} s  ({len(groups)} compiled group, compile "
+          f"{groups[0]['compile_s']:.2f} s)", flush=True)
+
+    t = time.perf_counter()
+    res1, groups1 = train_many(configs, data=data, max_parallel=1)
+    times["one"] = time.perf_counter() - t
+    acc_one = [r.final_eval["eval_accuracy"] for r in res1]
+    print(f"lrjax one-at-a-time{times['one']:7.2f} s  ({groups1[0]['chunks']} runs, one compile "
+          f"{groups1[0]['compile_s']:.2f} s)", flush=True)
+
+    t = time.perf_counter()
+    acc_optax = optax_idiom(configs, data)
+    times["optax"] = time.perf_counter() - t
+    print(f"optax idiom        {times['optax']:7.2f} s  ({len(configs)} compiles)", flush=True)
+
+    diff = max(abs(a - b) for a, b in zip(acc_sweep, acc_one))
+    print(f"final eval accuracy: sweep best {max(acc_sweep):.4f}, max |sweep - one-at-a-time| {diff:.2e}, "
+          f"optax idiom best {max(acc_optax):.4f}")
+    print(f"lrjax one-at-a-time / lrjax-sweep: {times['one'] / times['sweep']:.2f}x")
+    print(f"optax-idiom / lrjax-sweep: {times['optax'] / times['sweep']:.2f}x")
+
+
+# ----------------------------------------------------------------------------- GPU mode
+
+def copy_bandwidth(nbytes: int = 1 << 30, reps: int = 20) -> float:
+    """Bytes/s of a device copy (read + write of ``nbytes``), best of ``reps``."""
+    n = nbytes // 4
+    x = jnp.ones((n,), jnp.float32)
+    f = jax.jit(lambda a: a * 1.0000001)
+    y = f(x).block_until_ready()
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        y = f(x)
+        y.block_until_ready()
+        best = min(best, time.perf_counter() - t)
+    del y
+    return 2 * n * 4 / best
+
+
+def gpu(args) -> None:
+    from lrjax.sweep import train_many
+    from lrjax.sweep._engine import _make_programs
+    from lrjax.train import Dataset, build_experiment, load_config
+
+    K, steps, batch = args.configs, args.gpu_steps, 128
+    rng = np.random.default_rng(0)
+    n = 60000
+    x = rng.standard_normal((n, 784), dtype=np.float32)
+    y = rng.integers(0, 10, n).astype(np.int32)
+    data = Dataset("synthetic-784", x, y, x[:1000], y[:1000], 10)
+    peaks = np.geomspace(1e-4, 1e-2, K)
+    configs = [load_config(None, ["model.hidden=[512, 512]", f"data.batch_size={batch}", f"train.steps={steps}",
+                                  f"train.eval_every={steps}", f"train.log_every={steps}",
+                                  f"schedule.schedule.peak={float(p)}"]) for p in peaks]
+    exp = build_experiment(configs[0], data)
+    nparams = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(jax.eval_shape(exp.init_state, jax.ShapeDtypeStruct((2,), jnp.uint32)).params))
+    dev = jax.devices()[0]
+    print(f"device: {dev.device_kind} ({dev.platform}); {K} configs x {nparams:,} params, batch {batch}, {steps} steps")
+
+    # bytes of one vmapped step, as XLA counts them
+    advance, _, _ = _make_programs(exp, data_stacked=False, idx_stacked=False, momentum=True)
+    states = jax.vmap(exp.init_state)(jax.random.split(jax.random.PRNGKey(0), K))
+    buf = jnp.zeros((K, steps, 6), jnp.float32)
+    idx = jnp.zeros((steps, batch), jnp.int32)
+    one_step = jax.jit(lambda s, b: advance(s, b, jnp.asarray(x[:batch * 4]), jnp.asarray(y[:batch * 4]),
+                                            idx, jnp.int32(0), jnp.int32(1)))
+    cost = one_step.lower(states, buf).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    xla_bytes = float(cost.get("bytes accessed", float("nan"))) if cost else float("nan")
+    model_bytes = 40.0 * nparams * K
+    bw = copy_bandwidth(args.copy_mb << 20)
+    print(f"copy bandwidth: {bw / 1e9:.0f} GB/s")
+    print(f"bytes/step: model 40 B/param x {K} x {nparams:,} = {model_bytes / 1e9:.3f} GB; "
+          f"XLA cost analysis {xla_bytes / 1e9:.3f} GB")
+
+    t = time.perf_counter()
+    res, groups = train_many(configs, data=data)
+    total = time.perf_counter() - t
+    g = groups[0]
+    run_s = g["run_s"]  # the compiled training + eval calls alone (compiled beforehand, inputs on device)
+    for name, b in (("model", model_bytes), ("xla", xla_bytes)):
+        floor = b * steps / bw
+        print(f"floor ({name} bytes): {floor:.3f} s for {steps} steps; measured {run_s:.3f} s "
+              f"-> achieved/floor {floor / run_s:.2f}")
+    print(f"whole call {total:.2f} s (compile {g['compile_s']:.2f} s, training {run_s:.3f} s, the rest: "
+          f"building {K} states and moving data)")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--eval-every", type=int, default=50)
+    p.add_argument("--gpu", action="store_true", help="the memory-bound floor benchmark (32 configs, 784-512-512-10)")
+    p.add_argument("--configs", type=int, default=32)
+    p.add_argument("--gpu-steps", type=int, default=500)
+    p.add_argument("--copy-mb", type=int, default=1024, help="buffer size of the copy-bandwidth measurement")
+    args = p.parse_args(argv)
+    print(f"lrjax sweep benchmark  {time.strftime('%Y-%m-%d %H:%M')}  {platform.platform()}  python "
+          f"{platform.python_version()}  jax {jax.__version__}")
+    (gpu if args.gpu else cpu)(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

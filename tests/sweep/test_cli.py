@@ -1,0 +1,113 @@
+"""``lrjax sweep`` end to end: the run directory, the table, the winner, the figure; and bad input."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from lrjax.cli import main
+
+SWEEP = textwrap.dedent("""
+    name: tiny
+    config:
+      train: {steps: 16, log_every: 4, eval_every: 8}
+      model: {hidden: [16]}
+      data: {batch_size: 32}
+    configs:
+      - label: slow
+        schedule: {name: constant, value: 1.0e-4}
+      - label: fast
+        schedule: {name: constant, value: 1.0e-2}
+      - label: cosine
+        schedule: {name: cosine_decay, peak: 1.0e-2, decay_steps: 100%}
+    target: {metric: eval_accuracy, value: 0.5}
+""")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sweep")
+    (d / "tiny.yaml").write_text(SWEEP)
+    out = d / "run"
+    assert main(["sweep", str(d / "tiny.yaml"), "--out", str(out), "--max-parallel", "1"]) == 0
+    return out
+
+
+def test_run_dir_contents(run_dir):
+    names = sorted(os.listdir(run_dir))
+    assert names == ["configs", "metrics", "results.csv", "results.md", "summary.json", "sweep.png", "sweep.yaml"]
+    assert sorted(os.listdir(run_dir / "configs")) == ["cosine.yaml", "fast.yaml", "slow.yaml"]
+    assert os.path.getsize(run_dir / "sweep.png") > 20_000
+
+
+def test_table_and_winner(run_dir):
+    with open(run_dir / "results.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["label"] for r in rows][-1] == "slow"   # 1e-4 for 16 steps learns least
+    assert [int(r["rank"]) for r in rows] == [1, 2, 3]
+    accs = [float(r["final_eval_accuracy"]) for r in rows]
+    assert accs == sorted(accs, reverse=True)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["winner"] == rows[0]["label"] and summary["compilations"] == 2  # constant x2, cosine
+    assert summary["winner_config"] == f"configs/{rows[0]['label']}.yaml"
+    slow = next(r for r in rows if r["label"] == "slow")
+    assert slow["steps_to_eval_accuracy_0.5"] == "" and slow["status"] == "completed"
+    fast = next(r for r in rows if r["label"] == "fast")
+    assert int(fast["steps_to_eval_accuracy_0.5"]) in (8, 16)
+    md = (run_dir / "results.md").read_text()
+    assert f"Winner: **{rows[0]['label']}**" in md and "| rank | label |" in md
+    metrics = [json.loads(x) for x in (run_dir / "metrics" / "fast.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [4, 8, 8, 12, 16, 16]
+    assert all(m["lr"] == pytest.approx(1e-2) for m in metrics if "lr" in m)
+
+
+def test_saved_config_reproduces_the_row(run_dir, tmp_path):
+    """`lrjax train` on a saved configuration gives the sweep's numbers."""
+    from lrjax.train import load_config, train
+
+    cfg = load_config(str(run_dir / "configs" / "cosine.yaml"), ["train.checkpoint_every=1000"])
+    s = train(cfg, out_dir=str(tmp_path / "alone"), progress=False, plot=False, verbose=False)
+    rows = {r["label"]: r for r in csv.DictReader(open(run_dir / "results.csv"))}
+    assert float(rows["cosine"]["final_eval_loss"]) == pytest.approx(s["final_eval"]["eval_loss"], rel=1e-4)
+
+
+def test_bad_input_exit_codes(tmp_path, capsys):
+    assert main(["sweep", str(tmp_path / "missing.yaml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "bad.yaml").write_text("grid: {schedule.peak: 1}\n")
+    assert main(["sweep", str(tmp_path / "bad.yaml")]) == 2
+    assert "grid.schedule.peak must be a non-empty list" in capsys.readouterr().err
+    assert main(["sweep", str(tmp_path / "bad.yaml"), "--max-parallel", "0"]) == 2
+    (tmp_path / "ok.yaml").write_text("grid: {train.seed: [0, 1]}\n")
+    assert main(["sweep", str(tmp_path / "ok.yaml"), "--list"]) == 0
+    assert capsys.readouterr().out.split("\n")[:2] == ["seed=0", "seed=1"]
+
+
+@pytest.mark.slow
+def test_configs_sharded_over_two_devices_match_one_device():
+    """The configuration axis split over 2 (forced CPU) devices gives the one-device results."""
+    code = textwrap.dedent("""
+        import jax, numpy as np
+        from lrjax.sweep import train_many
+        from lrjax.train import load_config
+        assert jax.device_count() == 2
+        cfgs = [load_config(None, ["train.steps=12", "train.eval_every=6", "model.hidden=[16]",
+                                   f"schedule.schedule.peak={p}", f"train.seed={s}"])
+                for p, s in ((1e-3, 0), (3e-3, 0), (1e-2, 1))]
+        two, g2 = train_many(cfgs, keep_states=True)
+        one, g1 = train_many(cfgs, keep_states=True, devices=jax.devices()[:1])
+        assert g2[0]["chunk_size"] == 4 and g1[0]["chunk_size"] == 3, (g2, g1)
+        for a, b in zip(two, one):
+            for x, y in zip(jax.tree.leaves(a.state.params), jax.tree.leaves(b.state.params)):
+                np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+            assert a.records == b.records or all(
+                abs((ra.get("eval_loss") or 0) - (rb.get("eval_loss") or 0)) < 1e-5 for ra, rb in zip(a.records, b.records))
+        print("OK")
+    """)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and out.stdout.strip().endswith("OK"), out.stderr[-3000:]
