@@ -168,3 +168,34 @@ def test_bad_arguments():
         lrjax.reduce_on_plateau(patience=2.5)
     with pytest.raises(TypeError, match="min_lr must be a number"):
         lrjax.reduce_on_plateau(min_lr="0")
+
+
+def _torch_plateau_cases():
+    import json
+    import pathlib
+
+    data = json.loads((pathlib.Path(__file__).parents[1] / "golden" / "torch.json").read_text())
+    return {c["name"]: c for c in data["cases"] if c["class"] == "ReduceLROnPlateau" and "lr_values" in c}
+
+
+TORCH = _torch_plateau_cases()
+
+
+@pytest.mark.parametrize("name", sorted(n for n in TORCH if n != "plateau_negative_rel"))
+def test_matches_real_pytorch_golden_runs(name):
+    case = TORCH[name]
+    got, _ = _rates(case["kwargs"], case["metrics"], lr=case["lr"])
+    np.testing.assert_allclose(got, case["lr_values"], rtol=1e-6)
+
+
+def test_negative_metrics_differ_from_pytorch_on_purpose():
+    case = TORCH["plateau_negative_rel"]  # the metric rises from -1.0 to -0.9: it gets worse
+    assert set(case["lr_values"]) == {0.1}  # PyTorch's best·(1 − θ) calls each rise an improvement
+    got, _ = _rates(case["kwargs"], case["metrics"], lr=case["lr"])
+    ref = TorchPlateau(case["lr"], **case["kwargs"])
+    want = []
+    for m in case["metrics"]:
+        ref.step(m)
+        want.append(ref.lr)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert got[3] == pytest.approx(0.05)  # 3 bad evaluations > patience 2
