@@ -1,0 +1,334 @@
+"""Pictures of schedules: :func:`plot_schedules`, :func:`gallery` and the ``lrjax plot`` command.
+
+matplotlib is imported inside the functions (never by ``import lrjax``), and figures
+are built with :class:`matplotlib.figure.Figure` on an Agg canvas: no pyplot, no GUI
+backend, no global state.
+
+>>> import lrjax
+>>> from lrjax.plot import plot_schedules
+>>> fig = plot_schedules({"one-cycle": lrjax.OneCycle(1e-2, total_steps=1000)}, title="one-cycle")
+>>> fig.savefig("/tmp/one_cycle.png")  # the momentum is drawn dashed on a twin axis
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import textwrap
+from collections.abc import Mapping
+from collections.abc import Sequence as Seq
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lrjax.schedules._base import _CHILD, _LEAF, Schedule, _field_kind
+from lrjax.schedules._cyclic import MomentumOf
+from lrjax.schedules._spec import from_spec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["plot_schedules", "gallery", "gallery_schedules", "describe", "main"]
+
+DEFAULT_GALLERY = "lrjax-gallery.png"
+
+
+# -- helpers -------------------------------------------------------------------
+
+def _figure(**kw: Any) -> "Figure":
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(**kw)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _as_named(schedules: Any) -> dict[str, Schedule]:
+    """One schedule, a sequence of them, or a mapping label -> schedule (specs accepted)."""
+    if isinstance(schedules, Schedule):
+        return {type(schedules).__name__: schedules}
+    if isinstance(schedules, Mapping):
+        if "name" in schedules and isinstance(schedules["name"], str):  # a single spec dict
+            s = from_spec(schedules)
+            return {type(s).__name__: s}
+        return {str(k): from_spec(v, where=str(k)) for k, v in schedules.items()}
+    if isinstance(schedules, Seq) and not isinstance(schedules, (str, bytes)):
+        out: dict[str, Schedule] = {}
+        for i, v in enumerate(schedules):
+            s = from_spec(v, where=f"schedules[{i}]")
+            label = type(s).__name__
+            out[label if label not in out else f"{label} #{i}"] = s
+        return out
+    raise TypeError(
+        "plot_schedules expects a schedule, a sequence of schedules or a mapping label -> schedule, "
+        f"got {type(schedules).__name__}: {schedules!r}"
+    )
+
+
+def _default_steps(scheds: Seq[Schedule]) -> int:
+    h = max((float(np.max(np.asarray(s.horizon))) for s in scheds), default=0.0)
+    return int(max(100, np.ceil(1.15 * h)))
+
+
+def _steps_array(steps: Any, scheds: Seq[Schedule]) -> np.ndarray:
+    if steps is None:
+        steps = _default_steps(scheds)
+    if np.ndim(steps) == 0:
+        n = int(steps)
+        if n < 1:
+            raise ValueError(f"plot_schedules: steps must be >= 1, got steps={steps}")
+        # at most ~4000 points: enough for a picture, cheap for long runs
+        return np.unique(np.linspace(0, n - 1, min(n, 4000)).round().astype(np.int64))
+    return np.asarray(steps)
+
+
+def describe(s: Schedule, *, max_items: int = 4) -> str:
+    """Class name and the hyperparameters that differ from their defaults, for titles.
+
+    >>> import lrjax
+    >>> describe(lrjax.CosineDecay(1.0, decay_steps=100, floor=0.1))
+    'CosineDecay(peak=1, decay_steps=100, floor=0.1)'
+    """
+    parts = []
+    for f in dataclasses.fields(s):
+        v = getattr(s, f.name)
+        kind = _field_kind(f)
+        if kind == _CHILD:
+            items = v if isinstance(v, tuple) else (v,)
+            parts.append(f"{f.name}=" + "+".join(type(c).__name__ for c in items) if len(items) > 1 else None)
+            continue
+        if kind == _LEAF:
+            a = np.asarray(v, dtype=np.float64)
+            d = None if f.default is dataclasses.MISSING else np.asarray(f.default if f.default is not None else np.nan)
+            if d is not None and a.shape == np.shape(d) and np.all(a.astype(np.float32) == np.float32(d)):
+                continue
+            txt = f"{float(a):.4g}" if a.ndim == 0 else "[" + ", ".join(f"{x:.4g}" for x in a.ravel()[:4]) + (
+                ", …]" if a.size > 4 else "]")
+        else:
+            if v == f.default:
+                continue
+            txt = repr(v) if isinstance(v, str) else str(v)
+        parts.append(f"{f.name}={txt}")
+    parts = [p for p in parts if p]
+    kids = [getattr(s, f.name) for f in dataclasses.fields(s) if _field_kind(f) == _CHILD]
+    name = type(s).__name__
+    if len(kids) == 1 and isinstance(kids[0], Schedule):
+        name += f"[{type(kids[0]).__name__}]"
+    shown = parts[:max_items] + (["…"] if len(parts) > max_items else [])
+    return f"{name}({', '.join(shown)})"
+
+
+# -- public API ----------------------------------------------------------------
+
+def plot_schedules(
+    schedules: Schedule | Seq[Schedule] | Mapping[str, Schedule],
+    steps: int | Seq[int] | np.ndarray | None = None,
+    *,
+    momentum: bool = True,
+    ax: "Axes | None" = None,
+    title: str | None = None,
+    log: bool = False,
+) -> "Figure":
+    """Plot one or several schedules on one axis; return the matplotlib ``Figure``.
+
+    Args:
+      schedules: a schedule, a sequence of schedules, or a mapping ``label -> schedule``
+        (spec dicts are accepted wherever a schedule is).
+      steps: the number of steps to draw (``0 .. steps-1``) or an array of steps; default
+        1.15 x the longest horizon (at least 100).
+      momentum: also draw the companion momentum of one-cycle / cyclic schedules, dashed, on
+        a twin y axis.
+      ax: draw into this axis (its figure is returned); default: a new figure.
+      title: the axis title.
+      log: logarithmic rate axis.
+
+    >>> import lrjax
+    >>> fig = plot_schedules([lrjax.CosineDecay(1.0, 100), lrjax.StepDecay(1.0, 30, 0.5)], steps=150)
+    >>> len(fig.axes[0].lines)
+    2
+    """
+    named = _as_named(schedules)
+    t = _steps_array(steps, list(named.values()))
+    if ax is None:
+        fig = _figure(figsize=(7, 4), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    twin = None
+    for i, (label, s) in enumerate(named.items()):
+        color = f"C{i % 10}"
+        ax.plot(t, np.asarray(s(t)), color=color, lw=1.8, label=label)
+        if momentum and hasattr(s, "momentum") and hasattr(s, "_momentum"):
+            if twin is None:
+                twin = ax.twinx()
+                twin.set_ylabel("momentum", color="0.35")
+            twin.plot(t, np.asarray(s.momentum(t)), color=color, lw=1.2, ls="--", alpha=0.8,
+                      label=f"{label} momentum")
+    ax.set_xlabel("step")
+    ax.set_ylabel("learning rate")
+    if log:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=9)
+    handles, labels = ax.get_legend_handles_labels()
+    if twin is not None:
+        h2, l2 = twin.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    if len(handles) > 1:
+        ax.legend(handles, labels, fontsize=8, loc="best")
+    return fig
+
+
+def gallery_schedules() -> dict[str, Schedule]:
+    """One example of every schedule family, by family name (what :func:`gallery` draws)."""
+    import lrjax as L
+
+    cos = L.CosineDecay(1.0, 900, floor=0.05)
+    out: dict[str, Schedule] = {
+        "constant": L.Constant(0.5),
+        "linear": L.Linear(0.0, 1.0, 600),
+        "step_decay": L.StepDecay(1.0, 250, 0.5),
+        "multi_step": L.MultiStep(1.0, [300, 600, 800], 0.3),
+        "exponential": L.Exponential(1.0, 0.5, 200),
+        "exponential (staircase)": L.Exponential(1.0, 0.5, 200, staircase=True),
+        "inverse_time": L.InverseTime(1.0, 0.01),
+        "polynomial": L.Polynomial(1.0, 0.05, 800, power=2.0),
+        "cosine_decay": L.CosineDecay(1.0, 800, floor=0.1),
+        "tanh_decay": L.TanhDecay(1.0, 800, floor=0.05),
+        "cosine_restarts": L.CosineRestarts(1.0, 150, 1.6, peak_decay=0.8, floor=0.02),
+        "cyclic": L.Cyclic(0.1, 1.0, 150, 100, mode="triangular2"),
+        "one_cycle": L.OneCycle(1.0, 1000, 0.3),
+        "one_cycle (three-phase, linear)": L.OneCycle(1.0, 1000, 0.3, anneal_strategy="linear", three_phase=True),
+        "momentum_of": L.OneCycle(1.0, 1000).momentum,
+        "inverse_sqrt": L.InverseSqrt(1.0, 100),
+        "warmup_stable_decay": L.WarmupStableDecay(1.0, 100, 600, 200, decay_shape="1-sqrt"),
+        "warmup": L.Warmup(cos, 100, shape="cosine"),
+        "sequence": L.Sequence([L.Linear(0.1, 1.0, 100), L.Constant(1.0), L.CosineDecay(1.0, 500)], [100, 400]),
+        "product": L.Product([L.CosineDecay(1.0, 1000), L.StepDecay(1.0, 200, 0.7)]),
+        "scale": L.Scale(cos, 0.5),
+        "clamp": L.Clamp(L.CosineRestarts(1.0, 200), floor=0.2, ceiling=0.8),
+    }
+    if hasattr(L, "PiecewiseConstant"):
+        out["piecewise_constant"] = L.PiecewiseConstant([200, 500, 800], [1.0, 0.6, 0.3, 0.1])
+    if hasattr(L, "Shift"):
+        out["shift"] = L.Shift(cos, 200)
+    return out
+
+
+def gallery(path: str | Path | None = None, steps: int = 1000, *, ncols: int = 4, dpi: int = 100) -> "Figure":
+    """Draw every schedule family in a grid, one panel each; save it to ``path`` if given.
+
+    >>> fig = gallery("/tmp/gallery.png", steps=1000)
+    """
+    named = gallery_schedules()
+    n = len(named)
+    nrows = -(-n // ncols)
+    fig = _figure(figsize=(4.2 * ncols, 3.1 * nrows), layout="constrained")
+    t = _steps_array(steps, [])
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, (label, s) in zip(axes, named.items()):
+        desc = textwrap.fill(describe(s, max_items=4), width=50, subsequent_indent="  ")
+        plot_schedules({label: s}, t, ax=ax, title=f"{label}\n{desc}")
+        if ax.get_legend() is not None:  # one schedule per panel: the title says what it is
+            ax.get_legend().remove()
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        if not isinstance(s, MomentumOf):
+            ax.set_ylim(0.0, None)
+    for other in fig.axes:
+        other.tick_params(labelsize=7)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    fig.suptitle("lrjax schedule families (dashed: companion momentum, right axis)", fontsize=12)
+    if path is not None:
+        fig.savefig(path, dpi=dpi)
+    return fig
+
+
+# -- CLI -------------------------------------------------------------------------
+
+class SpecFileError(Exception):
+    """A spec file that cannot be read or built; the message names the path."""
+
+
+def _load_file(path: str) -> dict[str, Schedule]:
+    import yaml
+
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise SpecFileError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecFileError(f"{path}: cannot read it ({e})") from None
+    except yaml.YAMLError as e:
+        raise SpecFileError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if isinstance(data, Mapping) and "schedule" in data and "name" not in data:  # a training config
+        data = data["schedule"]
+    try:
+        if isinstance(data, Mapping) and "name" in data:
+            s = from_spec(data, where=path)
+            return {p.stem: s}
+        if isinstance(data, list):
+            out = {}
+            for i, d in enumerate(data):
+                s = from_spec(d, where=f"{path}[{i}]")
+                out[f"{p.stem}[{i}] {type(s).__name__}"] = s
+            return out
+        if isinstance(data, Mapping) and data:
+            return {str(k): from_spec(v, where=f"{path}:{k}") for k, v in data.items()}
+    except (ValueError, TypeError) as e:
+        raise SpecFileError(str(e) if path in str(e) else f"{path}: {e}") from None
+    raise SpecFileError(
+        f"{path}: expected a schedule spec (a mapping with a 'name' key), a list of specs, or a mapping "
+        f"label -> spec; got {type(data).__name__}: {data!r}"
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="lrjax plot",
+        description="Plot schedule specs from YAML files; with no file, draw the gallery of every family.",
+    )
+    ap.add_argument("specs", nargs="*", metavar="SPEC.yaml",
+                    help="a spec, a list of specs, or a mapping label -> spec (also a config with a 'schedule' key)")
+    ap.add_argument("--steps", type=int, default=None, help="steps to draw (default: 1.15 x the longest horizon)")
+    ap.add_argument("-o", "--output", default=None, help=f"output PNG (default: {DEFAULT_GALLERY} or SPEC.png)")
+    ap.add_argument("--log", action="store_true", help="logarithmic rate axis")
+    ap.add_argument("--no-momentum", action="store_true", help="do not draw the companion momentum")
+    return ap
+
+
+def main(argv: Seq[str] | None = None) -> int:
+    """``lrjax plot [SPEC.yaml ...] [--steps N] [-o out.png]``; returns the exit code."""
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.steps is not None and args.steps < 1:
+        print(f"lrjax plot: --steps must be >= 1, got {args.steps}", file=sys.stderr)
+        return 2
+    if not args.specs:
+        out = args.output or DEFAULT_GALLERY
+        gallery(out, steps=args.steps or 1000)
+        print(f"wrote the gallery of every schedule family to {out}")
+        return 0
+    named: dict[str, Schedule] = {}
+    try:
+        for path in args.specs:
+            named.update(_load_file(path))
+    except SpecFileError as e:
+        print(f"lrjax plot: {e}", file=sys.stderr)
+        return 2
+    out = args.output or (Path(args.specs[0]).with_suffix(".png").name if len(args.specs) == 1 else "lrjax-schedules.png")
+    title = ", ".join(Path(p).name for p in args.specs)
+    fig = plot_schedules(named, args.steps, momentum=not args.no_momentum, title=title, log=args.log)
+    fig.savefig(out, dpi=120)
+    print(f"wrote {len(named)} schedule(s) to {out}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
