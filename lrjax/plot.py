@@ -213,10 +213,8 @@ def gallery_schedules() -> dict[str, Schedule]:
         "scale": L.Scale(cos, 0.5),
         "clamp": L.Clamp(L.CosineRestarts(1.0, 200), floor=0.2, ceiling=0.8),
     }
-    if hasattr(L, "PiecewiseConstant"):
-        out["piecewise_constant"] = L.PiecewiseConstant([200, 500, 800], [1.0, 0.6, 0.3, 0.1])
-    if hasattr(L, "Shift"):
-        out["shift"] = L.Shift(cos, 200)
+    out["piecewise_constant"] = L.PiecewiseConstant([200, 500, 800], [1.0, 0.6, 0.3, 0.1])
+    out["shift"] = L.Shift(cos, 200)
     return out
 
 

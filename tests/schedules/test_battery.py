@@ -97,19 +97,16 @@ CASES: dict[str, tuple[lrjax.Schedule, ...]] = {
     ),
 }
 
-# Families added by the compatibility helpers (present once their module is committed).
-if hasattr(L, "PiecewiseConstant"):
-    CASES["piecewise_constant"] = (
-        L.PiecewiseConstant([10, 20], [1.0, 0.5, 0.1]),
-        L.PiecewiseConstant([1, 2], [0.3, 0.2, 0.0]),
-        L.PiecewiseConstant([100, 1000], [2.0, 2.0, 1.0]),
-    )
-if hasattr(L, "Shift"):
-    CASES["shift"] = (
-        L.Shift(L.Linear(0.0, 1.0, 10), 1),
-        L.Shift(L.Linear(0.5, 0.1, 100), 0),
-        L.Shift(L.Linear(1e-4, 1e-2, 7), 30),
-    )
+CASES["piecewise_constant"] = (
+    L.PiecewiseConstant([10, 20], [1.0, 0.5, 0.1]),
+    L.PiecewiseConstant([1, 2], [0.3, 0.2, 0.0]),
+    L.PiecewiseConstant([100, 1000], [2.0, 2.0, 1.0]),
+)
+CASES["shift"] = (
+    L.Shift(L.Linear(0.0, 1.0, 10), 1),
+    L.Shift(L.Linear(0.5, 0.1, 100), 0),
+    L.Shift(L.Linear(1e-4, 1e-2, 7), 30),
+)
 
 NAMES = sorted(CASES)
 HUGE = [2**31, 2**31 + 7, 2**40]
