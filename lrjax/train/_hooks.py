@@ -62,12 +62,14 @@ class LogHook:
         window = run.take_window()  # device dict; the loop starts a fresh window
 
         def fetch() -> None:
-            w = jax.device_get(window)
+            from lrjax.train._loop import window_values
+
+            w = window_values(jax.device_get(window))
             sk = w["skipped"]
             run.check_finite(w)
             n = max(float(w["count"]), 1.0)
             rec = {"step": step, "lr": _py(w["lr"])}
-            if "momentum" in w:
+            if not np.isnan(w["momentum"]):
                 rec["momentum"] = _py(w["momentum"])
             rec.update(train_loss=_py(w["loss"] / n), train_accuracy=_py(w["accuracy"] / n),
                        grad_norm=_py(w["grad_norm"] / n))

@@ -70,15 +70,15 @@ class NonFiniteLossError(RuntimeError):
 
 # ----------------------------------------------------------------------------- on-device metric sums
 
-def _empty_window(with_momentum: bool) -> dict[str, jax.Array]:
-    w = {"loss": 0.0, "accuracy": 0.0, "grad_norm": 0.0, "count": 0.0, "lr": float("nan")}
-    if with_momentum:
-        w["momentum"] = float("nan")
-    out = {k: jnp.float32(v) for k, v in w.items()}
-    out["bad_step"] = jnp.int32(-1)
-    out["skipped"] = jnp.int32(0)
-    out["bad_lr"] = jnp.float32(float("nan"))
-    return out
+# The window is three arrays (few buffers per dispatch): float sums, last values, int counters.
+_SUMS = ("loss", "accuracy", "grad_norm", "count")
+_LAST = ("lr", "momentum", "bad_lr")
+_INTS = ("bad_step", "skipped")
+
+
+def _empty_window() -> dict[str, jax.Array]:
+    return {"sums": jnp.zeros(len(_SUMS), jnp.float32), "last": jnp.full(len(_LAST), jnp.nan, jnp.float32),
+            "ints": jnp.array([-1, 0], jnp.int32)}
 
 
 def _fused_step(train_step: Callable) -> Callable:
@@ -88,20 +88,29 @@ def _fused_step(train_step: Callable) -> Callable:
         micro = state.step
         new, m = train_step(state, batch)
         ok = m["finite"]
-        w = dict(window)
-        for k in ("loss", "accuracy", "grad_norm"):
-            w[k] = window[k] + jnp.where(ok, m[k], 0.0)
-        w["count"] = window["count"] + ok.astype(jnp.float32)
-        w["lr"] = m["lr"]
-        if "momentum" in window:
-            w["momentum"] = m.get("momentum", jnp.float32(jnp.nan))
-        first = (window["bad_step"] < 0) & ~ok
-        w["bad_step"] = jnp.where(first, micro, window["bad_step"])
-        w["bad_lr"] = jnp.where(first, m["lr"], window["bad_lr"])
-        w["skipped"] = new.skipped + 0
-        return new, w
+        vals = jnp.stack([m["loss"], m["accuracy"], m["grad_norm"], jnp.float32(1.0)]).astype(jnp.float32)
+        sums = window["sums"] + jnp.where(ok, vals, 0.0)
+        bad_step, _ = window["ints"][0], window["ints"][1]
+        first = (bad_step < 0) & ~ok
+        mom = m.get("momentum", jnp.float32(jnp.nan))
+        last = jnp.stack([m["lr"], mom, jnp.where(first, m["lr"], window["last"][2])]).astype(jnp.float32)
+        ints = jnp.stack([jnp.where(first, micro, bad_step), new.skipped]).astype(jnp.int32)
+        return new, {"sums": sums, "last": last, "ints": ints}
 
     return step
+
+
+def window_values(w: dict[str, Any]) -> dict[str, Any]:
+    """A fetched window as named values (``loss`` ... ``count``, ``lr``, ``momentum``, ``bad_lr``, ...)."""
+    out = {k: w["sums"][i] for i, k in enumerate(_SUMS)}
+    out.update({k: w["last"][i] for i, k in enumerate(_LAST)})
+    out.update({k: w["ints"][i] for i, k in enumerate(_INTS)})
+    return out
+
+
+def _reset_window(w: dict) -> dict:
+    """A new window: sums at zero, last values and counters (first non-finite step, skipped) kept."""
+    return {"sums": jnp.zeros_like(w["sums"]), "last": w["last"], "ints": w["ints"]}
 
 
 def unalias(tree: Any) -> Any:
@@ -120,16 +129,6 @@ def unalias(tree: Any) -> Any:
         return x
 
     return jax.tree.map(fix, tree)
-
-
-def _reset_window(w: dict) -> dict:
-    """A new window: sums at zero, the first non-finite step (if any) carried over."""
-    out = {k: jnp.zeros_like(v) for k, v in w.items()}
-    for k in ("lr", "bad_step", "bad_lr", "skipped"):
-        out[k] = w[k]
-    if "momentum" in w:
-        out["momentum"] = w["momentum"]
-    return out
 
 
 # ----------------------------------------------------------------------------- the run
@@ -186,7 +185,7 @@ class Run:
     def save_checkpoint(self, state: TrainState) -> None:
         """Flush pending logs, refuse a non-finite state, then write an atomic checkpoint."""
         self.flush()
-        self.check_finite(jax.device_get({"bad_step": self.window["bad_step"], "bad_lr": self.window["bad_lr"]}))
+        self.check_finite(window_values(jax.device_get(self.window)))
         meta = {
             "step": self.step,
             "iterator": self.iterator.state_dict(),
@@ -220,12 +219,8 @@ class Run:
 
 
 def _window_for(exp: Experiment, state: TrainState) -> dict[str, jax.Array]:
-    """An empty metric window with the keys the train step reports (momentum only if it has one)."""
-    bs = exp.config.data.batch_size
-    _, probe = jax.eval_shape(exp.train_step, state, {
-        "x": jax.ShapeDtypeStruct((bs, *exp.data.input_shape), jnp.float32),
-        "y": jax.ShapeDtypeStruct((bs,), jnp.int32)})
-    return _empty_window("momentum" in probe)
+    """An empty metric window."""
+    return _empty_window()
 
 
 def load_checkpoint(run_dir: str, *, step: int | None = None, data: Dataset | None = None
@@ -361,6 +356,8 @@ def train(config: Config, *, out_dir: str | None = None, resume: str | None = No
                       in_shardings=(exp.replicated, exp.replicated, exp.batch_sharding),
                       out_shardings=exp.replicated)
     x_train, y_train = exp.data.x_train, exp.data.y_train
+    # One device: hand numpy to the jitted step (its own transfer is the cheapest); else shard explicitly.
+    feed = exp.shard_batch if (exp.mesh.size > 1 or exp.multi_host) else (lambda b: b)
     accum = exp.accumulation_steps
     total_micro = exp.micro_steps
     flag: dict[str, int] = {}
@@ -375,10 +372,11 @@ def train(config: Config, *, out_dir: str | None = None, resume: str | None = No
             first = True
             while micro < total_micro:
                 idx = iterator.next_indices()
-                batch = exp.shard_batch({"x": x_train[idx], "y": y_train[idx]})
+                batch = feed({"x": x_train[idx], "y": y_train[idx]})
                 state, run.window = step_fn(state, run.window, batch)
                 micro += 1
-                if first:  # one sync to separate compile time from step time
+                if first:  # compile everything the hooks use now, then one sync: compile time apart
+                    jax.block_until_ready((exp.evaluate(state), run._reset(run.window)))
                     jax.block_until_ready(run.window)
                     compile_s = time.perf_counter() - t_loop
                     t_loop = time.perf_counter()

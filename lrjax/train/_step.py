@@ -52,7 +52,9 @@ __all__ = ["TrainState", "Experiment", "build_experiment", "build_optimizer", "m
 class TrainState(NamedTuple):
     """Everything a run carries from step to step (a pytree).
 
-    ``step``: micro-steps done (int32). ``params``: the model's ``nnx.Param`` state. ``opt_state``: the
+    ``step``: micro-steps done (int32). ``params``: the model's parameters as a nested dict of arrays
+    (``nnx.to_pure_dict`` of its ``nnx.Param`` state; ``nnx.merge(exp.graphdef, params)`` rebuilds the
+    model). ``opt_state``: the
     optax state, schedules inside. ``rng``: a raw uint32 PRNG key, split once per step. ``skipped``: steps
     whose update was skipped because the loss or gradient was not finite (``on_nonfinite: skip``).
     """
@@ -110,9 +112,13 @@ class Experiment:
 
     def shard_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
         """Put a host batch on the mesh, split along the batch axis."""
-        if jax.process_count() > 1:  # pragma: no cover - multi-host
+        if self.multi_host:  # pragma: no cover - multi-host
             return {k: jax.make_array_from_process_local_data(self.batch_sharding, v) for k, v in batch.items()}
         return jax.device_put(batch, self.batch_sharding)
+
+    @functools.cached_property
+    def multi_host(self) -> bool:
+        return jax.process_count() > 1
 
     def eval_batches(self, x: np.ndarray, y: np.ndarray):
         """Host batches of ``data.eval_batch_size`` (last one padded, ``mask`` marks real rows)."""
@@ -337,7 +343,9 @@ def build_experiment(config: Config, data: Dataset | None = None, *, devices: An
             key = jax.random.key_data(key)
         pkey, rng = jax.random.split(key)
         m = make_model(model_cfg, shape, ncls, nnx.Rngs(params=pkey))
-        _, params = nnx.split(m, nnx.Param)
+        # A plain nested dict of arrays (nnx.merge takes it back): cheaper to flatten on every step
+        # than nnx.State's Variable objects, and checkpoints read as plain dicts.
+        params = nnx.to_pure_dict(nnx.split(m, nnx.Param)[1])
         return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=rng,
                           skipped=jnp.zeros((), jnp.int32))
 

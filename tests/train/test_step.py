@@ -86,7 +86,7 @@ def test_donated_jitted_step_and_nonfinite_flag():
     old = s
     for i in range(3):
         s, m = e.jit_train_step(s, e.shard_batch(batch(i)))
-    assert old.params["head"]["kernel"].value.is_deleted()  # donated
+    assert old.params["head"]["kernel"].is_deleted()  # donated
     assert not bool(m["finite"])
 
 
