@@ -357,3 +357,56 @@ def clip01(x: jax.Array) -> jax.Array:
 def cosine_interp(a: jax.Array, b: jax.Array, p: jax.Array) -> jax.Array:
     """From ``a`` at ``p=0`` to ``b`` at ``p=1`` along half a cosine."""
     return b + (a - b) * 0.5 * (1.0 + jnp.cos(math.pi * p))
+
+
+@jax.custom_jvp
+def _pow_one(x: jax.Array, e: jax.Array) -> jax.Array:
+    return x  # x ** e where e == 1
+
+
+@_pow_one.defjvp
+def _pow_one_jvp(primals, tangents):
+    (x, e), (dx, de) = primals, tangents
+    return x, dx + x * jnp.log(x) * de  # d/de x**e = x**e log x, also at e == 1
+
+
+@jax.custom_jvp
+def _pow_two(x: jax.Array, e: jax.Array) -> jax.Array:
+    return x * x  # x ** e where e == 2
+
+
+@_pow_two.defjvp
+def _pow_two_jvp(primals, tangents):
+    (x, e), (dx, de) = primals, tangents
+    y = x * x
+    return y, 2.0 * x * dx + y * jnp.log(x) * de
+
+
+def _pow_any(x: jax.Array, e: jax.Array) -> jax.Array:
+    return x**e
+
+
+def with_exponent(e: jax.Array, build: Callable[[Callable[[jax.Array], jax.Array]], jax.Array]) -> jax.Array:
+    """``build(pw)`` where ``pw(x) = x ** e`` (``x >= 0``, ``0 ** e = 0``, finite gradients).
+
+    The exponent is a runtime leaf, so XLA cannot fold ``x ** 2.0`` into ``x * x`` as it
+    does for a constant; ``pow`` costs an exp and a log per step. For a scalar exponent,
+    ``lax.switch`` picks a whole-schedule branch built with ``pw`` specialised to ``e == 1``,
+    ``e == 2`` or any ``e``, so each branch stays one fused kernel. Gradients w.r.t. ``e``
+    are the true ones in every branch. (Under ``vmap`` over exponents the switch becomes a
+    select and every branch is computed.)
+    """
+    e = jnp.asarray(e, jnp.float32)
+
+    def make(kernel):
+        def pw(x):
+            x = jnp.asarray(x)
+            pos = x > 0
+            return jnp.where(pos, kernel(jnp.where(pos, x, 1.0), e), 0.0)
+
+        return lambda: build(pw)
+
+    if jnp.ndim(e) != 0:
+        return make(_pow_any)()
+    idx = jnp.where(e == 1.0, 0, jnp.where(e == 2.0, 1, 2))
+    return jax.lax.switch(idx, (make(_pow_one), make(_pow_two), make(_pow_any)))

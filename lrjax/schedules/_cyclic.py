@@ -10,7 +10,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrjax.schedules._base import Checks, Schedule, child, clip01, cosine_interp, leaf, register, safe_div, static
+from lrjax.schedules._base import (
+    Checks,
+    Schedule,
+    child,
+    clip01,
+    cosine_interp,
+    leaf,
+    register,
+    safe_div,
+    static,
+    with_exponent,
+)
 
 __all__ = ["CosineRestarts", "Cyclic", "OneCycle", "MomentumOf"]
 
@@ -86,23 +97,23 @@ class CosineRestarts(Schedule):
         check.relation("lower", "upper", "<")
 
     def _value(self, t):
-        n, tc, ti = _restart_cycle(t, self.first_period, self.period_mult)
-        p = clip01(tc / ti)
-        p = jnp.where(p > 0, jnp.where(p > 0, p, 1.0) ** self.k_decay, 0.0)
-        if self.decay_mode == "peak":
-            # never below the floor: a decayed peak under it would push the rate below the floor
-            top = jnp.maximum(self.peak * self.peak_decay**n, self.floor)
-        else:
-            top = self.floor + (self.peak - self.floor) * self.peak_decay**n
-        if self.shape == "cosine":
-            v = cosine_interp(top, self.floor, p)
-        elif self.shape == "tanh":
-            v = self.floor + (top - self.floor) * 0.5 * (1.0 - jnp.tanh(self.lower * (1.0 - p) + self.upper * p))
-        else:
-            rest = 1.0 - p
-            pos = rest > 0
-            v = self.floor + (top - self.floor) * jnp.where(pos, jnp.where(pos, rest, 1.0) ** self.power, 0.0)
-        return jnp.where(n >= self.cycle_limit, self.floor, v)
+        def value(pk):  # pk(x) = x ** k_decay, specialised by with_exponent; one fused kernel per branch
+            n, tc, ti = _restart_cycle(t, self.first_period, self.period_mult)
+            if self.decay_mode == "peak":
+                # never below the floor: a decayed peak under it would push the rate below the floor
+                top = jnp.maximum(self.peak * self.peak_decay**n, self.floor)
+            else:
+                top = self.floor + (self.peak - self.floor) * self.peak_decay**n
+            p = pk(clip01(tc / ti))
+            if self.shape == "cosine":
+                v = cosine_interp(top, self.floor, p)
+            elif self.shape == "tanh":
+                v = self.floor + (top - self.floor) * 0.5 * (1.0 - jnp.tanh(self.lower * (1.0 - p) + self.upper * p))
+            else:
+                v = self.floor + (top - self.floor) * with_exponent(self.power, lambda pw: pw(1.0 - p))
+            return jnp.where(n >= self.cycle_limit, self.floor, v)
+
+        return with_exponent(self.k_decay, value)
 
     @property
     def horizon(self):

@@ -11,7 +11,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from lrjax.schedules._base import Checks, Schedule, clip01, leaf, register, safe_div, static
+from lrjax.schedules._base import Checks, Schedule, clip01, leaf, register, safe_div, static, with_exponent
 
 __all__ = [
     "Constant",
@@ -41,7 +41,7 @@ class Constant(Schedule):
         check.nonneg("value")
 
     def _value(self, t):
-        return self.value + jnp.zeros_like(t)
+        return jnp.broadcast_to(self.value, jnp.shape(t))
 
 
 @register("linear")
@@ -126,9 +126,11 @@ class MultiStep(Schedule):
         check.increasing("milestones", strict=False)
 
     def _value(self, t):
-        t = jnp.asarray(t)
-        count = jnp.sum(t[..., None] >= self.milestones, axis=-1).astype(jnp.float32)
-        return self.init_value * self.gamma**count
+        # One select per milestone (their number is static): no (steps, milestones) array, no pow.
+        out = self.init_value + jnp.zeros_like(t)
+        for i in range(self.milestones.shape[-1]):
+            out = jnp.where(t >= self.milestones[..., i], out * self.gamma, out)
+        return out
 
     @property
     def horizon(self):
@@ -225,15 +227,16 @@ class Polynomial(Schedule):
         check.positive("decay_steps", "power")
 
     def _value(self, t):
-        if self.cycle:
-            span = self.decay_steps * jnp.maximum(jnp.ceil(t / self.decay_steps), 1.0)
-            frac = 1.0 - clip01(t / span)
-        else:
-            frac = 1.0 - clip01(t / self.decay_steps)
-        # frac**power with frac = 0 has an infinite gradient for power < 1: guard it.
-        pos = frac > 0
-        powed = jnp.where(pos, jnp.where(pos, frac, 1.0) ** self.power, 0.0)
-        return (self.init_value - self.end_value) * powed + self.end_value
+        def value(pw):  # built inside the with_exponent branch so that each branch is one fused kernel
+            if self.cycle:
+                span = self.decay_steps * jnp.maximum(jnp.ceil(t / self.decay_steps), 1.0)
+                frac = 1.0 - clip01(t / span)
+            else:
+                frac = 1.0 - clip01(t / self.decay_steps)
+            # frac**power with frac = 0 has an infinite gradient for power < 1: pw guards it.
+            return (self.init_value - self.end_value) * pw(frac) + self.end_value
+
+        return with_exponent(self.power, value)
 
     @property
     def horizon(self):
@@ -279,11 +282,12 @@ class CosineDecay(Schedule):
         return self.floor * self.peak if self.floor_mode == "relative" else self.floor
 
     def _value(self, t):
-        p = t / self.decay_steps if self.periodic else clip01(t / self.decay_steps)
-        c = 0.5 * (1.0 + jnp.cos(math.pi * p))
-        c = jnp.where(c > 0, jnp.where(c > 0, c, 1.0) ** self.exponent, 0.0)
-        f = self.floor_value
-        return f + (self.peak - f) * c
+        def value(pw):  # built inside the with_exponent branch: each branch is one fused kernel
+            p = t / self.decay_steps if self.periodic else clip01(t / self.decay_steps)
+            f = self.floor_value
+            return f + (self.peak - f) * pw(0.5 * (1.0 + jnp.cos(math.pi * p)))
+
+        return with_exponent(self.exponent, value)
 
     @property
     def horizon(self):

@@ -1,0 +1,138 @@
+"""Evaluate 10**6 steps of every schedule family: lrjax vs the equivalent optax schedule.
+
+Each family is one vectorised jitted call over ``jnp.arange(10**6)``. lrjax schedules are
+passed to the jitted function as an ARGUMENT (their hyperparameters are runtime arrays: that
+is how they live in an optimizer state and why new values never recompile); optax
+schedules are closures whose constants XLA can fold. Every function is warmed up (compiled)
+first, then all of them are timed in interleaved rounds; the table reports medians.
+Families without an optax counterpart are timed alone. The last line is the worst ratio.
+
+    python benchmarks/schedule_eval.py [--steps 1000000] [--repeats 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import lrjax as L
+
+
+def cases():
+    """name -> (lrjax schedule, optax schedule or None)."""
+    W, D = 10_000, 990_000
+    cos = L.CosineDecay(1e-3, D, floor=1e-5)
+    ocos = optax.cosine_decay_schedule(1e-3, D, alpha=1e-5 / 1e-3)
+    return {
+        "constant": (L.Constant(1e-3), optax.constant_schedule(1e-3)),
+        "linear": (L.Linear(0.0, 1e-3, 500_000), optax.linear_schedule(0.0, 1e-3, 500_000)),
+        "step_decay": (L.StepDecay(1e-3, 100_000, 0.5),
+                       optax.exponential_decay(1e-3, 100_000, 0.5, staircase=True)),
+        "multi_step": (L.MultiStep(1e-3, [300_000, 600_000, 900_000], 0.1),
+                       optax.piecewise_constant_schedule(1e-3, {300_000: 0.1, 600_000: 0.1, 900_000: 0.1})),
+        "exponential": (L.Exponential(1e-3, 0.5, 100_000), optax.exponential_decay(1e-3, 100_000, 0.5)),
+        "exponential (staircase)": (L.Exponential(1e-3, 0.5, 100_000, staircase=True),
+                                    optax.exponential_decay(1e-3, 100_000, 0.5, staircase=True)),
+        "inverse_time": (L.InverseTime(1e-3, 1e-4), None),
+        "polynomial": (L.Polynomial(1e-3, 1e-5, 800_000, 2.0), optax.polynomial_schedule(1e-3, 1e-5, 2.0, 800_000)),
+        "cosine_decay": (cos, ocos),
+        "tanh_decay": (L.TanhDecay(1e-3, D, 1e-5), None),
+        "cosine_restarts": (
+            L.CosineRestarts(1e-3, 100_000, 1.0),
+            optax.sgdr_schedule([dict(init_value=1e-3, peak_value=1e-3, warmup_steps=0, decay_steps=100_000)] * 10),
+        ),
+        "cyclic": (L.Cyclic(1e-4, 1e-3, 50_000, mode="triangular2"), None),
+        "one_cycle (cos)": (L.OneCycle(1e-3, 10**6), optax.cosine_onecycle_schedule(10**6, 1e-3)),
+        "one_cycle (linear)": (L.OneCycle(1e-3, 10**6, anneal_strategy="linear", three_phase=True),
+                               optax.linear_onecycle_schedule(10**6, 1e-3)),
+        "momentum_of": (L.OneCycle(1e-3, 10**6).momentum, None),
+        "inverse_sqrt": (L.InverseSqrt(1e-3, W), None),
+        "warmup_stable_decay": (
+            L.WarmupStableDecay(1e-3, W, 790_000, 200_000),
+            optax.join_schedules([optax.linear_schedule(0.0, 1e-3, W), optax.constant_schedule(1e-3),
+                                  optax.linear_schedule(1e-3, 0.0, 200_000)], [W, W + 790_000]),
+        ),
+        "warmup + cosine": (L.Warmup(L.CosineDecay(1e-3, D, floor=1e-5), W),
+                            optax.warmup_cosine_decay_schedule(0.0, 1e-3, W, W + D, 1e-5)),
+        "sequence": (
+            L.Sequence([L.Linear(0.0, 1e-3, W), L.Constant(1e-3), cos], [W, 2 * W]),
+            optax.join_schedules([optax.linear_schedule(0.0, 1e-3, W), optax.constant_schedule(1e-3), ocos],
+                                 [W, 2 * W]),
+        ),
+        "product": (L.Product([cos, L.StepDecay(1.0, 100_000, 0.5)]),
+                    lambda t, a=ocos, b=optax.exponential_decay(1.0, 100_000, 0.5, staircase=True): a(t) * b(t)),
+        "scale": (L.Scale(cos, 2.0), lambda t: 2.0 * ocos(t)),
+        "clamp": (L.Clamp(cos, 1e-4, 5e-4), lambda t: jnp.clip(ocos(t), 1e-4, 5e-4)),
+        "piecewise_constant": (L.PiecewiseConstant([300_000, 600_000], [1e-3, 1e-4, 1e-5]),
+                               optax.piecewise_constant_schedule(1e-3, {300_000: 0.1, 600_000: 0.1})),
+        "shift": (L.Shift(cos, 1000), lambda t: ocos(t + 1000)),
+    }
+
+
+def _time(fn, *args) -> float:
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=10**6)
+    ap.add_argument("--repeats", type=int, default=15)
+    args = ap.parse_args()
+
+    steps = jnp.arange(args.steps, dtype=jnp.int32)
+    run_lrjax = jax.jit(lambda s, t: s(t))  # the schedule is an argument: one program per structure
+    table = cases()
+    fns = {}
+    for name, (ours, theirs) in table.items():
+        fo = (lambda s=ours: run_lrjax(s, steps))
+        ft = None
+        a = np.asarray(fo())  # compile and warm
+        diff = None
+        if theirs is not None:
+            try:  # most optax schedules take a vector of counts; piecewise_interpolate needs a vmap
+                jax.eval_shape(theirs, steps)
+                ft = lambda f=jax.jit(theirs): f(steps)  # noqa: E731
+            except TypeError:
+                ft = lambda f=jax.jit(jax.vmap(theirs)): f(steps)  # noqa: E731
+            b = np.asarray(ft())
+            if b.shape != a.shape:  # e.g. optax.constant_schedule returns one scalar: broadcast it
+                ft = lambda f=jax.jit(lambda t: jnp.broadcast_to(theirs(t), t.shape)): f(steps)  # noqa: E731
+                b = np.asarray(ft())
+            diff = float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+        fns[name] = (fo, ft, diff)
+
+    times = {name: ([], []) for name in fns}
+    for _ in range(args.repeats):  # interleaved: slow drifts of a shared machine hit both sides
+        for name, (fo, ft, _) in fns.items():
+            times[name][0].append(_time(fo))
+            if ft is not None:
+                times[name][1].append(_time(ft))
+
+    print(f"# {args.steps:,} steps per call, median of {args.repeats} interleaved repeats; "
+          f"jax {jax.__version__}, optax {optax.__version__}, {jax.devices()[0].device_kind}, "
+          f"{platform.processor() or platform.machine()}")
+    print(f"{'family':<26} {'lrjax ms':>9} {'optax ms':>9} {'ratio':>7}  max rel diff")
+    worst = (0.0, "")
+    for name, (fo, ft, diff) in fns.items():
+        ours = statistics.median(times[name][0]) * 1e3
+        if ft is None:
+            print(f"{name:<26} {ours:9.3f} {'-':>9} {'-':>7}  (no optax equivalent)")
+            continue
+        theirs = statistics.median(times[name][1]) * 1e3
+        ratio = ours / theirs
+        worst = max(worst, (ratio, name))
+        print(f"{name:<26} {ours:9.3f} {theirs:9.3f} {ratio:7.2f}  {diff:.1e}")
+    print(f"worst ratio lrjax/optax: {worst[0]:.2f} ({worst[1]})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Helpers of the schedule base: with_exponent's fast branches agree with pow, in value and gradient."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lrjax
+from lrjax.schedules._base import as_step, closest, with_exponent
+
+X = jnp.linspace(0.0, 1.0, 33)
+
+
+@pytest.mark.parametrize("e", [1.0, 2.0, 0.5, 3.0])
+def test_with_exponent_matches_pow_and_its_gradients(e):
+    f = jax.jit(lambda e, x: with_exponent(e, lambda pw: pw(x)))
+    np.testing.assert_allclose(f(e, X), np.asarray(X, np.float64) ** e, rtol=1e-6, atol=1e-7)
+    # d/de x**e = x**e log x, also on the fast branches (e == 1, e == 2); 0 at x = 0
+    g = jax.jit(jax.vmap(jax.grad(lambda e, x: with_exponent(e, lambda pw: pw(x))), in_axes=(None, 0)))(e, X)
+    x = np.asarray(X[1:], np.float64)
+    np.testing.assert_allclose(g[1:], x**e * np.log(x), rtol=1e-5, atol=1e-6)
+    assert float(g[0]) == 0.0
+    gx = jax.vmap(jax.grad(lambda x: with_exponent(e, lambda pw: pw(x))))(X[1:])
+    np.testing.assert_allclose(gx, e * x ** (e - 1), rtol=1e-5, atol=1e-6)
+
+
+def test_exponent_values_do_not_retrace():
+    traces = []
+
+    @jax.jit
+    def f(s, t):
+        traces.append(1)
+        return s(t)
+
+    t = jnp.arange(0, 200)
+    for e in (1.0, 2.0, 0.7):
+        got = f(lrjax.CosineDecay(1.0, 100, exponent=e), t)
+        want = (0.5 * (1 + np.cos(np.pi * np.minimum(np.arange(200), 100) / 100))) ** e
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert len(traces) == 1
+
+
+def test_as_step_handles_huge_and_bad_steps():
+    assert float(as_step(2**40)) == 2.0**40
+    assert float(as_step(np.int64(2**31 + 1))) == pytest.approx(2.0**31)
+    with pytest.raises(TypeError, match=r"step must be an integer"):
+        as_step("3")
+
+
+def test_closest_suggests_typos_and_abbreviations():
+    assert closest("cosine_decy", ["cosine_decay", "linear"]) == " (did you mean 'cosine_decay'?)"
+    assert closest("exp", ["linear", "cosine", "exponential"]) == " (did you mean 'exponential'?)"
+    assert closest("zzz", ["linear"]) == ""
