@@ -408,5 +408,10 @@ def with_exponent(e: jax.Array, build: Callable[[Callable[[jax.Array], jax.Array
 
     if jnp.ndim(e) != 0:
         return make(_pow_any)()
+    if not isinstance(e, jax.core.Tracer):
+        # Concrete exponent (eager calls, or a schedule closed over by a jitted function): pick
+        # the branch in Python. An eager lax.switch over closures would compile on every call.
+        k = float(e)
+        return make(_pow_one if k == 1.0 else _pow_two if k == 2.0 else _pow_any)()
     idx = jnp.where(e == 1.0, 0, jnp.where(e == 2.0, 1, 2))
     return jax.lax.switch(idx, (make(_pow_one), make(_pow_two), make(_pow_any)))

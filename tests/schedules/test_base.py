@@ -53,3 +53,16 @@ def test_closest_suggests_typos_and_abbreviations():
     assert closest("cosine_decy", ["cosine_decay", "linear"]) == " (did you mean 'cosine_decay'?)"
     assert closest("exp", ["linear", "cosine", "exponential"]) == " (did you mean 'exponential'?)"
     assert closest("zzz", ["linear"]) == ""
+
+
+def test_eager_calls_do_not_compile_per_step(caplog):
+    # A Python loop of eager calls (logging, PyTorch-style stepping) must reuse compiled ops:
+    # with_exponent picks its branch in Python when the exponent is concrete.
+    scheds = [lrjax.CosineDecay(1.0, 100, exponent=1.5), lrjax.Polynomial(1.0, 0.0, 100, 2.0),
+              lrjax.CosineRestarts(1.0, 10, 2.0, k_decay=1.2)]
+    for s in scheds:
+        float(s(0))  # warm
+    with jax.log_compiles(True), caplog.at_level("WARNING"):
+        vals = [float(s(t)) for t in range(1, 30) for s in scheds]
+    assert all(np.isfinite(vals))
+    assert not [r for r in caplog.records if "ompil" in r.getMessage()], caplog.records[:3]
