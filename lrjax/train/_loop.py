@@ -49,7 +49,7 @@ from lrjax.train._hooks import (
     ProgressHook,
     TensorBoardHook,
 )
-from lrjax.train._step import Experiment, TrainState, build_experiment
+from lrjax.train._step import Experiment, TrainState, _unalias, build_experiment
 
 __all__ = ["train", "Run", "NonFiniteLossError", "enable_compilation_cache", "default_run_dir", "load_run_config",
            "load_checkpoint"]
@@ -76,9 +76,9 @@ _LAST = ("lr", "momentum", "bad_lr")
 _INTS = ("bad_step", "skipped")
 
 
-def _empty_window() -> dict[str, jax.Array]:
-    return {"sums": jnp.zeros(len(_SUMS), jnp.float32), "last": jnp.full(len(_LAST), jnp.nan, jnp.float32),
-            "ints": jnp.array([-1, 0], jnp.int32)}
+def _empty_window() -> dict[str, np.ndarray]:
+    return {"sums": np.zeros(len(_SUMS), np.float32), "last": np.full(len(_LAST), np.nan, np.float32),
+            "ints": np.array([-1, 0], np.int32)}
 
 
 def _fused_step(train_step: Callable) -> Callable:
@@ -113,6 +113,14 @@ def _reset_window(w: dict) -> dict:
     return {"sums": jnp.zeros_like(w["sums"]), "last": w["last"], "ints": w["ints"]}
 
 
+unalias = _unalias
+
+
+def _reset_window(w: dict) -> dict:
+    """A new window: sums at zero, last values and counters (first non-finite step, skipped) kept."""
+    return {"sums": jnp.zeros_like(w["sums"]), "last": w["last"], "ints": w["ints"]}
+
+
 def unalias(tree: Any) -> Any:
     """Copy every array that appears more than once in ``tree``, so the tree can be donated.
 
@@ -129,6 +137,9 @@ def unalias(tree: Any) -> Any:
         return x
 
     return jax.tree.map(fix, tree)
+
+
+_reset_window_jit = jax.jit(_reset_window)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -150,7 +161,7 @@ class Run:
         self.last_eval_loss: jax.Array | None = None
         self.last_checkpoint: int | None = None
         self._deferred: list[Callable[[], None]] = []
-        self._reset = jax.jit(_reset_window)
+        self._reset = _reset_window_jit
         self.metrics_path = os.path.join(run_dir, "metrics.jsonl")
         self._fh = open(self.metrics_path, "a")
 
@@ -232,7 +243,7 @@ def load_checkpoint(run_dir: str, *, step: int | None = None, data: Dataset | No
     """
     config = load_run_config(run_dir)
     exp = build_experiment(config, data)
-    state = exp.replicate(exp.init_state(jax.random.PRNGKey(config.train.seed)))
+    state = exp.jit_init_state(np.asarray(jax.random.key_data(jax.random.key(config.train.seed))))
     ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), keep=config.train.keep_checkpoints)
     try:
         tree, meta = ckpt.restore({"state": state, "window": exp.replicate(_window_for(exp, state))}, step)
@@ -343,7 +354,7 @@ def train(config: Config, *, out_dir: str | None = None, resume: str | None = No
     ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), keep=tc.keep_checkpoints)
     run = Run(exp, run_dir, ckpt, iterator)
 
-    state = exp.replicate(unalias(exp.init_state(jax.random.PRNGKey(tc.seed))))
+    state = exp.jit_init_state(np.asarray(jax.random.key_data(jax.random.key(tc.seed))))
     run.window = exp.replicate(_window_for(exp, state))
     if resume is not None and ckpt.latest_step() is not None:
         state = unalias(run.restore(state))

@@ -76,6 +76,7 @@ class Experiment:
     tx: optax.GradientTransformation
     schedule: Schedule
     init_state: Callable[[jax.Array], TrainState]
+    init_params: Callable[[jax.Array], tuple[Any, jax.Array]]
     train_step: Callable[[TrainState, dict], tuple[TrainState, dict]]
     eval_step: Callable[[TrainState, dict], dict]
     mesh: Mesh
@@ -100,6 +101,24 @@ class Experiment:
         return jax.jit(self.train_step, donate_argnums=0,
                        in_shardings=(self.replicated, self.batch_sharding),
                        out_shardings=self.replicated)
+
+    @functools.cached_property
+    def jit_init_state(self) -> Callable:
+        """``init_state`` with the parameter initialisation as one compiled program (eager init compiles
+        every random initializer separately) and a replicated, donation-ready result.
+
+        ``tx.init`` runs outside that program on purpose: jitting it would bake the schedule's values
+        into the program as constants, and a run with a new peak rate would compile again.
+        """
+        init_params = jax.jit(self.init_params)
+
+        def init(key: jax.Array) -> TrainState:
+            params, rng = init_params(key)
+            state = TrainState(step=np.zeros((), np.int32), params=params, opt_state=self.tx.init(params),
+                               rng=rng, skipped=np.zeros((), np.int32))
+            return self.replicate(_unalias(state))
+
+        return init
 
     @functools.cached_property
     def jit_eval_step(self) -> Callable:
@@ -142,9 +161,37 @@ class Experiment:
         total = None
         for b in self.eval_batches(x, y):
             m = self.jit_eval_step(state, self.shard_batch(b))
-            total = m if total is None else jax.tree.map(jnp.add, total, m)
-        assert total is not None
-        return {"loss": total["loss_sum"] / total["count"], "accuracy": total["correct"] / total["count"]}
+            total = m if total is None else _add(total, m)
+        return _means(total)
+
+
+def _unalias(tree: Any) -> Any:
+    """Copy every array that appears more than once in ``tree``, so the tree can be donated.
+
+    Eager code (``tx.init``, a restored checkpoint, ``lrjax.observe_metric`` outside jit, a schedule and
+    its momentum companion sharing leaves) can put one buffer at two places; XLA refuses to donate it
+    twice.
+    """
+    seen: set[int] = set()
+
+    def fix(x: Any) -> Any:
+        if isinstance(x, jax.Array):
+            if id(x) in seen:
+                return jnp.copy(x)
+            seen.add(id(x))
+        return x
+
+    return jax.tree.map(fix, tree)
+
+
+@jax.jit
+def _add(a: dict, b: dict) -> dict:
+    return jax.tree.map(jnp.add, a, b)
+
+
+@jax.jit
+def _means(total: dict) -> dict:
+    return {"loss": total["loss_sum"] / total["count"], "accuracy": total["correct"] / total["count"]}
 
 
 # ----------------------------------------------------------------------------- optimizer
@@ -338,14 +385,18 @@ def build_experiment(config: Config, data: Dataset | None = None, *, devices: An
     tx = build_optimizer(config, schedule, num_examples=data.num_train)
     model_cfg, shape, ncls = config.model, data.input_shape, data.num_classes
 
-    def init_state(key: jax.Array) -> TrainState:
+    def init_params(key: jax.Array) -> tuple[Any, jax.Array]:
+        """``(params, rng)`` from a key: structure only, so jitting it compiles one program for all runs."""
         if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
             key = jax.random.key_data(key)
         pkey, rng = jax.random.split(key)
         m = make_model(model_cfg, shape, ncls, nnx.Rngs(params=pkey))
         # A plain nested dict of arrays (nnx.merge takes it back): cheaper to flatten on every step
         # than nnx.State's Variable objects, and checkpoints read as plain dicts.
-        params = nnx.to_pure_dict(nnx.split(m, nnx.Param)[1])
+        return nnx.to_pure_dict(nnx.split(m, nnx.Param)[1]), rng
+
+    def init_state(key: jax.Array) -> TrainState:
+        params, rng = init_params(key)
         return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=rng,
                           skipped=jnp.zeros((), jnp.int32))
 
@@ -353,6 +404,7 @@ def build_experiment(config: Config, data: Dataset | None = None, *, devices: An
     train_step = _make_train_step(graphdef, tx, _momentum_arg(name), _momentum_default(name),
                                   config.train.on_nonfinite == "skip")
     return Experiment(config=config, data=data, graphdef=graphdef, tx=tx, schedule=schedule,
-                      init_state=init_state, train_step=train_step, eval_step=_make_eval_step(graphdef),
+                      init_state=init_state, init_params=init_params, train_step=train_step,
+                      eval_step=_make_eval_step(graphdef),
                       mesh=mesh, steps=config.train.steps,
                       accumulation_steps=config.optimizer.accumulation_steps)
