@@ -20,15 +20,9 @@ def build(case):
     return getattr(compat, case["class"])(*args, **case["kwargs"])
 
 
-def assert_matches(got, want, what):
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    peak = np.max(np.abs(want))
-    bad = np.abs(got - want) > 1e-5 * np.abs(want) + 1e-6 * peak
-    assert not bad.any(), f"{what}: first mismatch at step {np.argmax(bad)}: lrjax {got[bad][:3]} vs {want[bad][:3]}"
-
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_matches_at_every_step(name):
+def test_matches_at_every_step(name, assert_matches):
     case = CASES[name]
     sched = build(case)
     assert isinstance(sched, lrjax.Schedule)

@@ -29,15 +29,9 @@ def build(cls, lr, kwargs):
     return getattr(lrt, cls)(lr, **kw)
 
 
-def assert_matches(got, want, what):
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    peak = np.max(np.abs(want))
-    bad = np.abs(got - want) > 1e-5 * np.abs(want) + 1e-6 * peak
-    assert not bad.any(), f"{what}: first mismatch at step {np.argmax(bad)}: lrjax {got[bad][:3]} vs {want[bad][:3]}"
-
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_matches_pytorch_at_every_step(name):
+def test_matches_pytorch_at_every_step(name, assert_matches):
     case = CASES[name]
     sched = build(case["class"], case["lr"], case["kwargs"])
     assert isinstance(sched, lrjax.Schedule)
@@ -112,7 +106,7 @@ def _plateau_rates(case):
 
 
 @pytest.mark.parametrize("name", sorted(PLATEAU))
-def test_plateau_matches_pytorch_after_every_metric(name):
+def test_plateau_matches_pytorch_after_every_metric(name, assert_matches):
     case = PLATEAU[name]
     assert_matches(_plateau_rates(case), case["lr_values"], name)
 

@@ -25,15 +25,9 @@ def build(case):
                          scheduler_specific_kwargs=case["scheduler_specific_kwargs"])
 
 
-def assert_matches(got, want, what):
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    peak = np.max(np.abs(want))
-    bad = np.abs(got - want) > 1e-5 * np.abs(want) + 1e-6 * peak
-    assert not bad.any(), f"{what}: first mismatch at step {np.argmax(bad)}: lrjax {got[bad][:3]} vs {want[bad][:3]}"
-
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_matches_hugging_face_at_every_step(name):
+def test_matches_hugging_face_at_every_step(name, assert_matches):
     case = CASES[name]
     sched = build(case)
     assert isinstance(sched, lrjax.Schedule)
@@ -56,7 +50,7 @@ def test_raises_where_hugging_face_raises(name):
         build(ERRORS[name])
 
 
-def test_plateau_matches_hugging_face():
+def test_plateau_matches_hugging_face(assert_matches):
     case = PLATEAU["plateau"]
     tx = lrjax.inject(optax.adamw, learning_rate=case["learning_rate"], plateau=build(case))
     state = tx.init(jnp.zeros(1))
