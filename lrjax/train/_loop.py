@@ -108,35 +108,12 @@ def window_values(w: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _reset_window(w: dict) -> dict:
-    """A new window: sums at zero, last values and counters (first non-finite step, skipped) kept."""
-    return {"sums": jnp.zeros_like(w["sums"]), "last": w["last"], "ints": w["ints"]}
-
-
 unalias = _unalias
 
 
 def _reset_window(w: dict) -> dict:
     """A new window: sums at zero, last values and counters (first non-finite step, skipped) kept."""
     return {"sums": jnp.zeros_like(w["sums"]), "last": w["last"], "ints": w["ints"]}
-
-
-def unalias(tree: Any) -> Any:
-    """Copy every array that appears more than once in ``tree``, so the tree can be donated.
-
-    Eager code (a restored checkpoint, ``lrjax.observe_metric`` outside jit, a schedule and its momentum
-    companion sharing leaves) can put one buffer at two places; XLA refuses to donate it twice.
-    """
-    seen: set[int] = set()
-
-    def fix(x: Any) -> Any:
-        if isinstance(x, jax.Array):
-            if id(x) in seen:
-                return jnp.copy(x)
-            seen.add(id(x))
-        return x
-
-    return jax.tree.map(fix, tree)
 
 
 _reset_window_jit = jax.jit(_reset_window)
