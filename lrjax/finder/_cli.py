@@ -23,6 +23,8 @@ METHODS = ("steepest", "minimum", "valley", "parallel")
 
 
 def _parser() -> argparse.ArgumentParser:
+    from lrjax.train._cli import add_config_arguments
+
     p = argparse.ArgumentParser(
         prog="lrjax find-lr",
         description="Learning-rate range test (Smith) on a training config: the rate grows exponentially from "
@@ -34,11 +36,7 @@ def _parser() -> argparse.ArgumentParser:
                "Then: lrjax train CONFIG --find-lr [METHOD] runs the test and trains at the suggested peak.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("config", nargs="?", help="YAML config (default: the built-in digits recipe)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set data.batch_size=128 (repeatable)")
-    p.add_argument("--data", help="data.source: a .npz, an MNIST IDX directory or a CIFAR-10 directory")
-    p.add_argument("--out", help="output directory (default: runs/<timestamp>-<name>-find-lr)")
+    add_config_arguments(p, out_help="output directory (default: runs/<timestamp>-<name>-find-lr)")
     p.add_argument("--min-lr", type=float, default=1e-6, help="first rate of the sweep (default 1e-6)")
     p.add_argument("--max-lr", type=float, default=1.0, help="last rate of the sweep (default 1)")
     p.add_argument("--steps", type=int, default=100, help="optimizer updates in the sweep (default 100)")

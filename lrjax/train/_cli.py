@@ -13,6 +13,15 @@ import sys
 __all__ = ["main"]
 
 
+def add_config_arguments(p: argparse.ArgumentParser, *, out_help: str) -> None:
+    """The arguments every config-driven command shares: CONFIG, --set, --data, --out."""
+    p.add_argument("config", nargs="?", help="YAML config (default: the built-in digits recipe)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set train.steps=200 (repeatable; value parsed as YAML)")
+    p.add_argument("--data", help="data.source: a .npz, an MNIST IDX directory or a CIFAR-10 directory")
+    p.add_argument("--out", help=out_help)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lrjax train",
@@ -23,11 +32,7 @@ def _parser() -> argparse.ArgumentParser:
                "  lrjax train --resume runs/mnist",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("config", nargs="?", help="YAML config (default: the built-in digits recipe)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set train.steps=200 (repeatable; value parsed as YAML)")
-    p.add_argument("--data", help="data.source: a .npz, an MNIST IDX directory or a CIFAR-10 directory")
-    p.add_argument("--out", help="run directory (default: runs/<timestamp>-<name>)")
+    add_config_arguments(p, out_help="run directory (default: runs/<timestamp>-<name>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
