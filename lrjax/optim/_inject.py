@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import inspect
 from typing import Any, Callable, Iterable, NamedTuple
 
@@ -70,6 +72,39 @@ def hyperparam_values(hyperparams: dict, count: jax.Array, plateau: Any = None) 
         values[_LR] = plateau_rate(plateau, values[_LR])
         values["plateau_scale"] = jnp.array(plateau.scale, copy=True)
     return values
+
+
+@dataclasses.dataclass(frozen=True)
+class _Builder:
+    """Builds the optax optimizer from this step's hyperparameter values (hashable when its static
+    arguments are, so every :func:`inject` of the same optimizer shares one compiled init)."""
+
+    factory: Callable[..., optax.GradientTransformation]
+    static: tuple[tuple[str, Any], ...]
+    dynamic: tuple[str, ...]
+    lr_as_schedule: bool
+
+    def __call__(self, values: dict) -> optax.GradientTransformationExtraArgs:
+        kwargs = dict(self.static)
+        for k in self.dynamic:
+            v = values[k]
+            kwargs[k] = (lambda _count, v=v: v) if (k == _LR and self.lr_as_schedule) else v
+        return optax.with_extra_args_support(self.factory(**kwargs))
+
+
+def _init_state(build: _Builder, params: Any, hyper: dict, pstate: Any) -> InjectState:
+    count = jnp.zeros([], jnp.int32)
+    # fresh buffers: a donated state must not consume the user's schedule (or share
+    # leaves between two hyperparameters, e.g. OneCycle and its .momentum)
+    hyper, pstate = _fresh((hyper, pstate))
+    values = hyperparam_values(hyper, count, pstate)
+    return InjectState(count, hyper, values, pstate, build(values).init(params))
+
+
+# One compiled program per optimizer structure instead of one eager dispatch (and, cold, one XLA
+# compilation) per operation of every schedule; the schedules are arguments, so new values (a new
+# peak, another warmup) reuse it.
+_init_program = jax.jit(_init_state, static_argnums=0)
 
 
 def _signature(factory: Callable) -> tuple[dict[str, inspect.Parameter], bool]:
@@ -194,21 +229,15 @@ def inject(
 
     lr_as_schedule = getattr(optimizer_factory, "__name__", "") not in _LR_NOT_A_SCHEDULE
 
-    def build(values: dict) -> optax.GradientTransformationExtraArgs:
-        kwargs = dict(static)
-        for k in dynamic:
-            v = values[k]
-            kwargs[k] = (lambda _count, v=v: v) if (k == _LR and lr_as_schedule) else v
-        return optax.with_extra_args_support(optimizer_factory(**kwargs))
+    build = _Builder(optimizer_factory, tuple(sorted(static.items())), tuple(dynamic), lr_as_schedule)
+    try:
+        hash(build)
+        init_jit = functools.partial(_init_program, build)
+    except TypeError:  # an unhashable static argument: a program of this optimizer's own
+        init_jit = jax.jit(functools.partial(_init_state, build))
 
     def init_fn(params):
-        count = jnp.zeros([], jnp.int32)
-        # fresh buffers: a donated state must not consume the user's schedule (or share
-        # leaves between two hyperparameters, e.g. OneCycle and its .momentum)
-        hyper, pstate = _fresh((dict(dynamic), plateau_init))
-        values = hyperparam_values(hyper, count, pstate)
-        inner = build(values).init(params)
-        return InjectState(count, hyper, values, pstate, inner)
+        return init_jit(params, dict(dynamic), plateau_init)
 
     def update_fn(updates, state, params=None, *, value=None, **extra_args):
         pstate = state.plateau

@@ -239,3 +239,32 @@ def test_donated_steps_never_consume_the_users_schedule_or_shared_leaves():
         params, state = step(params, state)
     assert float(sched(0)) == pytest.approx(0.004)  # the user's schedule is still alive
     assert int(state.count) == 4
+
+
+def test_init_is_one_program_for_any_values_and_never_bakes_them():
+    # init evaluates every schedule at step 0 in one compiled program (not one eager dispatch per
+    # operation) with the schedules as arguments: a new plan of the same structure compiles nothing.
+    compiles = []
+
+    def listen(name, *_, **__):
+        if name == "/jax/core/compile/backend_compile_duration":
+            compiles.append(name)
+
+    _plan(0.5, 10, 1).init(PARAMS)
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        states = [_plan(peak, 50, warm).init(PARAMS) for peak, warm in ((0.1, 2), (0.3, 5), (0.02, 9))]
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert compiles == []
+    assert [float(s.values["learning_rate"]) for s in states] == [0.0, 0.0, 0.0]
+    assert [float(s.hyperparams["learning_rate"](w)) for s, w in zip(states, (2, 5, 9))] == pytest.approx(
+        [0.1, 0.3, 0.02])
+
+
+def test_init_with_an_unhashable_static_argument_still_works():
+    mask = {"w": True, "b": False}  # a dict: unhashable, so this optimizer gets a program of its own
+    tx = lrjax.inject(optax.adamw, learning_rate=lrjax.Constant(0.1), mask=mask)
+    u, _ = tx.update(_grads(0, PARAMS), tx.init(PARAMS), PARAMS)
+    ref, _ = optax.adamw(0.1, mask=mask).update(_grads(0, PARAMS), optax.adamw(0.1, mask=mask).init(PARAMS), PARAMS)
+    assert _same(u, ref)
