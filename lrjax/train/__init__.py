@@ -34,7 +34,7 @@ from lrjax.train._config import (
     load_config,
 )
 from lrjax.train._data import BatchIterator, DataError, Dataset, load_dataset
-from lrjax.train._models import CNN, MLP, ResNet, make_model
+from lrjax.train._models import CNN, MLP, ResNet, init_params, make_model
 from lrjax.train._step import (
     Experiment,
     TrainState,
@@ -42,13 +42,14 @@ from lrjax.train._step import (
     build_optimizer,
     current_hyperparams,
     make_schedule,
+    seed_key,
 )
 
 __all__ = [
     "BatchIterator", "CNN", "Config", "ConfigError", "DataConfig", "DataError", "Dataset", "Experiment", "MLP",
     "ModelConfig", "OptimizerConfig", "ResNet", "TrainConfig", "TrainState", "apply_overrides",
     "build_experiment", "build_optimizer", "config_from_dict", "config_to_dict", "current_hyperparams",
-    "load_config", "load_dataset", "make_model", "make_schedule",
+    "load_config", "load_dataset", "init_params", "make_model", "make_schedule", "seed_key",
 ]
 from lrjax.train._checkpoint import Checkpointer
 from lrjax.train._hooks import CheckpointHook, EvalHook, Hook, LogHook, PlateauHook, ProgressHook, TensorBoardHook

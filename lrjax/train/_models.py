@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +25,7 @@ from flax import nnx
 
 from lrjax.train._config import ModelConfig
 
-__all__ = ["MLP", "CNN", "ResNet", "make_model"]
+__all__ = ["MLP", "CNN", "ResNet", "make_model", "init_params"]
 
 
 class MLP(nnx.Module):
@@ -124,3 +124,40 @@ def make_model(cfg: ModelConfig, input_shape: Sequence[int], num_classes: int, r
     if cfg.kind == "cnn":
         return CNN(shape, cfg.channels, cfg.hidden, num_classes, rngs=rngs)
     return ResNet(shape, cfg.channels, cfg.blocks, num_classes, rngs=rngs)
+
+
+def init_params(abstract: Any, key: jax.Array) -> Any:
+    r"""Parameters for the abstract parameter tree of one of these models, from one random draw.
+
+    Same distributions as the NNX layers' defaults: every ``kernel`` is LeCun normal (truncated at
+    :math:`\pm 2\sigma`, :math:`\sigma = 1/(0.8796\sqrt{\text{fan\_in}})` with fan_in the product of all
+    but the last axis), every ``bias`` zero, every norm ``scale`` one. All kernels come out of *one*
+    ``truncated_normal`` call cut into pieces: XLA compiles one random-number program instead of one
+    per layer shape (on CPU that cuts the initialisation's compile time by about 4x).
+
+    >>> from flax import nnx
+    >>> m = nnx.eval_shape(lambda: make_model(ModelConfig(kind="mlp", hidden=(32,)), (8, 8, 1), 10, nnx.Rngs(0)))
+    >>> p = init_params(nnx.to_pure_dict(nnx.split(m, nnx.Param)[1]), jax.random.key(0))
+    >>> p["layers"][0]["kernel"].shape, float(p["head"]["bias"].sum())
+    ((64, 32), 0.0)
+    """
+    flat, treedef = jax.tree_util.tree_flatten_with_path(abstract)
+    names = [str(getattr(path[-1], "key", path[-1])) for path, _ in flat]
+    kernels = [leaf for (_, leaf), name in zip(flat, names) if name == "kernel"]
+    z = jax.random.truncated_normal(key, -2.0, 2.0, (sum(math.prod(k.shape) for k in kernels),), jnp.float32)
+    out, offset = [], 0
+    for (path, leaf), name in zip(flat, names):
+        if name == "kernel":
+            size, fan_in = math.prod(leaf.shape), math.prod(leaf.shape[:-1])
+            std = 1.0 / (_TRUNCATED_STD * math.sqrt(fan_in))
+            out.append((z[offset:offset + size].reshape(leaf.shape) * std).astype(leaf.dtype))
+            offset += size
+        elif name in ("bias", "scale"):
+            out.append(jnp.full(leaf.shape, 1.0 if name == "scale" else 0.0, leaf.dtype))
+        else:
+            raise ValueError(f"init_params: no initializer for parameter {jax.tree_util.keystr(path)}")
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+# Standard deviation of a standard normal truncated to [-2, 2] (as in jax.nn.initializers.variance_scaling).
+_TRUNCATED_STD = 0.87962566103423978

@@ -44,9 +44,10 @@ import lrjax
 from lrjax.schedules import Schedule, from_spec
 from lrjax.train._config import Config, ConfigError, resolve_durations
 from lrjax.train._data import Dataset, load_dataset
+from lrjax.train import _models
 from lrjax.train._models import make_model
 
-__all__ = ["TrainState", "Experiment", "build_experiment", "build_optimizer", "make_schedule"]
+__all__ = ["TrainState", "Experiment", "build_experiment", "build_optimizer", "make_schedule", "seed_key"]
 
 
 class TrainState(NamedTuple):
@@ -55,7 +56,10 @@ class TrainState(NamedTuple):
     ``step``: micro-steps done (int32). ``params``: the model's parameters as a nested dict of arrays
     (``nnx.to_pure_dict`` of its ``nnx.Param`` state; ``nnx.merge(exp.graphdef, params)`` rebuilds the
     model). ``opt_state``: the
-    optax state, schedules inside. ``rng``: a raw uint32 PRNG key, split once per step. ``skipped``: steps
+    optax state, schedules inside. ``rng``: the run's raw uint32 PRNG key; it is never split in the
+    step (a threefry split would cost every run ~0.3 s of compilation for models that draw nothing): a
+    stochastic layer takes the step's key as ``jax.random.fold_in(rng, step)``, which is the same after
+    a resume. ``skipped``: steps
     whose update was skipped because the loss or gradient was not finite (``on_nonfinite: skip``).
     """
 
@@ -104,16 +108,15 @@ class Experiment:
 
     @functools.cached_property
     def jit_init_state(self) -> Callable:
-        """``init_state`` with the parameter initialisation as one compiled program (eager init compiles
-        every random initializer separately) and a replicated, donation-ready result.
+        """``init_state`` with a replicated, donation-ready result.
 
-        ``tx.init`` runs outside that program on purpose: jitting it would bake the schedule's values
-        into the program as constants, and a run with a new peak rate would compile again.
+        Parameters come from ``init_params`` (one compiled program); ``tx.init`` stays outside that program on
+        purpose (``lrjax.inject`` compiles its own init with the schedules as arguments): closing over
+        the optimizer would bake the schedule's values into the program as constants, and a run with a
+        new peak rate would compile again.
         """
-        init_params = jax.jit(self.init_params)
-
         def init(key: jax.Array) -> TrainState:
-            params, rng = init_params(key)
+            params, rng = self.init_params(key)
             state = TrainState(step=np.zeros((), np.int32), params=params, opt_state=self.tx.init(params),
                                rng=rng, skipped=np.zeros((), np.int32))
             return self.replicate(_unalias(state))
@@ -163,6 +166,13 @@ class Experiment:
             m = self.jit_eval_step(state, self.shard_batch(b))
             total = m if total is None else _add(total, m)
         return _means(total)
+
+
+def seed_key(seed: int) -> np.ndarray:
+    """The raw uint32 key data of ``jax.random.key(seed)``, computed on the host (no device program)."""
+    if 0 <= seed < 2**31:
+        return np.array([0, seed], np.uint32)
+    return np.asarray(jax.random.key_data(jax.random.key(seed)))
 
 
 def _unalias(tree: Any) -> Any:
@@ -325,8 +335,7 @@ def _make_train_step(graphdef, tx, momentum_key: str | None, momentum_default: f
             metrics["momentum"] = jnp.asarray(hp[momentum_key], jnp.float32)
         elif momentum_default is not None:  # not scheduled: the optimizer's constant default
             metrics["momentum"] = jnp.float32(momentum_default)
-        rng, _ = jax.random.split(state.rng)
-        new = TrainState(step=state.step + 1, params=params, opt_state=opt_state, rng=rng, skipped=skipped)
+        new = TrainState(step=state.step + 1, params=params, opt_state=opt_state, rng=state.rng, skipped=skipped)
         return new, metrics
 
     return train_step
@@ -385,15 +394,23 @@ def build_experiment(config: Config, data: Dataset | None = None, *, devices: An
     tx = build_optimizer(config, schedule, num_examples=data.num_train)
     model_cfg, shape, ncls = config.model, data.input_shape, data.num_classes
 
-    def init_params(key: jax.Array) -> tuple[Any, jax.Array]:
-        """``(params, rng)`` from a key: structure only, so jitting it compiles one program for all runs."""
+    abstract = nnx.to_pure_dict(nnx.split(model, nnx.Param)[1])
+
+    def make_params(key: jax.Array) -> tuple[Any, jax.Array]:
         if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
             key = jax.random.key_data(key)
         pkey, rng = jax.random.split(key)
-        m = make_model(model_cfg, shape, ncls, nnx.Rngs(params=pkey))
         # A plain nested dict of arrays (nnx.merge takes it back): cheaper to flatten on every step
         # than nnx.State's Variable objects, and checkpoints read as plain dicts.
-        return nnx.to_pure_dict(nnx.split(m, nnx.Param)[1]), rng
+        return _models.init_params(abstract, pkey), rng
+
+    compiled_params = jax.jit(make_params)
+
+    def init_params(key: jax.Array) -> tuple[Any, jax.Array]:
+        """``(params, rng)`` from a key: structure only. Concrete calls (train, sweep, range test, resume)
+        all run one compiled program, so their parameters are identical; inside someone else's trace
+        (jit, vmap, eval_shape) it is traced inline."""
+        return (make_params if isinstance(key, jax.core.Tracer) else compiled_params)(key)
 
     def init_state(key: jax.Array) -> TrainState:
         params, rng = init_params(key)

@@ -24,7 +24,7 @@ def test_sweep_on_digits_descends_then_diverges(digits_result):
     assert sw.stop_reason in ("diverged", "completed")
     best = int(np.argmin(sw.smoothed))
     assert sw.smoothed[best] < 0.8 * sw.smoothed[0]  # it learned...
-    assert sw.smoothed[-1] > 2 * sw.smoothed[best]  # ...then blew up
+    assert sw.smoothed[-1] > max(1.5 * sw.smoothed[best], sw.smoothed[0])  # ...then blew up, past untrained
     blowup = sw.lrs[best + int(np.argmax(sw.smoothed[best:] > 1.5 * sw.smoothed[best]))]
     for m in ("steepest", "minimum", "valley"):
         assert 1e-5 <= res.suggestion(m) < blowup

@@ -111,3 +111,23 @@ def test_impossible_for_this_data():
         exp_with("plateau={factor: 2}")
     with pytest.raises(ConfigError, match=r"optimizer.args: inject: adamw has no argument 'beta1'"):
         exp_with("optimizer.args={beta1: 0.9}")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7, 12345, 2**31 - 1, 2**31, -3])
+def test_seed_key_is_jax_key_data(seed):
+    from lrjax.train import seed_key
+
+    np.testing.assert_array_equal(seed_key(seed), jax.random.key_data(jax.random.key(seed)))
+
+
+def test_init_params_concrete_and_traced_agree(exps):
+    a, _ = exps
+    key = jax.random.key_data(jax.random.key(4))
+    eager, _ = a.init_params(key)              # the compiled program
+    traced, _ = jax.jit(a.init_params)(key)    # traced inline into another program
+    vmapped, _ = jax.vmap(a.init_params)(jnp.stack([key, key]))
+    for x, y, z in zip(jax.tree.leaves(eager), jax.tree.leaves(traced), jax.tree.leaves(vmapped)):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(x, z[1], rtol=1e-6, atol=1e-7)
+    state = a.init_state(key)
+    assert all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(state.params), jax.tree.leaves(eager)))
