@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import json
 import os
 import signal
@@ -49,7 +50,7 @@ from lrjax.train._hooks import (
     ProgressHook,
     TensorBoardHook,
 )
-from lrjax.train._step import Experiment, TrainState, _unalias, build_experiment
+from lrjax.train._step import Experiment, TrainState, _unalias, build_experiment, seed_key
 
 __all__ = ["train", "Run", "NonFiniteLossError", "enable_compilation_cache", "default_run_dir", "load_run_config",
            "load_checkpoint"]
@@ -220,7 +221,7 @@ def load_checkpoint(run_dir: str, *, step: int | None = None, data: Dataset | No
     """
     config = load_run_config(run_dir)
     exp = build_experiment(config, data)
-    state = exp.jit_init_state(np.asarray(jax.random.key_data(jax.random.key(config.train.seed))))
+    state = exp.jit_init_state(seed_key(config.train.seed))
     ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), keep=config.train.keep_checkpoints)
     try:
         tree, meta = ckpt.restore({"state": state, "window": exp.replicate(_window_for(exp, state))}, step)
@@ -314,6 +315,25 @@ def train(config: Config, *, out_dir: str | None = None, resume: str | None = No
     ``config`` may be None). ``hooks``: extra hooks after the default ones. Raises
     :class:`NonFiniteLossError` when the loss stops being finite (``train.on_nonfinite: stop``).
     """
+    with _frozen_heap():
+        return _train(config, out_dir=out_dir, resume=resume, data=data, hooks=hooks, progress=progress,
+                      plot=plot, verbose=verbose)
+
+
+@contextlib.contextmanager
+def _frozen_heap():
+    """Keep Python's cyclic GC off the objects that exist before the run (jax, flax, orbax, the data:
+    hundreds of thousands of them) until it ends. A full collection of that heap in the middle of
+    compilation costs ~0.15 s on a 2-core CPU; afterwards they are collectable again."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _train(config: Config | None, *, out_dir: str | None, resume: str | None, data: Dataset | None,
+           hooks: Sequence[Hook], progress: bool | None, plot: bool, verbose: bool) -> dict[str, Any]:
     t_start = time.perf_counter()
     if resume is not None:
         run_dir = resume
@@ -331,7 +351,7 @@ def train(config: Config, *, out_dir: str | None = None, resume: str | None = No
     ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), keep=tc.keep_checkpoints)
     run = Run(exp, run_dir, ckpt, iterator)
 
-    state = exp.jit_init_state(np.asarray(jax.random.key_data(jax.random.key(tc.seed))))
+    state = exp.jit_init_state(seed_key(tc.seed))
     run.window = exp.replicate(_window_for(exp, state))
     if resume is not None and ckpt.latest_step() is not None:
         state = unalias(run.restore(state))
