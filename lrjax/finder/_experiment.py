@@ -122,13 +122,13 @@ def range_test_config(
     Returns:
       a :class:`ConfigRangeTest`.
     """
-    from lrjax.train import TrainState, build_experiment, build_optimizer
+    from lrjax.train import TrainState, build_experiment, build_optimizer, seed_key
 
     cfg = _sweep_config(config)
     exp = build_experiment(cfg, data)
     k = int(config.optimizer.accumulation_steps)
     seed = int(config.train.seed)
-    params = exp.init_state(jax.random.PRNGKey(seed)).params
+    params = exp.init_state(seed_key(seed)).params
     eval_step = exp.eval_step
 
     def loss_fn(p, batch):

@@ -37,7 +37,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from lrjax.train._config import Config
 from lrjax.train._data import BatchIterator, Dataset, load_dataset
-from lrjax.train._step import Experiment, TrainState, build_experiment
+from lrjax.train._step import Experiment, TrainState, build_experiment, seed_key
 
 __all__ = ["ConfigResult", "train_many", "group_key", "eval_points", "log_points"]
 
@@ -391,7 +391,7 @@ def _train_group(gi: int, exps: list[Experiment], labels: list[str], max_paralle
         t0 = time.perf_counter()
         part = exps[c * size:(c + 1) * size]
         padded = part + [part[-1]] * (size - len(part))
-        states = _put(_stack([jax.device_get(e.init_state(jax.random.PRNGKey(e.config.train.seed)))
+        states = _put(_stack([jax.device_get(e.init_state(seed_key(e.config.train.seed)))
                               for e in padded]), stacked_sh)
         if data_shared:
             xs, ys = _put((lead.data.x_train, lead.data.y_train), repl_sh)

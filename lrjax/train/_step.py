@@ -168,6 +168,23 @@ class Experiment:
         return _means(total)
 
 
+def _params_from_spec(spec: tuple, key: jax.Array) -> tuple[Any, jax.Array]:
+    """``(params, rng)`` for the parameter structure ``spec = (treedef, ((shape, dtype), ...))``."""
+    if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    treedef, leaves = spec
+    abstract = jax.tree.unflatten(treedef, [jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in leaves])
+    pkey, rng = jax.random.split(key)
+    # A plain nested dict of arrays (nnx.merge takes it back): cheaper to flatten on every step
+    # than nnx.State's Variable objects, and checkpoints read as plain dicts.
+    return _models.init_params(abstract, pkey), rng
+
+
+# One compiled program per parameter structure, shared by every experiment (a sweep of 16 configs
+# builds 16 experiments of one model).
+_params_program = jax.jit(_params_from_spec, static_argnums=0)
+
+
 def seed_key(seed: int) -> np.ndarray:
     """The raw uint32 key data of ``jax.random.key(seed)``, computed on the host (no device program)."""
     if 0 <= seed < 2**31:
@@ -392,19 +409,11 @@ def build_experiment(config: Config, data: Dataset | None = None, *, devices: An
     graphdef, _ = nnx.split(model, nnx.Param)
     schedule = make_schedule(config, num_examples=data.num_train)
     tx = build_optimizer(config, schedule, num_examples=data.num_train)
-    model_cfg, shape, ncls = config.model, data.input_shape, data.num_classes
 
-    abstract = nnx.to_pure_dict(nnx.split(model, nnx.Param)[1])
-
-    def make_params(key: jax.Array) -> tuple[Any, jax.Array]:
-        if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
-            key = jax.random.key_data(key)
-        pkey, rng = jax.random.split(key)
-        # A plain nested dict of arrays (nnx.merge takes it back): cheaper to flatten on every step
-        # than nnx.State's Variable objects, and checkpoints read as plain dicts.
-        return _models.init_params(abstract, pkey), rng
-
-    compiled_params = jax.jit(make_params)
+    leaves, treedef = jax.tree.flatten(nnx.to_pure_dict(nnx.split(model, nnx.Param)[1]))
+    spec = (treedef, tuple((tuple(x.shape), np.dtype(x.dtype)) for x in leaves))
+    make_params = functools.partial(_params_from_spec, spec)
+    compiled_params = functools.partial(_params_program, spec)
 
     def init_params(key: jax.Array) -> tuple[Any, jax.Array]:
         """``(params, rng)`` from a key: structure only. Concrete calls (train, sweep, range test, resume)

@@ -131,3 +131,27 @@ def test_init_params_concrete_and_traced_agree(exps):
         np.testing.assert_allclose(x, z[1], rtol=1e-6, atol=1e-7)
     state = a.init_state(key)
     assert all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(state.params), jax.tree.leaves(eager)))
+
+
+def test_experiments_of_one_model_share_their_init_programs():
+    # a sweep builds one experiment per configuration: only the first one's initialisation compiles
+    from lrjax.train import seed_key
+
+    compiles = []
+
+    def listen(name, *_, **__):
+        if name == "/jax/core/compile/backend_compile_duration":
+            compiles.append(name)
+
+    first = exp_with("schedule.schedule.peak=0.004", "train.seed=5")
+    jax.block_until_ready(first.init_state(seed_key(5)))
+    others = [exp_with(f"schedule.schedule.peak={p}", f"schedule.warmup_steps={w}", "train.seed=5")
+              for p, w in ((0.01, 3), (0.02, 7))]
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        states = [jax.block_until_ready(e.init_state(seed_key(5))) for e in others]
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert compiles == []
+    a, b = (s.params for s in states)
+    assert all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
