@@ -113,3 +113,21 @@ def test_sigterm_saves_then_resume_matches_an_uninterrupted_run_bitwise(tmp_path
     b, _ = final_params(str(part))
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_tensorboard_hook_writes_every_logged_scalar(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    out = tmp_path / "run"
+    train(cfg("train.tensorboard=true"), out_dir=str(out), data=DATA, progress=False, verbose=False, plot=False)
+    ea = EventAccumulator(str(out / "tensorboard"))
+    ea.Reload()
+    cols = read_metrics(str(out))
+    for split, keys in (("train", ("lr", "train_loss", "grad_norm")), ("eval", ("eval_loss", "eval_accuracy"))):
+        for key in keys:
+            events = ea.Tensors(key)
+            assert [e.step for e in events] == cols[split]["step"]
+            got = [float(tensor_util.make_ndarray(e.tensor_proto)) for e in events]
+            np.testing.assert_allclose(got, cols[split][key], rtol=1e-6)
