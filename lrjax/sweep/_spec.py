@@ -36,7 +36,7 @@ import os
 import re
 from typing import Any, Mapping
 
-from lrjax.train._config import Config, ConfigError, config_from_dict, config_to_dict
+from lrjax.train._config import Config, ConfigError, config_from_dict, config_to_dict, read_yaml_mapping
 
 __all__ = ["SweepError", "SweepSpec", "SweepConfig", "Target", "load_sweep", "sweep_from_dict", "expand"]
 
@@ -122,20 +122,7 @@ def merge(base: dict[str, Any], over: Mapping[str, Any], where: str, _path: tupl
 # ----------------------------------------------------------------------------- parsing
 
 def _read_yaml(path: str) -> dict[str, Any]:
-    import yaml
-
-    if not os.path.isfile(path):
-        raise SweepError(f"file {path!r} does not exist (expected a YAML file like configs/sweeps/schedules.yaml)")
-    with open(path) as fh:
-        try:
-            data = yaml.safe_load(fh)
-        except yaml.YAMLError as e:
-            raise SweepError(f"{path}: not valid YAML: {e}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise SweepError(f"{path}: a sweep must be a mapping of keys to values, got {type(data).__name__}")
-    return data
+    return read_yaml_mapping(path, "sweep", "configs/sweeps/schedules.yaml", SweepError)
 
 
 def sweep_from_dict(data: Mapping[str, Any], *, root: str | None = None) -> SweepSpec:

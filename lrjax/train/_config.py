@@ -301,25 +301,30 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
     return out
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read a YAML config (``None``: the defaults), apply ``key=value`` overrides, validate."""
+def read_yaml_mapping(path: str | os.PathLike, what: str, example: str,
+                      error: type[ConfigError] = ConfigError) -> dict[str, Any]:
+    """The mapping in a YAML file (empty file: ``{}``); ``error`` names the path for a missing file, bad
+    YAML or a top level that is not a mapping."""
     import yaml
 
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = os.fspath(path)
-        if not os.path.isfile(p):
-            raise ConfigError(f"config file {p!r} does not exist (expected a YAML file like configs/cosine.yaml)")
-        with open(p) as fh:
-            try:
-                loaded = yaml.safe_load(fh)
-            except yaml.YAMLError as e:
-                raise ConfigError(f"{p}: not valid YAML: {e}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{p}: a config must be a mapping of keys to values, got {type(loaded).__name__}")
-        data = loaded
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        raise error(f"{what} file {p!r} does not exist (expected a YAML file like {example})")
+    with open(p) as fh:
+        try:
+            loaded = yaml.safe_load(fh)
+        except yaml.YAMLError as e:
+            raise error(f"{p}: not valid YAML: {e}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise error(f"{p}: a {what} must be a mapping of keys to values, got {type(loaded).__name__}")
+    return loaded
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML config (``None``: the defaults), apply ``key=value`` overrides, validate."""
+    data = read_yaml_mapping(path, "config", "configs/cosine.yaml") if path is not None else {}
     if overrides:
         data = apply_overrides(data, overrides)
     return config_from_dict(data)
