@@ -141,7 +141,9 @@ class Run:
         self._deferred: list[Callable[[], None]] = []
         self._reset = _reset_window_jit
         self.metrics_path = os.path.join(run_dir, "metrics.jsonl")
-        self._fh = open(self.metrics_path, "a")
+        # On several hosts only process 0 writes the run's files; every process keeps the records.
+        self.primary = jax.process_index() == 0
+        self._fh = open(self.metrics_path if self.primary else os.devnull, "a")
 
     # hooks' helpers ---------------------------------------------------------
     def defer(self, fn: Callable[[], None]) -> None:
@@ -195,12 +197,14 @@ class Run:
         self.last_train, self.last_eval = meta.get("last_train") or {}, meta.get("last_eval") or {}
         self.best_eval = meta.get("best_eval")
         self.last_checkpoint = self.step
-        self._fh.close()
-        with open(self.metrics_path, "r+b") as fh:
-            fh.truncate(int(meta["metrics_offset"]))
-        with open(self.metrics_path) as fh:
-            self.records = [json.loads(line) for line in fh if line.strip()]
-        self._fh = open(self.metrics_path, "a")
+        offset = int(meta["metrics_offset"])
+        if self.primary:
+            self._fh.close()
+            with open(self.metrics_path, "r+b") as fh:
+                fh.truncate(offset)
+            self._fh = open(self.metrics_path, "a")
+        with open(self.metrics_path, "rb") as fh:  # the checkpointed prefix (also what other hosts read)
+            self.records = [json.loads(line) for line in fh.read(offset).decode().splitlines() if line.strip()]
         return tree["state"]
 
     def close(self) -> None:
@@ -294,14 +298,16 @@ def load_run_config(run_dir: str) -> Config:
 
 
 def default_hooks(cfg: Config, run_dir: str, *, initial_step: int, progress: bool) -> list[Hook]:
+    """Log, eval, plateau, checkpoint; progress bar and TensorBoard on process 0 only."""
     t = cfg.train
+    primary = jax.process_index() == 0
     hooks: list[Hook] = [LogHook(t.log_every), EvalHook(t.eval_every)]
     if cfg.plateau is not None:
         hooks.append(PlateauHook(t.eval_every))
     hooks.append(CheckpointHook(t.checkpoint_every))
-    if progress:
+    if progress and primary:
         hooks.append(ProgressHook(t.log_every, total=t.steps, initial=initial_step))
-    if t.tensorboard:
+    if t.tensorboard and primary:
         hooks.append(TensorBoardHook(t.log_every, os.path.join(run_dir, "tensorboard")))
     return hooks
 
@@ -342,10 +348,15 @@ def _train(config: Config | None, *, out_dir: str | None, resume: str | None, da
         run_dir = out_dir or default_run_dir(config.name)
         if os.path.exists(os.path.join(run_dir, "metrics.jsonl")):
             raise FileExistsError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+    primary = jax.process_index() == 0
+    if jax.process_count() > 1:  # every host has looked at the run dir before process 0 writes to it
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("lrjax train: start")
     tc = config.train
     exp = build_experiment(config, data)  # before touching the disk: bad data/config leaves no run dir
     os.makedirs(run_dir, exist_ok=True)
-    if resume is None:
+    if resume is None and primary:
         _write_config(config, os.path.join(run_dir, "config.yaml"))
     iterator = BatchIterator(exp.data.num_train, config.data.batch_size, tc.seed)
     ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), keep=tc.keep_checkpoints)
@@ -442,6 +453,8 @@ def _train(config: Config | None, *, out_dir: str | None, resume: str | None, da
             "devices": int(exp.mesh.size),
             "signal": flag.get("signal"),
         }
+        if not primary:
+            return summary
         with open(os.path.join(run_dir, "summary.json"), "w") as fh:
             json.dump(summary, fh, indent=2)
         if plot and run.records:

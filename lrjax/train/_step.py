@@ -130,12 +130,24 @@ class Experiment:
 
     def replicate(self, tree: Any) -> Any:
         """Put ``tree`` on every device of the mesh (parameters, optimizer state)."""
-        return jax.device_put(tree, self.replicated)
+        if not self.multi_host:
+            return jax.device_put(tree, self.replicated)
+        sharding = self.replicated
+
+        def put(x: Any) -> Any:  # pragma: no cover - multi-host (tests/train/test_multihost.py, subprocesses)
+            if isinstance(x, jax.Array) and x.sharding == sharding:
+                return x
+            a = np.asarray(x)  # the same value on every host: each device takes it whole
+            return jax.make_array_from_callback(a.shape, sharding, lambda index: a[index])
+
+        return jax.tree.map(put, tree)
 
     def shard_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
         """Put a host batch on the mesh, split along the batch axis."""
         if self.multi_host:  # pragma: no cover - multi-host
-            return {k: jax.make_array_from_process_local_data(self.batch_sharding, v) for k, v in batch.items()}
+            # every host holds the whole global batch (same seeded iterator); each device takes its rows
+            return {k: jax.make_array_from_process_local_data(self.batch_sharding, v, v.shape)
+                    for k, v in batch.items()}
         return jax.device_put(batch, self.batch_sharding)
 
     @functools.cached_property
