@@ -1,5 +1,6 @@
 """Multi-host: two processes (jax.distributed over localhost, gloo CPU collectives), one device each, run the
-same `lrjax.train` code as one process with two devices and log the same numbers; only process 0 writes."""
+same `lrjax.train` (and `lrjax.sweep.train_many`) code as one process with two devices and get the same
+numbers; only process 0 writes the run's files."""
 
 import json
 import os
@@ -27,15 +28,24 @@ print("RESULT", jax.process_index(), jax.device_count(), s["final_eval"]["eval_l
 """
 
 
+SWEEP_SCRIPT = SCRIPT.split("from lrjax.train")[0] + """
+from lrjax.train import load_config
+from lrjax.sweep import train_many
+cfgs = [load_config(None, [f"schedule.schedule.peak={p}", *sys.argv[5:]]) for p in (1e-3, 3e-3, 1e-2, 3e-2)]
+res, groups = train_many(cfgs)
+print("RESULT", jax.process_index(), jax.device_count(), *[r.final_eval["eval_loss"] for r in res])
+"""
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("localhost", 0))
         return s.getsockname()[1]
 
 
-def _launch(n: int, out: str, env: dict) -> list[subprocess.Popen]:
+def _launch(n: int, out: str, env: dict, script: str = SCRIPT) -> list[subprocess.Popen]:
     port = _free_port()
-    return [subprocess.Popen([sys.executable, "-c", SCRIPT, str(port), str(i), str(n), out, *ARGS],
+    return [subprocess.Popen([sys.executable, "-c", script, str(port), str(i), str(n), out, *ARGS],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=dict(os.environ, JAX_PLATFORMS="cpu", **env)) for i in range(n)]
 
@@ -64,3 +74,14 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path):
     assert sorted(os.listdir(os.path.join(multi, "checkpoints"))) == ["15", "30"]
     summary = json.loads(open(os.path.join(multi, "summary.json")).read())
     assert summary["devices"] == 2 and summary["status"] == "completed"
+
+
+@pytest.mark.slow
+def test_sweep_over_two_processes_matches_one_process(tmp_path):
+    one_dev, two_devs = ({"XLA_FLAGS": f"--xla_force_host_platform_device_count={k}"} for k in (1, 2))
+    multi = _wait(_launch(2, str(tmp_path), one_dev, SWEEP_SCRIPT))
+    single = _wait(_launch(1, str(tmp_path), two_devs, SWEEP_SCRIPT))
+    losses = [np.array(r.split()[3:], float) for r in multi + single]
+    assert len(losses[0]) == 4
+    for other in losses[1:]:  # both hosts hold every configuration's result, equal to the 2-device run
+        np.testing.assert_allclose(other, losses[0], rtol=1e-5)
