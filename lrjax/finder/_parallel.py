@@ -24,16 +24,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
-import os
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lrjax.finder._sweep import (
+    _Report,
     FromSchedule,
     SweepConfig,
     _int_arg,
@@ -67,8 +66,9 @@ def _parallel(cfg, eval_fn, params, schedules, data, smoothing, factor, eval_dat
 
 
 @dataclasses.dataclass(frozen=True)
-class ParallelRangeResult:
-    """K short runs at K rates, ranked.
+class ParallelRangeResult(_Report):
+    """K short runs at K rates, ranked; ``plot()`` draws the final metric against the rate (log axis),
+    coloured by status, best marked.
 
     Attributes:
       lrs: the K peak rates (ascending).
@@ -82,6 +82,8 @@ class ParallelRangeResult:
       metric: ``"smoothed_loss"`` or ``"eval"``; ``higher_is_better`` for eval.
       settings: the grid's settings.
     """
+
+    _plotter: ClassVar[str] = "plot_parallel"
 
     lrs: np.ndarray
     losses: np.ndarray
@@ -153,18 +155,6 @@ class ParallelRangeResult:
             "good_range": self.good_range,
             "curves": {"loss": clean(self.losses), "smoothed": clean(self.smoothed)},
         }
-
-    def save_json(self, path: str | os.PathLike) -> str:
-        path = os.fspath(path)
-        with open(path, "w") as f:
-            json.dump(self.to_dict(), f, indent=1)
-        return path
-
-    def plot(self, path: str | os.PathLike | None = None, *, ax: Any = None, title: str | None = None):
-        """Final metric against rate (log axis), coloured by status, best marked. Returns the figure."""
-        from lrjax.finder._plot import plot_parallel
-
-        return plot_parallel(self, path, ax=ax, title=title)
 
     def __str__(self) -> str:
         try:

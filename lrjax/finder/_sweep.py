@@ -28,7 +28,7 @@ import functools
 import json
 import math
 import os
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
+from typing import Any, Callable, ClassVar, Iterable, Iterator, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -314,9 +314,30 @@ def _stack(batches: list) -> Any:
 # ---------------------------------------------------------------------------
 # the result
 
+class _Report:
+    """``save_json`` and ``plot`` for a result with ``to_dict()``; ``_plotter`` names its function in
+    :mod:`lrjax.finder._plot`."""
+
+    _plotter: ClassVar[str]
+
+    def save_json(self, path: str | os.PathLike) -> str:
+        """Write ``to_dict()`` as JSON to ``path``; returns the path."""
+        path = os.fspath(path)
+        with open(path, "w") as f:
+            json.dump(self.to_dict(), f, indent=1)  # type: ignore[attr-defined]
+        return path
+
+    def plot(self, path: str | os.PathLike | None = None, *, ax: Any = None, title: str | None = None):
+        """The result's figure (saved to ``path`` when given). Returns the figure."""
+        from lrjax.finder import _plot
+
+        return getattr(_plot, self._plotter)(self, path, ax=ax, title=title)
+
+
 @dataclasses.dataclass(frozen=True)
-class RangeTestResult:
-    """The curve of a range test and the suggestions read off it.
+class RangeTestResult(_Report):
+    """The curve of a range test and the suggestions read off it: ``plot()`` draws the loss against the
+    rate (log axis), raw and smoothed, with the suggestions marked.
 
     Attributes:
       lrs, losses, smoothed: float64 arrays, one entry per optimizer update run
@@ -327,6 +348,8 @@ class RangeTestResult:
       suggestions: ``{method: Suggestion}`` for steepest, minimum and valley.
       settings: the sweep's settings (rates, steps, mode, smoothing, ...).
     """
+
+    _plotter: ClassVar[str] = "plot_range_test"
 
     lrs: np.ndarray
     losses: np.ndarray
@@ -365,18 +388,6 @@ class RangeTestResult:
             "curve": {"lr": clean(self.lrs), "loss": clean(self.losses), "smoothed": clean(self.smoothed)},
             "suggestions": {k: v.to_dict() for k, v in self.suggestions.items()},
         }
-
-    def save_json(self, path: str | os.PathLike) -> str:
-        path = os.fspath(path)
-        with open(path, "w") as f:
-            json.dump(self.to_dict(), f, indent=1)
-        return path
-
-    def plot(self, path: str | os.PathLike | None = None, *, ax: Any = None, title: str | None = None):
-        """Loss against rate (log axis), raw and smoothed, suggestions marked. Returns the figure."""
-        from lrjax.finder._plot import plot_range_test
-
-        return plot_range_test(self, path, ax=ax, title=title)
 
     def __str__(self) -> str:
         lines = [f"range test: {self.num_steps_run} of {self.settings['num_steps']} steps, "
