@@ -135,7 +135,7 @@ def _gather(x: jax.Array, idx: jax.Array, x_axis: int | None, idx_axis: int | No
     return jax.vmap(lambda a, i: a[i], in_axes=(x_axis, idx_axis))(x, idx)
 
 
-def _make_programs(exp: Experiment, *, data_stacked: bool, idx_stacked: bool, momentum: bool):
+def _make_programs(exp: Experiment, *, data_stacked: bool, idx_stacked: bool):
     """``advance(states, buf, xs, ys, idx, start, stop)`` and ``evaluate(states, xt, yt, mask)``."""
     train_step, eval_step = exp.train_step, exp.eval_step
     xa = 0 if data_stacked else None
@@ -150,7 +150,7 @@ def _make_programs(exp: Experiment, *, data_stacked: bool, idx_stacked: bool, mo
             batch = {"x": _gather(xs, ii, xa, ia), "y": _gather(ys, ii, xa, ia)}
             new, m = vstep(st, batch)
             k = new.step.shape[0]
-            mom = m["momentum"] if momentum else jnp.full((k,), jnp.nan, jnp.float32)
+            mom = m["momentum"] if "momentum" in m else jnp.full((k,), jnp.nan, jnp.float32)
             row = jnp.stack([m["loss"], m["accuracy"], m["grad_norm"], m["lr"], mom,
                              m["finite"].astype(jnp.float32)], axis=-1).astype(jnp.float32)
             b = jax.lax.dynamic_update_slice(b, row[:, None, :], (jnp.int32(0), i, jnp.int32(0)))
@@ -356,12 +356,7 @@ def _train_group(gi: int, exps: list[Experiment], labels: list[str], max_paralle
     count, size = _chunks(n, max_parallel, ndev)
     data_shared = all(e.data is lead.data for e in exps)
     seeds_shared = len({e.config.train.seed for e in exps}) == 1
-    momentum = "momentum" in jax.eval_shape(
-        lead.train_step, jax.eval_shape(lead.init_state, jax.ShapeDtypeStruct((2,), jnp.uint32)),
-        {"x": jax.ShapeDtypeStruct((cfg0.data.batch_size, *lead.data.input_shape), jnp.float32),
-         "y": jax.ShapeDtypeStruct((cfg0.data.batch_size,), jnp.int32)})[1]
-    advance, evaluate, observe = _make_programs(lead, data_stacked=not data_shared, idx_stacked=not seeds_shared,
-                                                momentum=momentum)
+    advance, evaluate, observe = _make_programs(lead, data_stacked=not data_shared, idx_stacked=not seeds_shared)
     j_advance = jax.jit(advance, donate_argnums=(0, 1))
     j_evaluate = jax.jit(evaluate)
     j_observe = jax.jit(observe, donate_argnums=0)

@@ -197,6 +197,16 @@ def _params_from_spec(spec: tuple, key: jax.Array) -> tuple[Any, jax.Array]:
 _params_program = jax.jit(_params_from_spec, static_argnums=0)
 
 
+@functools.lru_cache(maxsize=32)
+def _model_structure(model: Any, input_shape: tuple, num_classes: int) -> tuple[Any, tuple]:
+    """``(graphdef, params spec)`` of a model config for this data, traced once (a sweep builds many
+    experiments of one model)."""
+    abstract = nnx.eval_shape(lambda: make_model(model, input_shape, num_classes, nnx.Rngs(0)))
+    graphdef, params = nnx.split(abstract, nnx.Param)
+    leaves, treedef = jax.tree.flatten(nnx.to_pure_dict(params))
+    return graphdef, (treedef, tuple((tuple(x.shape), np.dtype(x.dtype)) for x in leaves))
+
+
 def seed_key(seed: int) -> np.ndarray:
     """The raw uint32 key data of ``jax.random.key(seed)``, computed on the host (no device program)."""
     if 0 <= seed < 2**31:
@@ -415,15 +425,11 @@ def build_experiment(config: Config, data: Dataset | None = None, *, devices: An
         )
     mesh = Mesh(devs.reshape(-1), ("data",))
     try:
-        model = nnx.eval_shape(lambda: make_model(config.model, data.input_shape, data.num_classes, nnx.Rngs(0)))
+        graphdef, spec = _model_structure(config.model, tuple(data.input_shape), int(data.num_classes))
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    graphdef, _ = nnx.split(model, nnx.Param)
     schedule = make_schedule(config, num_examples=data.num_train)
     tx = build_optimizer(config, schedule, num_examples=data.num_train)
-
-    leaves, treedef = jax.tree.flatten(nnx.to_pure_dict(nnx.split(model, nnx.Param)[1]))
-    spec = (treedef, tuple((tuple(x.shape), np.dtype(x.dtype)) for x in leaves))
     make_params = functools.partial(_params_from_spec, spec)
     compiled_params = functools.partial(_params_program, spec)
 
