@@ -37,7 +37,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from lrjax.train._config import Config
 from lrjax.train._data import BatchIterator, Dataset, load_dataset
-from lrjax.train._step import Experiment, TrainState, build_experiment, seed_key
+from lrjax.train._step import Experiment, TrainState, build_experiment, put_global, seed_key
 
 __all__ = ["ConfigResult", "train_many", "group_key", "eval_points", "log_points"]
 
@@ -191,17 +191,6 @@ def _eval_arrays(exp: Experiment, ds: Dataset) -> tuple[np.ndarray, np.ndarray, 
 def _indices(cfg: Config, num_train: int, micro_steps: int) -> np.ndarray:
     it = BatchIterator(num_train, cfg.data.batch_size, cfg.train.seed)
     return np.stack([it.next_indices() for _ in range(micro_steps)]).astype(np.int32)
-
-
-def _put(x: Any, sharding: NamedSharding) -> Any:
-    """Host array(s) onto the mesh; works on one host and across hosts (same value on every process)."""
-    def one(a):
-        a = np.asarray(a)
-        if jax.process_count() == 1:
-            return jax.device_put(a, sharding)
-        return jax.make_array_from_callback(a.shape, sharding, lambda i: a[i])  # pragma: no cover
-
-    return jax.tree.map(one, x)
 
 
 def _fetch(x: Any) -> Any:
@@ -386,21 +375,22 @@ def _train_group(gi: int, exps: list[Experiment], labels: list[str], max_paralle
         t0 = time.perf_counter()
         part = exps[c * size:(c + 1) * size]
         padded = part + [part[-1]] * (size - len(part))
-        states = _put(_stack([jax.device_get(e.init_state(seed_key(e.config.train.seed)))
-                              for e in padded]), stacked_sh)
+        states = put_global(_stack([jax.device_get(e.init_state(seed_key(e.config.train.seed)))
+                                    for e in padded]), stacked_sh)
         if data_shared:
-            xs, ys = _put((lead.data.x_train, lead.data.y_train), repl_sh)
+            xs, ys = put_global((lead.data.x_train, lead.data.y_train), repl_sh)
             xt, yt, mt = eval_of(lead)
-            xt, yt = _put((xt, yt), repl_sh)
+            xt, yt = put_global((xt, yt), repl_sh)
         else:
-            xs, ys = _put((np.stack([e.data.x_train for e in padded]), np.stack([e.data.y_train for e in padded])),
-                          stacked_sh)
+            xs, ys = put_global((np.stack([e.data.x_train for e in padded]),
+                                 np.stack([e.data.y_train for e in padded])), stacked_sh)
             evs = [eval_of(e) for e in padded]
-            xt, yt = _put((np.stack([v[0] for v in evs]), np.stack([v[1] for v in evs])), stacked_sh)
+            xt, yt = put_global((np.stack([v[0] for v in evs]), np.stack([v[1] for v in evs])), stacked_sh)
             mt = evs[0][2]
-        mt = _put(mt, repl_sh)
-        idx = _put(idx_of(lead), repl_sh) if seeds_shared else _put(np.stack([idx_of(e) for e in padded]), stacked_sh)
-        buf = _put(np.zeros((size, micro, len(_COLS)), np.float32), stacked_sh)
+        mt = put_global(mt, repl_sh)
+        idx = (put_global(idx_of(lead), repl_sh) if seeds_shared
+               else put_global(np.stack([idx_of(e) for e in padded]), stacked_sh))
+        buf = put_global(np.zeros((size, micro, len(_COLS)), np.float32), stacked_sh)
         if c == 0:  # compile explicitly once per group (timed); later chunks hit the cache
             tc = time.perf_counter()
             j_advance.lower(states, buf, xs, ys, idx, jnp.int32(0), jnp.int32(1)).compile()

@@ -130,17 +130,7 @@ class Experiment:
 
     def replicate(self, tree: Any) -> Any:
         """Put ``tree`` on every device of the mesh (parameters, optimizer state)."""
-        if not self.multi_host:
-            return jax.device_put(tree, self.replicated)
-        sharding = self.replicated
-
-        def put(x: Any) -> Any:  # pragma: no cover - multi-host (tests/train/test_multihost.py, subprocesses)
-            if isinstance(x, jax.Array) and x.sharding == sharding:
-                return x
-            a = np.asarray(x)  # the same value on every host: each device takes it whole
-            return jax.make_array_from_callback(a.shape, sharding, lambda index: a[index])
-
-        return jax.tree.map(put, tree)
+        return put_global(tree, self.replicated)
 
     def shard_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
         """Put a host batch on the mesh, split along the batch axis."""
@@ -205,6 +195,25 @@ def _model_structure(model: Any, input_shape: tuple, num_classes: int) -> tuple[
     graphdef, params = nnx.split(abstract, nnx.Param)
     leaves, treedef = jax.tree.flatten(nnx.to_pure_dict(params))
     return graphdef, (treedef, tuple((tuple(x.shape), np.dtype(x.dtype)) for x in leaves))
+
+
+def put_global(tree: Any, sharding: NamedSharding) -> Any:
+    """Put ``tree`` (the same values on every process) on ``sharding``'s mesh, on one host or several.
+
+    On one host this is ``jax.device_put``. Across hosts ``device_put`` would first check that every host
+    passed equal values (which fails on NaN), so each device's part is cut from the host copy instead;
+    arrays already on ``sharding`` are kept.
+    """
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+
+    def put(x: Any) -> Any:  # pragma: no cover - multi-host (tests/train/test_multihost.py, subprocesses)
+        if isinstance(x, jax.Array) and x.sharding == sharding:
+            return x
+        a = np.asarray(x)
+        return jax.make_array_from_callback(a.shape, sharding, lambda index: a[index])
+
+    return jax.tree.map(put, tree)
 
 
 def seed_key(seed: int) -> np.ndarray:
