@@ -1,9 +1,7 @@
 """lrjax.compat.torch against PyTorch's own numbers (tests/golden/torch.json, made by
 tests/golden/generate.py from torch itself): every step, rtol 1e-5 + atol 1e-6 x peak."""
 
-import json
 import re
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -11,13 +9,12 @@ import numpy as np
 import optax
 import pytest
 
+from golden_vectors import load
+
 import lrjax
 from lrjax.compat import torch as lrt
 
-GOLDEN = json.loads((Path(__file__).parents[1] / "golden" / "torch.json").read_text())
-CASES = {c["name"]: c for c in GOLDEN["cases"] if c["class"] != "ReduceLROnPlateau"}
-PLATEAU = {c["name"]: c for c in GOLDEN["cases"] if c["class"] == "ReduceLROnPlateau"}
-ERRORS = {e["name"]: e for e in GOLDEN["errors"]}
+GOLDEN, CASES, PLATEAU, ERRORS = load("torch", is_plateau=lambda c: c["class"] == "ReduceLROnPlateau")
 
 
 def build(cls, lr, kwargs):

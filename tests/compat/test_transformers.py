@@ -1,22 +1,18 @@
 """lrjax.compat.transformers against Hugging Face's numbers (tests/golden/transformers.json):
 every step, rtol 1e-5 + atol 1e-6 x peak."""
 
-import json
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
+from golden_vectors import load
+
 import lrjax
 from lrjax.compat.transformers import SCHEDULER_NAMES, get_scheduler
 
-GOLDEN = json.loads((Path(__file__).parents[1] / "golden" / "transformers.json").read_text())
-CASES = {c["name"]: c for c in GOLDEN["cases"] if c["scheduler"] != "reduce_lr_on_plateau"}
-PLATEAU = {c["name"]: c for c in GOLDEN["cases"] if c["scheduler"] == "reduce_lr_on_plateau"}
-ERRORS = {e["name"]: e for e in GOLDEN["errors"]}
+GOLDEN, CASES, PLATEAU, ERRORS = load("transformers", is_plateau=lambda c: c["scheduler"] == "reduce_lr_on_plateau")
 
 
 def build(case):
