@@ -49,22 +49,15 @@ def plot_run(run_dir: str, path: str | None = None) -> str:
         ax2 = ax.twinx()
         ax2.plot(tr["step"], tr["momentum"], color="C1", ls="--", label="momentum")
         ax2.set_ylabel("momentum")
-    ax = axes[1]
-    if tr.get("train_loss"):
-        ax.plot(tr["step"], tr["train_loss"], label="train loss")
-    if ev.get("eval_loss"):
-        ax.plot(ev["step"], ev["eval_loss"], "o-", label="eval loss")
-    ax.set_yscale("log")
-    ax.set_ylabel("loss")
-    ax.legend()
-    ax = axes[2]
-    if tr.get("train_accuracy"):
-        ax.plot(tr["step"], tr["train_accuracy"], label="train accuracy")
-    if ev.get("eval_accuracy"):
-        ax.plot(ev["step"], ev["eval_accuracy"], "o-", label="eval accuracy")
-    ax.set_ylabel("accuracy")
-    ax.set_xlabel("step (optimizer updates)")
-    ax.legend()
+    for ax, what in zip(axes[1:], ("loss", "accuracy")):  # train curve and eval points on one panel each
+        if tr.get(f"train_{what}"):
+            ax.plot(tr["step"], tr[f"train_{what}"], label=f"train {what}")
+        if ev.get(f"eval_{what}"):
+            ax.plot(ev["step"], ev[f"eval_{what}"], "o-", label=f"eval {what}")
+        ax.set_ylabel(what)
+        ax.legend()
+    axes[1].set_yscale("log")
+    axes[2].set_xlabel("step (optimizer updates)")
     fig.suptitle(os.path.basename(os.path.normpath(run_dir)))
     out = path or os.path.join(run_dir, "curves.png")
     fig.savefig(out, dpi=110)
