@@ -56,10 +56,10 @@ class TrainState(NamedTuple):
     ``step``: micro-steps done (int32). ``params``: the model's parameters as a nested dict of arrays
     (``nnx.to_pure_dict`` of its ``nnx.Param`` state; ``nnx.merge(exp.graphdef, params)`` rebuilds the
     model). ``opt_state``: the
-    optax state, schedules inside. ``rng``: the run's raw uint32 PRNG key; it is never split in the
-    step (a threefry split would cost every run ~0.3 s of compilation for models that draw nothing): a
-    stochastic layer takes the step's key as ``jax.random.fold_in(rng, step)``, which is the same after
-    a resume. ``skipped``: steps
+    optax state, schedules inside. ``rng``: the run's raw uint32 PRNG key; the step never splits it (the
+    built-in models draw nothing, and a split would be a threefry program in every step): a stochastic
+    layer takes the step's key as ``jax.random.fold_in(rng, step)``, which is the same after a resume.
+    ``skipped``: steps
     whose update was skipped because the loss or gradient was not finite (``on_nonfinite: skip``).
     """
 
