@@ -11,7 +11,9 @@ CPU mode (default): 16 warmup + cosine configurations (4 peaks x 4 warmup length
 
 Wall time includes compilation (the persistent compilation cache is off). All three load the data and
 build the model structure once before timing starts. Prints both ratios; the last line is
-``optax-idiom / lrjax-sweep``.
+``optax-idiom / lrjax-sweep``. Like ``lrjax sweep``, the script gives JAX one CPU device per core
+(:func:`lrjax.sweep.use_cpu_cores`): the sweep shards its configurations over them, the other two ways
+run on the first device as a plain JAX program does (``--cpu-devices 1`` for XLA's single host device).
 
 GPU mode (``--gpu``, runs on whatever device JAX has): 32 configurations of a 784-512-512-10 MLP, AdamW,
 batch 128, 500 steps, vmapped, on synthetic data. Prints the step's bytes (XLA's cost analysis of the
@@ -176,7 +178,7 @@ def gpu(args) -> None:
     print(f"device: {dev.device_kind} ({dev.platform}); {K} configs x {nparams:,} params, batch {batch}, {steps} steps")
 
     # bytes of one vmapped step, as XLA counts them
-    advance, _, _ = _make_programs(exp, data_stacked=False, idx_stacked=False, momentum=True)
+    advance, _, _ = _make_programs(exp, data_stacked=False, idx_stacked=False)
     states = jax.vmap(exp.init_state)(jax.random.split(jax.random.PRNGKey(0), K))
     buf = jnp.zeros((K, steps, 6), jnp.float32)
     idx = jnp.zeros((steps, batch), jnp.int32)
@@ -212,7 +214,14 @@ def main(argv=None) -> int:
     p.add_argument("--configs", type=int, default=32)
     p.add_argument("--gpu-steps", type=int, default=500)
     p.add_argument("--copy-mb", type=int, default=1024, help="buffer size of the copy-bandwidth measurement")
+    p.add_argument("--cpu-devices", type=int, default=None,
+                   help="CPU mode: JAX CPU devices (default: one per core, as `lrjax sweep` sets them; 1: XLA's "
+                        "single host device)")
     args = p.parse_args(argv)
+    if not args.gpu:
+        from lrjax.sweep import use_cpu_cores
+
+        use_cpu_cores(args.cpu_devices)  # before JAX starts its backends
     print(f"lrjax sweep benchmark  {time.strftime('%Y-%m-%d %H:%M')}  {platform.platform()}  python "
           f"{platform.python_version()}  jax {jax.__version__}")
     (gpu if args.gpu else cpu)(args)

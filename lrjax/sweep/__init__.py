@@ -13,7 +13,7 @@ model and optimizer) are stacked and trained under ``jax.vmap``; each one's resu
 alone with ``lrjax train`` (same initialisation, same batches). See :mod:`lrjax.sweep._engine`.
 """
 
-from lrjax.sweep._engine import ConfigResult, eval_points, group_key, log_points, train_many
+from lrjax.sweep._engine import ConfigResult, eval_points, group_key, log_points, train_many, use_cpu_cores
 from lrjax.sweep._report import plot_sweep, rank, steps_to_target, table_rows, to_csv, to_markdown
 from lrjax.sweep._run import SweepResult, run_sweep
 from lrjax.sweep._spec import (
@@ -30,5 +30,5 @@ from lrjax.sweep._spec import (
 __all__ = [
     "ConfigResult", "SweepConfig", "SweepError", "SweepResult", "SweepSpec", "Target", "eval_points", "expand",
     "group_key", "load_sweep", "log_points", "merge", "plot_sweep", "rank", "run_sweep", "steps_to_target",
-    "sweep_from_dict", "table_rows", "to_csv", "to_markdown", "train_many",
+    "sweep_from_dict", "table_rows", "to_csv", "to_markdown", "train_many", "use_cpu_cores",
 ]

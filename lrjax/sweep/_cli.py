@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_parallel is not None and args.max_parallel < 1:
         print(f"lrjax sweep: --max-parallel must be >= 1, got {args.max_parallel}", file=sys.stderr)
         return 2
+    from lrjax.sweep._engine import use_cpu_cores
+
+    use_cpu_cores()  # one CPU device per core: the configurations train in parallel (no effect on accelerators)
     if args.distributed:
         import jax
 

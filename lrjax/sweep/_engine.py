@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from typing import Any, Callable, Sequence
 
@@ -37,9 +38,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from lrjax.train._config import Config
 from lrjax.train._data import BatchIterator, Dataset, load_dataset
-from lrjax.train._step import Experiment, TrainState, build_experiment, put_global, seed_key
+from lrjax.train._step import Experiment, TrainState, build_experiment, frozen_heap, put_global, seed_key
 
-__all__ = ["ConfigResult", "train_many", "group_key", "eval_points", "log_points"]
+__all__ = ["ConfigResult", "train_many", "group_key", "eval_points", "log_points", "use_cpu_cores"]
 
 _COLS = ("loss", "accuracy", "grad_norm", "lr", "momentum", "finite")
 
@@ -178,6 +179,21 @@ def _make_programs(exp: Experiment, *, data_stacked: bool, idx_stacked: bool):
     return advance, evaluate, observe
 
 
+def _segment_program(advance: Callable, evaluate: Callable, observe: Callable, plateau: bool) -> Callable:
+    """``segment(states, buf, xs, ys, idx, start, stop, xt, yt, mt) -> (states, buf, evals (K, 2))``: the
+    updates up to an evaluation point, the evaluation, and (with a plateau) the metric fed to each
+    configuration's optimizer — one compiled program (one compilation instead of three)."""
+
+    def segment(states, buf, xs, ys, idx, start, stop, xt, yt, mt):
+        states, buf = advance(states, buf, xs, ys, idx, start, stop)
+        ev = evaluate(states, xt, yt, mt)
+        if plateau:
+            states = observe(states, ev[:, 0])
+        return states, buf, ev
+
+    return segment
+
+
 def _eval_arrays(exp: Experiment, ds: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The test set as padded batches ``(nb, bs, ...)`` plus the mask, like ``Experiment.eval_batches``."""
     xs, ys, ms = [], [], []
@@ -255,13 +271,59 @@ def _summarise(records: list[dict]) -> tuple[dict, dict, dict | None]:
 
 # ----------------------------------------------------------------------------- the driver
 
-def _chunks(n: int, max_parallel: int | None, ndev: int) -> tuple[int, int]:
-    """(number of chunks, chunk size): equal chunks of at most ``max_parallel``, a multiple of ``ndev``."""
+def use_cpu_cores(count: int | None = None) -> int:
+    """Give JAX's CPU backend one device per core, so that a sweep's configurations train in parallel.
+
+    XLA shows a host CPU as one device, and a sweep's small operations keep it to about one core.
+    With one device per core, :func:`train_many` shards the configuration axis over them: each core
+    trains its share of the configurations, with no communication between them (on the 2-core CI VM
+    this halves the training time of ``benchmarks/sweep.py``; see ``benchmarks/RESULTS.md``). The
+    ``lrjax sweep`` command calls it first.
+
+    It has to run before JAX starts its backends (before the first computation), and it leaves a count
+    you chose alone (``JAX_NUM_CPU_DEVICES``/``jax_num_cpu_devices`` or
+    ``XLA_FLAGS=--xla_force_host_platform_device_count=N``). Accelerators are not affected.
+
+    Args:
+      count: CPU devices to create (default: the cores this process may run on).
+
+    Returns:
+      The CPU device count it set, or 0 when it changed nothing (count chosen already, backends
+      already started, or a single core).
+
+    >>> import lrjax.sweep
+    >>> lrjax.sweep.use_cpu_cores() >= 0   # 0 here: the doctest session has started JAX already
+    True
+    """
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise ValueError(f"use_cpu_cores: count must be a positive integer or None, got count={count!r}")
+    if jax.config.jax_num_cpu_devices != -1 or "xla_force_host_platform_device_count" in os.environ.get(
+            "XLA_FLAGS", ""):
+        return 0
+    try:
+        n = count or len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
+        n = count or os.cpu_count() or 1
+    if n < 2 and count is None:
+        return 0
+    try:
+        jax.config.update("jax_num_cpu_devices", n)
+    except RuntimeError:  # the backends are up: too late to change the device count
+        return 0
+    return n
+
+
+
+def _chunks(n: int, max_parallel: int | None, ndev: int) -> tuple[int, int, int]:
+    """(chunks, chunk size, devices): equal chunks of at most ``max_parallel`` configurations, each a
+    multiple of the devices it is sharded over (fewer devices when ``max_parallel`` is below their count)."""
     mp = n if max_parallel is None else max(1, min(max_parallel, n))
+    nd = min(ndev, mp)
+    if max_parallel is not None:
+        mp = mp // nd * nd  # a chunk never exceeds max_parallel
     count = -(-n // mp)
-    size = -(-n // count)
-    size = -(-size // ndev) * ndev
-    return count, size
+    size = -(-(-(-n // count)) // nd) * nd
+    return -(-n // size), size, nd
 
 
 def train_many(configs: Sequence[Config], *, labels: Sequence[str] | None = None, max_parallel: int | None = None,
@@ -282,7 +344,8 @@ def train_many(configs: Sequence[Config], *, labels: Sequence[str] | None = None
 
     Returns:
       ``(results, groups)``: one :class:`ConfigResult` per config, in input order, and per group a dict
-      with ``members``, ``chunks``, ``chunk_size``, ``compile_s``, ``run_s`` (the compiled training and
+      with ``members``, ``chunks``, ``chunk_size``, ``devices`` (the configuration axis is sharded over
+      that many), ``compile_s``, ``run_s`` (the compiled training and
       evaluation calls alone, inputs already on the device), ``time_s`` (everything), ``data_shared``.
 
     >>> from lrjax.train import load_config
@@ -300,9 +363,12 @@ def train_many(configs: Sequence[Config], *, labels: Sequence[str] | None = None
         raise ValueError(f"train_many: max_parallel must be a positive integer or None, got {max_parallel!r}")
     if not configs:
         return [], []
+    with frozen_heap():
+        return _train_many(configs, labels, max_parallel, devices, keep_states, data, on_group)
+
+
+def _train_many(configs, labels, max_parallel, devices, keep_states, data, on_group):
     devs = list(jax.devices() if devices is None else devices)
-    mesh = Mesh(np.asarray(devs), ("config",))
-    stacked_sh, repl_sh = NamedSharding(mesh, P("config")), NamedSharding(mesh, P())
 
     datasets: dict[tuple, Dataset] = {}
     exps: list[Experiment] = []
@@ -325,7 +391,7 @@ def train_many(configs: Sequence[Config], *, labels: Sequence[str] | None = None
     infos: list[dict[str, Any]] = []
     for gi, members in enumerate(groups.values()):
         info = _train_group(gi, [exps[i] for i in members], [labels[i] for i in members], max_parallel,
-                            len(devs), stacked_sh, repl_sh, keep_states)
+                            devs, keep_states)
         for i, r in zip(members, info.pop("results")):
             results[i] = r
         info["members"] = [labels[i] for i in members]
@@ -335,22 +401,22 @@ def train_many(configs: Sequence[Config], *, labels: Sequence[str] | None = None
     return [r for r in results if r is not None], infos
 
 
-def _train_group(gi: int, exps: list[Experiment], labels: list[str], max_parallel: int | None, ndev: int,
-                 stacked_sh: NamedSharding, repl_sh: NamedSharding, keep_states: bool) -> dict[str, Any]:
+def _train_group(gi: int, exps: list[Experiment], labels: list[str], max_parallel: int | None,
+                 devs: list[Any], keep_states: bool) -> dict[str, Any]:
     lead = exps[0]
     cfg0 = lead.config
     accum = lead.accumulation_steps
     micro = lead.micro_steps
     n = len(exps)
-    count, size = _chunks(n, max_parallel, ndev)
+    count, size, nd = _chunks(n, max_parallel, len(devs))
+    mesh = Mesh(np.asarray(devs[:nd]), ("config",))
+    stacked_sh, repl_sh = NamedSharding(mesh, P("config")), NamedSharding(mesh, P())
     data_shared = all(e.data is lead.data for e in exps)
     seeds_shared = len({e.config.train.seed for e in exps}) == 1
-    advance, evaluate, observe = _make_programs(lead, data_stacked=not data_shared, idx_stacked=not seeds_shared)
-    j_advance = jax.jit(advance, donate_argnums=(0, 1))
-    j_evaluate = jax.jit(evaluate)
-    j_observe = jax.jit(observe, donate_argnums=0)
+    j_segment = jax.jit(_segment_program(*_make_programs(lead, data_stacked=not data_shared,
+                                                         idx_stacked=not seeds_shared),
+                                         plateau=cfg0.plateau is not None), donate_argnums=(0, 1))
     ev_micro = [p * accum for p in eval_points(cfg0)]
-    use_plateau = cfg0.plateau is not None
 
     # host inputs shared by every chunk
     idx_cache: dict[int, np.ndarray] = {}
@@ -393,21 +459,18 @@ def _train_group(gi: int, exps: list[Experiment], labels: list[str], max_paralle
         buf = put_global(np.zeros((size, micro, len(_COLS)), np.float32), stacked_sh)
         if c == 0:  # compile explicitly once per group (timed); later chunks hit the cache
             tc = time.perf_counter()
-            j_advance.lower(states, buf, xs, ys, idx, jnp.int32(0), jnp.int32(1)).compile()
-            j_evaluate.lower(states, xt, yt, mt).compile()
+            j_segment.lower(states, buf, xs, ys, idx, np.int32(0), np.int32(1), xt, yt, mt).compile()
             compile_s = time.perf_counter() - tc
         evals = []
         start = 0
         jax.block_until_ready((states, xs, idx))
         t_run = time.perf_counter()
         for stop in ev_micro:
-            states, buf = j_advance(states, buf, xs, ys, idx, jnp.int32(start), jnp.int32(stop))
-            ev = j_evaluate(states, xt, yt, mt)
+            states, buf, ev = j_segment(states, buf, xs, ys, idx, np.int32(start), np.int32(stop), xt, yt, mt)
             evals.append(ev)
-            if use_plateau:
-                states = j_observe(states, ev[:, 0])
             start = stop
-        host_buf, host_evals = _fetch((buf, jnp.stack(evals, axis=1)))
+        host_buf, host_evals = _fetch((buf, evals))
+        host_evals = np.stack(host_evals, axis=1)
         run_s += time.perf_counter() - t_run
         host_states = _fetch(states) if keep_states else None
         dt = time.perf_counter() - t0
@@ -419,7 +482,7 @@ def _train_group(gi: int, exps: list[Experiment], labels: list[str], max_paralle
                 label=labels[c * size + k], config=e.config, records=recs, final_train=ft,
                 final_eval=fe if bad is None else {}, best_eval=be, status="completed" if bad is None else "nonfinite",
                 nonfinite_step=bad, group=gi, chunk_size=size, time_s=round(dt, 3), rates=rates, state=st))
-    return {"group": gi, "chunks": count, "chunk_size": size, "compile_s": round(compile_s, 3),
+    return {"group": gi, "chunks": count, "chunk_size": size, "devices": nd, "compile_s": round(compile_s, 3),
             "run_s": round(run_s, 4),
             "time_s": round(time.perf_counter() - t_group, 3), "data_shared": data_shared,
             "batches_shared": data_shared and seeds_shared, "results": results}

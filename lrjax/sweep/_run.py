@@ -72,11 +72,13 @@ def run_sweep(spec: SweepSpec | str | os.PathLike, *, out_dir: str | None = None
     configs = expand(spec)
     mp = max_parallel if max_parallel is not None else spec.max_parallel
     say = print if verbose and jax.process_index() == 0 else (lambda *a, **k: None)
-    say(f"lrjax sweep: {spec.name}: {len(configs)} configurations")
+    devs = list(jax.devices() if devices is None else devices)
+    say(f"lrjax sweep: {spec.name}: {len(configs)} configurations, {len(devs)} {devs[0].platform} device(s)")
 
     def on_group(info: dict) -> None:
         say(f"  group {info['group']}: {len(info['members'])} configs in {info['chunks']} chunk(s) of "
-            f"{info['chunk_size']}, compile {info['compile_s']:.2f} s, total {info['time_s']:.2f} s")
+            f"{info['chunk_size']} on {info['devices']} device(s), compile {info['compile_s']:.2f} s, "
+            f"total {info['time_s']:.2f} s")
 
     results, groups = train_many([c.config for c in configs], labels=[c.label for c in configs],
                                  max_parallel=mp, devices=devices, on_group=on_group)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import gc
 import json
 import os
 import signal
@@ -50,7 +49,7 @@ from lrjax.train._hooks import (
     ProgressHook,
     TensorBoardHook,
 )
-from lrjax.train._step import Experiment, TrainState, _unalias, build_experiment, seed_key
+from lrjax.train._step import Experiment, TrainState, _unalias, build_experiment, frozen_heap, seed_key
 
 __all__ = ["train", "Run", "NonFiniteLossError", "enable_compilation_cache", "default_run_dir", "load_run_config",
            "load_checkpoint"]
@@ -321,21 +320,9 @@ def train(config: Config, *, out_dir: str | None = None, resume: str | None = No
     ``config`` may be None). ``hooks``: extra hooks after the default ones. Raises
     :class:`NonFiniteLossError` when the loss stops being finite (``train.on_nonfinite: stop``).
     """
-    with _frozen_heap():
+    with frozen_heap():
         return _train(config, out_dir=out_dir, resume=resume, data=data, hooks=hooks, progress=progress,
                       plot=plot, verbose=verbose)
-
-
-@contextlib.contextmanager
-def _frozen_heap():
-    """Keep Python's cyclic GC off the objects that exist before the run (jax, flax, orbax, the data:
-    hundreds of thousands of them) until it ends. A full collection of that heap in the middle of
-    compilation costs ~0.15 s on a 2-core CPU; afterwards they are collectable again."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def _train(config: Config | None, *, out_dir: str | None, resume: str | None, data: Dataset | None,

@@ -29,9 +29,11 @@ Loss: mean softmax cross-entropy. Accuracy: mean of ``argmax(logits) == label``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
-from typing import Any, Callable, NamedTuple
+import gc
+from typing import Any, Callable, Iterator, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -461,3 +463,15 @@ def build_experiment(config: Config, data: Dataset | None = None, *, devices: An
                       eval_step=_make_eval_step(graphdef),
                       mesh=mesh, steps=config.train.steps,
                       accumulation_steps=config.optimizer.accumulation_steps)
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Keep Python's cyclic GC off the objects that exist before a run (jax, flax, orbax, the data:
+    hundreds of thousands of them) until it ends. A full collection of that heap in the middle of
+    compilation costs ~0.15 s on a 2-core CPU; afterwards they are collectable again."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

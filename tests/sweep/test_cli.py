@@ -101,6 +101,12 @@ def test_configs_sharded_over_two_devices_match_one_device():
         two, g2 = train_many(cfgs, keep_states=True)
         one, g1 = train_many(cfgs, keep_states=True, devices=jax.devices()[:1])
         assert g2[0]["chunk_size"] == 4 and g1[0]["chunk_size"] == 3, (g2, g1)
+        # max_parallel below the device count: one config per call, on one device
+        each, ge = train_many(cfgs, keep_states=True, max_parallel=1)
+        assert (ge[0]["chunks"], ge[0]["chunk_size"]) == (3, 1), ge
+        for a, b in zip(each, one):
+            for x, y in zip(jax.tree.leaves(a.state.params), jax.tree.leaves(b.state.params)):
+                np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
         for a, b in zip(two, one):
             for x, y in zip(jax.tree.leaves(a.state.params), jax.tree.leaves(b.state.params)):
                 np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
@@ -111,3 +117,23 @@ def test_configs_sharded_over_two_devices_match_one_device():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0 and out.stdout.strip().endswith("OK"), out.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_command_gives_each_core_a_device_and_the_same_table(run_dir, tmp_path):
+    """`lrjax sweep` as a command: one CPU device per core (the configurations split over them), same numbers."""
+    (tmp_path / "tiny.yaml").write_text(SWEEP)
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    out = subprocess.run([sys.executable, "-m", "lrjax.cli", "sweep", str(tmp_path / "tiny.yaml"), "--out",
+                          str(tmp_path / "run"), "--no-plot"], env={**env, "JAX_PLATFORMS": "cpu"},
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    cores = len(os.sched_getaffinity(0))
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["devices"] == cores and f"{cores} cpu device(s)" in out.stdout
+    constant = next(g for g in summary["groups"] if len(g["members"]) == 2)
+    assert constant["devices"] == min(cores, 2)
+    rows = {r["label"]: r for r in csv.DictReader(open(tmp_path / "run" / "results.csv"))}
+    want = {r["label"]: r for r in csv.DictReader(open(run_dir / "results.csv"))}  # one device, one at a time
+    for label, r in want.items():
+        assert float(rows[label]["final_eval_loss"]) == pytest.approx(float(r["final_eval_loss"]), rel=1e-4)

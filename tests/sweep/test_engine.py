@@ -95,11 +95,23 @@ def test_max_parallel_chunks_give_the_same_results(swept):
 
 
 def test_chunk_sizes():
-    assert _chunks(16, None, 1) == (1, 16)
-    assert _chunks(16, 5, 1) == (4, 4)      # equal chunks, not 5+5+5+1
-    assert _chunks(10, 4, 1) == (3, 4)
-    assert _chunks(3, None, 2) == (1, 4)    # padded to a multiple of the devices
-    assert _chunks(5, 1, 1) == (5, 1)
+    # (chunks, chunk size, devices)
+    assert _chunks(16, None, 1) == (1, 16, 1)
+    assert _chunks(16, 5, 1) == (4, 4, 1)      # equal chunks, not 5+5+5+1
+    assert _chunks(10, 4, 1) == (3, 4, 1)
+    assert _chunks(3, None, 2) == (1, 4, 2)    # padded to a multiple of the devices
+    assert _chunks(5, 1, 1) == (5, 1, 1)
+    # max_parallel below the device count: fewer devices, never more configs per call than asked
+    assert _chunks(16, 1, 2) == (16, 1, 1)
+    assert _chunks(16, 3, 2) == (8, 2, 2)
+    assert _chunks(5, 4, 4) == (2, 4, 4)
+    for n in range(1, 20):
+        for mp in (None, 1, 2, 3, 5, 8):
+            for nd in (1, 2, 4):
+                count, size, used = _chunks(n, mp, nd)
+                assert count * size >= n and (count - 1) * size < n, (n, mp, nd)
+                assert size % used == 0 and used <= nd
+                assert mp is None or size <= mp
 
 
 def test_bad_arguments():
@@ -108,3 +120,40 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="got 2 labels for 1 configs"):
         train_many([CONFIGS["a"]], labels=["x", "y"])
     assert train_many([]) == ([], [])
+
+
+def test_use_cpu_cores_rejects_bad_counts_and_leaves_a_chosen_count():
+    from lrjax.sweep import use_cpu_cores
+
+    for bad in (0, -2, True, 2.0, "4"):
+        with pytest.raises(ValueError, match=rf"count must be a positive integer or None, got count={bad!r}"):
+            use_cpu_cores(bad)
+    assert use_cpu_cores() == 0 and use_cpu_cores(4) == 0  # the suite fixed the count (conftest)
+    assert jax.device_count() == 1
+
+
+def _fresh_python(code: str, **env) -> str:
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    out = subprocess.run([sys.executable, "-c", code], env={**base, "JAX_PLATFORMS": "cpu", **env},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout.strip()
+
+
+@pytest.mark.slow
+def test_use_cpu_cores_in_a_fresh_process():
+    cores = len(os.sched_getaffinity(0))
+    got = _fresh_python("import jax, lrjax.sweep as s; n = s.use_cpu_cores(); "
+                        "print(n, jax.device_count(), s.use_cpu_cores(3), jax.device_count())")
+    assert got == (f"{cores} {cores} 0 {cores}" if cores > 1 else "0 1 0 1")
+    assert _fresh_python("import jax, lrjax.sweep as s; print(s.use_cpu_cores(3), jax.device_count())") == "3 3"
+    # too late once JAX computed something; a count chosen in the environment is kept
+    assert _fresh_python("import jax, lrjax.sweep as s; jax.numpy.zeros(1); print(s.use_cpu_cores(3), "
+                         "jax.device_count())") == "0 1"
+    assert _fresh_python("import jax, lrjax.sweep as s; print(s.use_cpu_cores(), jax.device_count())",
+                         XLA_FLAGS="--xla_force_host_platform_device_count=5") == "0 5"
+    assert _fresh_python("import jax, lrjax.sweep as s; print(s.use_cpu_cores(), jax.device_count())",
+                         JAX_NUM_CPU_DEVICES="1") == "0 1"
