@@ -25,6 +25,7 @@ on several hosts (after ``jax.distributed.initialize()``) the same code runs on 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import math
 import os
@@ -326,6 +327,42 @@ def _chunks(n: int, max_parallel: int | None, ndev: int) -> tuple[int, int, int]
     return -(-n // size), size, nd
 
 
+def _last_level_cache() -> int | None:
+    """Bytes of the largest CPU cache of core 0 (Linux sysfs), or None where it cannot be read."""
+    sizes = []
+    for path in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
+        try:
+            with open(path) as fh:
+                text = fh.read().strip().upper()
+        except OSError:
+            continue
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        digits = text[:-1] if text[-1:] in "KMG" else text
+        if digits.isdigit():
+            sizes.append(int(digits) * scale)
+    return max(sizes) if sizes else None
+
+
+def _cache_bound(exp: Experiment, devs: list[Any], n: int) -> int | None:
+    """On CPU devices, how many configurations fit one compiled call: as many as keep their train states
+    and gradients within half the last-level cache (at least one per device); None elsewhere.
+
+    A CPU runs a chunk's updates out of its caches; past them each update streams the states from
+    memory, and on the 2-core CI VM 16 configurations of the digits MLP (22 MB) train ~15 % slower per
+    configuration than two chunks of 8 (``benchmarks/RESULTS.md``). Accelerators get the whole group.
+    """
+    if devs[0].platform != "cpu":
+        return None
+    cache = _last_level_cache()
+    if not cache:
+        return None
+    shapes = jax.eval_shape(exp.init_state, jax.ShapeDtypeStruct((2,), jnp.uint32))
+    nbytes = lambda tree: sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree))  # noqa: E731
+    per_config = nbytes(shapes) + nbytes(shapes.params)
+    bound = max(len(devs), cache // 2 // max(per_config, 1))
+    return bound if bound < n else None
+
+
 def train_many(configs: Sequence[Config], *, labels: Sequence[str] | None = None, max_parallel: int | None = None,
                devices: Sequence[Any] | None = None, keep_states: bool = False,
                data: Dataset | None = None, on_group: Callable[[dict], None] | None = None
@@ -335,8 +372,10 @@ def train_many(configs: Sequence[Config], *, labels: Sequence[str] | None = None
     Args:
       configs: validated training configs (e.g. from :func:`lrjax.sweep.expand`).
       labels: a name per config (default ``config<i>``).
-      max_parallel: at most this many configurations per compiled call (equal chunks; ``None``: a whole
-        group at once). Chunks of one group reuse the same compiled programs.
+      max_parallel: at most this many configurations per compiled call (equal chunks). ``None``: a
+        whole group at once on accelerators; on CPU devices as many as keep their train states and
+        gradients within half the last-level cache (at least one per device). Chunks of one group
+        reuse the same compiled program.
       devices: devices to shard the configuration axis over (default: every device, all hosts).
       keep_states: return each configuration's final :class:`TrainState` (host numpy) in ``.state``.
       data: a preloaded dataset to use for every config (instead of loading ``data.source``).
@@ -408,6 +447,8 @@ def _train_group(gi: int, exps: list[Experiment], labels: list[str], max_paralle
     accum = lead.accumulation_steps
     micro = lead.micro_steps
     n = len(exps)
+    if max_parallel is None:
+        max_parallel = _cache_bound(lead, devs, n)
     count, size, nd = _chunks(n, max_parallel, len(devs))
     mesh = Mesh(np.asarray(devs[:nd]), ("config",))
     stacked_sh, repl_sh = NamedSharding(mesh, P("config")), NamedSharding(mesh, P())

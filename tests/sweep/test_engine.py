@@ -157,3 +157,39 @@ def test_use_cpu_cores_in_a_fresh_process():
                          XLA_FLAGS="--xla_force_host_platform_device_count=5") == "0 5"
     assert _fresh_python("import jax, lrjax.sweep as s; print(s.use_cpu_cores(), jax.device_count())",
                          JAX_NUM_CPU_DEVICES="1") == "0 1"
+
+
+def test_cpu_chunks_keep_states_within_half_the_cache(monkeypatch):
+    import lrjax.sweep._engine as engine
+    from lrjax.train import build_experiment
+
+    exp = build_experiment(CONFIGS["a"])
+    shapes = jax.eval_shape(exp.init_state, jax.ShapeDtypeStruct((2,), np.uint32))
+    nbytes = lambda t: sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(t))  # noqa: E731
+    per = nbytes(shapes) + nbytes(shapes.params)   # the state and one gradient
+    cpu = jax.devices()
+    monkeypatch.setattr(engine, "_last_level_cache", lambda: 2 * 5 * per + 7)
+    assert engine._cache_bound(exp, cpu, 16) == 5          # 5 states fit half the cache
+    assert engine._cache_bound(exp, cpu, 5) is None        # all fit: the whole group at once
+    assert engine._cache_bound(exp, cpu * 8, 16) == 8      # never fewer than one per device
+    monkeypatch.setattr(engine, "_last_level_cache", lambda: None)
+    assert engine._cache_bound(exp, cpu, 16) is None       # unknown cache: no bound
+
+    class Accelerator:
+        platform = "gpu"
+
+    monkeypatch.setattr(engine, "_last_level_cache", lambda: 1 << 20)
+    assert engine._cache_bound(exp, [Accelerator()], 16) is None
+
+    # and train_many follows it: 4 configs in chunks of 2, numbers unchanged
+    monkeypatch.setattr(engine, "_last_level_cache", lambda: 2 * 2 * per + 7)
+    res, groups = train_many([CONFIGS[k] for k in ("a", "b", "a", "b")])
+    assert [(g["chunks"], g["chunk_size"]) for g in groups] == [(2, 2)]
+    np.testing.assert_allclose(res[0].final_eval["eval_loss"], res[2].final_eval["eval_loss"], rtol=1e-6)
+
+
+def test_last_level_cache_reads_sysfs():
+    from lrjax.sweep._engine import _last_level_cache
+
+    got = _last_level_cache()
+    assert got is None or (isinstance(got, int) and got >= 1 << 16)
