@@ -114,11 +114,13 @@ def cpu(args) -> None:
 
     times = {}
     t = time.perf_counter()
-    res, groups = train_many(configs, data=data)
+    res, groups = train_many(configs, data=data, max_parallel=args.max_parallel)
     times["sweep"] = time.perf_counter() - t
     acc_sweep = [r.final_eval["eval_accuracy"] for r in res]
-    print(f"lrjax sweep        {times['sweep']:7.2f} s  ({len(groups)} compiled group, compile "
-          f"{groups[0]['compile_s']:.2f} s)", flush=True)
+    g = groups[0]
+    print(f"lrjax sweep        {times['sweep']:7.2f} s  ({len(groups)} compiled group: {g['chunks']} chunk(s) of "
+          f"{g['chunk_size']} on {g['devices']} device(s), compile {g['compile_s']:.2f} s, training "
+          f"{g['run_s']:.2f} s)", flush=True)
 
     t = time.perf_counter()
     res1, groups1 = train_many(configs, data=data, max_parallel=1)
@@ -214,6 +216,8 @@ def main(argv=None) -> int:
     p.add_argument("--configs", type=int, default=32)
     p.add_argument("--gpu-steps", type=int, default=500)
     p.add_argument("--copy-mb", type=int, default=1024, help="buffer size of the copy-bandwidth measurement")
+    p.add_argument("--max-parallel", type=int, default=None,
+                   help="CPU mode: the sweep's max_parallel (default: the engine's choice, see train_many)")
     p.add_argument("--cpu-devices", type=int, default=None,
                    help="CPU mode: JAX CPU devices (default: one per core, as `lrjax sweep` sets them; 1: XLA's "
                         "single host device)")
