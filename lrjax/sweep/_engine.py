@@ -278,8 +278,8 @@ def use_cpu_cores(count: int | None = None) -> int:
     XLA shows a host CPU as one device, and a sweep's small operations keep it to about one core.
     With one device per core, :func:`train_many` shards the configuration axis over them: each core
     trains its share of the configurations, with no communication between them (on the 2-core CI VM
-    this halves the training time of ``benchmarks/sweep.py``; see ``benchmarks/RESULTS.md``). The
-    ``lrjax sweep`` command calls it first.
+    ``benchmarks/sweep.py``'s sweep takes ~1.9 s instead of ~2.5 s; see ``benchmarks/RESULTS.md``).
+    The ``lrjax sweep`` command calls it first.
 
     It has to run before JAX starts its backends (before the first computation), and it leaves a count
     you chose alone (``JAX_NUM_CPU_DEVICES``/``jax_num_cpu_devices`` or
@@ -292,14 +292,18 @@ def use_cpu_cores(count: int | None = None) -> int:
       The CPU device count it set, or 0 when it changed nothing (count chosen already, backends
       already started, or a single core).
 
-    >>> import lrjax.sweep
-    >>> lrjax.sweep.use_cpu_cores() >= 0   # 0 here: the doctest session has started JAX already
-    True
+    On a 2-core host, as the first thing a program does:
+
+    >>> import jax, lrjax.sweep                      # doctest: +SKIP
+    >>> lrjax.sweep.use_cpu_cores()                   # doctest: +SKIP
+    2
+    >>> jax.device_count()                            # doctest: +SKIP
+    2
     """
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
         raise ValueError(f"use_cpu_cores: count must be a positive integer or None, got count={count!r}")
-    if jax.config.jax_num_cpu_devices != -1 or "xla_force_host_platform_device_count" in os.environ.get(
-            "XLA_FLAGS", ""):
+    chosen = getattr(jax.config, "jax_num_cpu_devices", None)  # the option exists from jax 0.4.38 on
+    if chosen != -1 or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
         return 0
     try:
         n = count or len(os.sched_getaffinity(0))
@@ -391,7 +395,7 @@ def train_many(configs: Sequence[Config], *, labels: Sequence[str] | None = None
     >>> cfgs = [load_config(None, [f"schedule.schedule.peak={p}", "train.steps=20", "model.hidden=[16]"])
     ...         for p in (1e-3, 3e-3)]
     >>> results, groups = train_many(cfgs)
-    >>> len(groups), [round(r.rates[0], 6) for r in results]   # one compiled group; warmup starts at 0
+    >>> len(groups), [float(r.rates[0]) for r in results]   # one compiled group; warmup starts at 0
     (1, [0.0, 0.0])
     """
     if labels is None:
