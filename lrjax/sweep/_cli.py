@@ -54,10 +54,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         spec = load_sweep(args.sweep, args.overrides)
+        configs = expand(spec)
         if args.list:
-            for c in expand(spec):
+            for c in configs:
                 print(c.label)
             return 0
+        if configs and configs[0].config.train.compilation_cache:  # as lrjax train: a re-run compiles nothing
+            from lrjax.train._loop import enable_compilation_cache
+
+            enable_compilation_cache(configs[0].config.train.compilation_cache_dir)
         from lrjax.sweep._run import run_sweep
 
         run_sweep(spec, out_dir=args.out, max_parallel=args.max_parallel, plot=not args.no_plot)

@@ -14,7 +14,7 @@ from lrjax.cli import main
 SWEEP = textwrap.dedent("""
     name: tiny
     config:
-      train: {steps: 16, log_every: 4, eval_every: 8}
+      train: {steps: 16, log_every: 4, eval_every: 8, compilation_cache: false}  # in-process: leave jax's config
       model: {hidden: [16]}
       data: {batch_size: 32}
     configs:
@@ -124,10 +124,13 @@ def test_command_gives_each_core_a_device_and_the_same_table(run_dir, tmp_path):
     """`lrjax sweep` as a command: one CPU device per core (the configurations split over them), same numbers."""
     (tmp_path / "tiny.yaml").write_text(SWEEP)
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    cache = tmp_path / "jax-cache"
     out = subprocess.run([sys.executable, "-m", "lrjax.cli", "sweep", str(tmp_path / "tiny.yaml"), "--out",
-                          str(tmp_path / "run"), "--no-plot"], env={**env, "JAX_PLATFORMS": "cpu"},
-                         capture_output=True, text=True, timeout=600)
+                          str(tmp_path / "run"), "--no-plot", "--set", "config.train.compilation_cache=true",
+                          "--set", f"config.train.compilation_cache_dir={cache}"],
+                         env={**env, "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
+    assert len(os.listdir(cache)) >= 2  # the persistent compilation cache, as lrjax train uses it
     cores = len(os.sched_getaffinity(0))
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["devices"] == cores and f"{cores} cpu device(s)" in out.stdout

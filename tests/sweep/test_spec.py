@@ -55,6 +55,21 @@ def test_load_sweep_reads_base_relative_and_overrides(tmp_path):
     assert all(c.config.train.steps == 12 for c in cfgs)
 
 
+def test_grid_overrides_take_the_whole_dotted_key(tmp_path):
+    """``--set grid.train.seed=[0,1]`` adds a seed axis; ``grid.schedule.value=...`` replaces an axis."""
+    (tmp_path / "s.yaml").write_text("config: {schedule: {name: constant, value: 0.01}}\n"
+                                     "grid: {schedule.value: [0.01, 0.02]}\n")
+    spec = load_sweep(tmp_path / "s.yaml", ["grid.train.seed=[0, 1]", "grid.schedule.value=[0.05]"])
+    cfgs = expand(spec)
+    assert [(c.config.schedule["value"], c.config.train.seed) for c in cfgs] == [(0.05, 0), (0.05, 1)]
+    (tmp_path / "nogrid.yaml").write_text("config: {train: {steps: 10}}\n")
+    assert len(expand(load_sweep(tmp_path / "nogrid.yaml", ["grid.train.seed=[3, 4, 5]"]))) == 3
+    with pytest.raises(SweepError, match=r"grid.train.seed must be a non-empty list of values, got grid.train.seed=7"):
+        load_sweep(tmp_path / "s.yaml", ["grid.train.seed=7"])
+    with pytest.raises(SweepError, match=r"--set grid.train.seed: cannot parse value '\[0,' as YAML"):
+        load_sweep(tmp_path / "s.yaml", ["grid.train.seed=[0,"])
+
+
 @pytest.mark.parametrize("data, match", [
     ({"grdi": {}}, r"unknown sweep key 'grdi' \(did you mean 'grid'\?\)"),
     ({"grid": {"train.seed": 3}}, r"grid.train.seed must be a non-empty list of values, got grid.train.seed=3"),
