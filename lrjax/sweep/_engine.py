@@ -14,12 +14,15 @@ where :math:`B^{(k)}_t` is the batch ``lrjax train`` would give configuration ``
 the same data seed the batch is shared (one gather, broadcast over the configs); otherwise each member
 gathers its own batch, and for ``digits`` (whose train/test split depends on the seed) its own data.
 
-The program is a ``lax.fori_loop`` with traced bounds between evaluations, so any run length compiles
-once; per-step metrics go to a donated on-device buffer and are read once at the end. Evaluations are a
-second compiled program (a scan over padded test batches). A group larger than ``max_parallel`` is cut
-into equal chunks (padded by repeating a member, whose copy is dropped) that reuse the same compiled
-programs. With several devices the configuration axis is sharded over them (``Mesh(devices, ('config',))``);
-on several hosts (after ``jax.distributed.initialize()``) the same code runs on the global mesh.
+The program runs one segment: a ``lax.fori_loop`` with traced bounds up to the next evaluation, the
+evaluation (a scan over padded test batches) and, with a plateau, the metric fed to each optimizer; so
+any run length and cadence compiles once. Per-step metrics go to a donated on-device buffer read once at
+the end. A group larger than ``max_parallel`` is cut into equal chunks (padded by repeating a member,
+whose copy is dropped) that reuse the compiled program; on CPU devices, without ``max_parallel``, a
+chunk holds as many configurations as keep their states within half the last-level cache. With several
+devices the configuration axis is sharded over them (``Mesh(devices, ('config',))``; on a CPU host
+:func:`use_cpu_cores` makes one device per core); on several hosts (after ``jax.distributed.initialize()``)
+the same code runs on the global mesh.
 """
 
 from __future__ import annotations
