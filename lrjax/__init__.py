@@ -55,6 +55,7 @@ from lrjax.schedules import (
     Sequence,
     Shift,
     StepDecay,
+    Switch,
     TanhDecay,
     Warmup,
     WarmupStableDecay,

@@ -215,6 +215,7 @@ def gallery_schedules() -> dict[str, Schedule]:
     }
     out["piecewise_constant"] = L.PiecewiseConstant([200, 500, 800], [1.0, 0.6, 0.3, 0.1])
     out["shift"] = L.Shift(cos, 200)
+    out["switch (index 1 of step, cosine)"] = L.Switch([L.StepDecay(1.0, 250, 0.5), cos], index=1)
     return out
 
 

@@ -2,7 +2,7 @@
 
 from lrjax.schedules._base import Schedule, as_step, registered_schedules
 from lrjax.schedules._cyclic import CosineRestarts, Cyclic, MomentumOf, OneCycle
-from lrjax.schedules._compose import Clamp, InverseSqrt, Product, Scale, Sequence, Warmup, WarmupStableDecay
+from lrjax.schedules._compose import Clamp, InverseSqrt, Product, Scale, Sequence, Switch, Warmup, WarmupStableDecay
 from lrjax.schedules._decay import (
     Constant,
     CosineDecay,

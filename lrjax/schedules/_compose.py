@@ -14,7 +14,7 @@ import numpy as np
 
 from lrjax.schedules._base import Checks, Schedule, child, clip01, leaf, register, safe_div, static
 
-__all__ = ["InverseSqrt", "WarmupStableDecay", "Warmup", "Sequence", "Product", "Scale", "Clamp"]
+__all__ = ["InverseSqrt", "WarmupStableDecay", "Warmup", "Sequence", "Product", "Scale", "Clamp", "Switch"]
 
 _RAMPS = ("linear", "cosine", "exponential")
 
@@ -322,3 +322,49 @@ class Clamp(Schedule):
     @property
     def horizon(self):
         return self.schedule.horizon
+
+
+@register("switch")
+class Switch(Schedule):
+    """One of several schedules, chosen by an index leaf: :math:`\\eta(t) = s_{\\text{index}}(t)`.
+
+    The index is a pytree leaf like any hyperparameter, so schedules of *different families* share one
+    tree structure once wrapped: ``jax.vmap`` over stacked switches trains a cosine, a step decay and a
+    constant rate in one compiled program (the sweep engine groups families this way). Under ``vmap``
+    every branch is evaluated and the indexed one kept; a single switch evaluates one branch
+    (``lax.switch``). ``momentum`` is the switch of the branches' momenta when each has one (one-cycle,
+    cyclic).
+
+    >>> import lrjax
+    >>> s = lrjax.Switch([lrjax.Constant(0.25), lrjax.Linear(0.0, 1.0, 100)], index=1)
+    >>> float(s(50)), float(s.replace(index=0)(50))
+    (0.5, 0.25)
+    """
+
+    branches: tuple = child()
+    index: float = leaf(0)
+
+    def _validate(self, check: Checks) -> None:
+        n = len(self.branches)
+        if n < 1:
+            raise ValueError("Switch: branches must hold at least one schedule, got branches=()")
+        i = check.value("index")
+        if i is not None and (i.ndim != 0 or not float(i).is_integer() or not 0 <= float(i) < n):
+            raise ValueError(f"Switch: index must be an integer in [0, {n - 1}] (one per branch), got index={i.tolist()}")
+
+    def _which(self) -> jax.Array:
+        return jnp.clip(jnp.round(self.index), 0, len(self.branches) - 1).astype(jnp.int32)
+
+    def _value(self, t):
+        return jax.lax.switch(self._which(), [b._value for b in self.branches], jnp.asarray(t))
+
+    @property
+    def horizon(self):
+        return jnp.stack([jnp.asarray(b.horizon, jnp.float32) for b in self.branches])[self._which()]
+
+    @property
+    def momentum(self) -> "Switch | None":
+        moms = [getattr(b, "momentum", None) for b in self.branches]
+        if any(m is None for m in moms):
+            return None
+        return Switch(tuple(moms), self.index)

@@ -108,6 +108,12 @@ CASES["shift"] = (
     L.Shift(L.Linear(1e-4, 1e-2, 7), 30),
 )
 
+CASES["switch"] = (
+    L.Switch([L.Constant(0.5), L.CosineDecay(1.0, 100)], index=1),
+    L.Switch([L.Constant(2.0), L.CosineDecay(0.3, 7, floor=0.1)], index=0),
+    L.Switch([L.Constant(1e-3), L.CosineDecay(1e-2, 1000)], index=1),
+)
+
 NAMES = sorted(CASES)
 HUGE = [2**31, 2**31 + 7, 2**40]
 PROBES = 32

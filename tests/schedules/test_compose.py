@@ -141,3 +141,36 @@ def test_children_must_be_schedules():
         lrjax.Warmup(0.1, 10)
     with pytest.raises(TypeError, match=r"Sequence: schedules must hold lrjax schedules.*position 1"):
         lrjax.Sequence([lrjax.Constant(1.0), lambda t: t], [5])
+
+
+def test_switch_picks_a_family_by_index_and_vmaps_over_families():
+    import jax
+    import jax.numpy as jnp
+
+    branches = (lrjax.Constant(0.25), lrjax.StepDecay(1.0, 10, 0.5), lrjax.CosineDecay(1.0, 100))
+    steps = np.arange(0, 120, 7)
+    for i, b in enumerate(branches):
+        np.testing.assert_array_equal(lrjax.Switch(branches, index=i)(steps), b(steps))
+    stacked = jax.tree.map(lambda *a: jnp.stack(a), *[lrjax.Switch(branches, index=i) for i in range(3)])
+    got = jax.jit(jax.vmap(lambda s: s(steps)))(stacked)       # three families, one program
+    np.testing.assert_array_equal(got, np.stack([b(steps) for b in branches]))
+    for i, b in enumerate(branches):
+        assert float(lrjax.Switch(branches, index=i).horizon) == float(b.horizon)
+    one_cycle, cyclic = lrjax.OneCycle(1.0, 100), lrjax.Cyclic(0.1, 1.0, 10)
+    mom = lrjax.Switch([one_cycle, cyclic], index=1).momentum
+    np.testing.assert_array_equal(mom(steps), cyclic.momentum(steps))
+    assert lrjax.Switch([one_cycle, lrjax.Constant(1.0)]).momentum is None
+    assert lrjax.from_spec(lrjax.to_spec(lrjax.Switch(branches, index=2)))(50) == branches[2](50)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"branches": ()}, r"Switch: branches must hold at least one schedule, got branches=\(\)"),
+    ({"index": 3}, r"Switch: index must be an integer in \[0, 2\] \(one per branch\), got index=3.0"),
+    ({"index": 1.5}, r"Switch: index must be an integer in \[0, 2\] \(one per branch\), got index=1.5"),
+    ({"index": [0, 1]}, r"Switch: index must be an integer in \[0, 2\] \(one per branch\), got index=\[0.0, 1.0\]"),
+    ({"branches": (lrjax.Constant(1.0), 0.5)}, r"Switch: branches must hold lrjax schedules, got float at position 1"),
+])
+def test_switch_rejects_bad_arguments(kwargs, match):
+    args = {"branches": (lrjax.Constant(0.25), lrjax.StepDecay(1.0, 10, 0.5), lrjax.CosineDecay(1.0, 100)), "index": 0}
+    with pytest.raises((ValueError, TypeError), match=match):
+        lrjax.Switch(**{**args, **kwargs})
