@@ -48,6 +48,7 @@ _RATE_FIELDS: dict[str, tuple[str, ...]] = {
     "clamp": ("floor", "ceiling"),
     "piecewise_constant": ("values",),
     "shift": (),
+    "switch": (),  # every branch scaled
 }
 # Warmup lengths lengthened by ``scale_warmup``.
 _WARMUP_FIELDS: dict[str, tuple[str, ...]] = {

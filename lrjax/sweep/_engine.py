@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+import lrjax
 from lrjax.train._config import Config
 from lrjax.train._data import BatchIterator, Dataset, load_dataset
 from lrjax.train._step import Experiment, TrainState, build_experiment, frozen_heap, put_global, seed_key
@@ -109,23 +110,81 @@ def _static_args(cfg: Config) -> str:
     return json.dumps(st, sort_keys=True, default=str)
 
 
-def group_key(exp: Experiment) -> tuple:
-    """Everything that must agree for two experiments to share one compiled vmapped program."""
-    c = exp.config
-    d, o, t = c.data, c.optimizer, c.train
-    shapes = jax.eval_shape(exp.init_state, jax.ShapeDtypeStruct((2,), jnp.uint32))
-    leaves, treedef = jax.tree.flatten(shapes)
+def _state_shapes(exp: Experiment) -> Any:
+    return jax.eval_shape(exp.init_state, jax.ShapeDtypeStruct((2,), jnp.uint32))
+
+
+def _structure(tree: Any) -> tuple:
+    leaves, treedef = jax.tree.flatten(tree)
     try:
         hash(treedef)
         tdef: Any = treedef
     except TypeError:  # pragma: no cover - unhashable aux data somewhere
         tdef = str(treedef)
+    return tdef, tuple((x.shape, str(x.dtype)) for x in leaves)
+
+
+def _config_key(exp: Experiment) -> tuple:
+    c = exp.config
+    d, o, t = c.data, c.optimizer, c.train
     return (
         d.source, d.batch_size, d.test_fraction, d.normalize, d.eval_batch_size, exp.data.input_shape,
         exp.data.num_train, int(exp.data.x_test.shape[0]), c.model, o.name, o.clip_norm, o.accumulation_steps,
         o.cycle_momentum, o.batch_scaling, _static_args(c), t.steps, t.log_every, t.eval_every, t.on_nonfinite,
-        json.dumps(c.plateau, sort_keys=True), tdef, tuple((x.shape, str(x.dtype)) for x in leaves),
+        json.dumps(c.plateau, sort_keys=True),
     )
+
+
+def group_key(exp: Experiment, shapes: Any = None) -> tuple:
+    """Everything that must agree for two experiments to share one compiled vmapped program."""
+    return _config_key(exp) + _structure(_state_shapes(exp) if shapes is None else shapes)
+
+
+def _family_key(exp: Experiment, shapes: Any) -> tuple:
+    """:func:`group_key` with the learning-rate schedule (and the momentum that follows it) left out:
+    experiments that differ only in their schedule's family or static options."""
+    from lrjax.optim import InjectState
+    from lrjax.train._step import _momentum_arg
+
+    slots = {"learning_rate"}
+    if exp.config.optimizer.cycle_momentum:
+        slots.add(_momentum_arg(exp.config.optimizer.name))
+
+    def blank(node: Any) -> Any:
+        if isinstance(node, InjectState):
+            return node._replace(hyperparams={k: (None if k in slots else v) for k, v in node.hyperparams.items()})
+        return node
+
+    return _config_key(exp) + _structure(jax.tree.map(blank, shapes, is_leaf=lambda x: isinstance(x, InjectState)))
+
+
+def _switch_families(exps: list[Experiment], devs: list[Any]) -> list[tuple]:
+    """Group keys after giving experiments that differ only in their schedule family one structure.
+
+    Within such a set, each family (a distinct schedule structure) is a branch of a :class:`lrjax.Switch`;
+    every member is rebuilt with ``Switch(branches, index=its family)``, its own schedule in its own
+    branch and one member's schedule of each other family in the others (evaluated and discarded). Its
+    rates are then its own schedule's, bit for bit, and the set trains in one compiled program.
+    """
+    shapes = [_state_shapes(e) for e in exps]
+    keys = [group_key(e, s) for e, s in zip(exps, shapes)]
+    sets: dict[tuple, list[int]] = {}
+    for i, (e, s) in enumerate(zip(exps, shapes)):
+        sets.setdefault(_family_key(e, s), []).append(i)
+    for members in sets.values():
+        families: dict[tuple, list[int]] = {}
+        for i in members:
+            families.setdefault(keys[i], []).append(i)
+        if len(families) < 2:
+            continue
+        templates = tuple(exps[idx[0]].schedule for idx in families.values())
+        for j, idx in enumerate(families.values()):
+            for i in idx:
+                branches = templates[:j] + (exps[i].schedule,) + templates[j + 1:]
+                exps[i] = build_experiment(exps[i].config, exps[i].data, devices=devs[:1],
+                                           schedule=lrjax.Switch(branches, index=j))
+                keys[i] = group_key(exps[i])
+    return keys
 
 
 # ----------------------------------------------------------------------------- the compiled programs
@@ -372,8 +431,8 @@ def _cache_bound(exp: Experiment, devs: list[Any], n: int) -> int | None:
 
 def train_many(configs: Sequence[Config], *, labels: Sequence[str] | None = None, max_parallel: int | None = None,
                devices: Sequence[Any] | None = None, keep_states: bool = False,
-               data: Dataset | None = None, on_group: Callable[[dict], None] | None = None
-               ) -> tuple[list[ConfigResult], list[dict[str, Any]]]:
+               data: Dataset | None = None, on_group: Callable[[dict], None] | None = None,
+               switch_families: bool = True) -> tuple[list[ConfigResult], list[dict[str, Any]]]:
     """Train every config; same-structure configs together under ``jax.vmap`` in one compiled program.
 
     Args:
@@ -387,6 +446,9 @@ def train_many(configs: Sequence[Config], *, labels: Sequence[str] | None = None
       keep_states: return each configuration's final :class:`TrainState` (host numpy) in ``.state``.
       data: a preloaded dataset to use for every config (instead of loading ``data.source``).
       on_group: called with each group's info after it finishes (progress reporting).
+      switch_families: configs that differ only in their schedule's family (or its static options)
+        train as one group, each schedule a branch of a :class:`lrjax.Switch` (its rates unchanged);
+        ``False``: one group per family.
 
     Returns:
       ``(results, groups)``: one :class:`ConfigResult` per config, in input order, and per group a dict
@@ -400,6 +462,11 @@ def train_many(configs: Sequence[Config], *, labels: Sequence[str] | None = None
     >>> results, groups = train_many(cfgs)
     >>> len(groups), [float(r.rates[0]) for r in results]   # one compiled group; warmup starts at 0
     (1, [0.0, 0.0])
+    >>> cfgs.append(load_config(None, ["schedule={name: constant, value: 0.01}", "train.steps=20",
+    ...                                "model.hidden=[16]"]))
+    >>> results, groups = train_many(cfgs)                  # two families, still one program
+    >>> len(groups), float(results[2].rates[0])
+    (1, 0.009999999776482582)
     """
     if labels is None:
         labels = [f"config{i}" for i in range(len(configs))]
@@ -410,10 +477,10 @@ def train_many(configs: Sequence[Config], *, labels: Sequence[str] | None = None
     if not configs:
         return [], []
     with frozen_heap():
-        return _train_many(configs, labels, max_parallel, devices, keep_states, data, on_group)
+        return _train_many(configs, labels, max_parallel, devices, keep_states, data, on_group, switch_families)
 
 
-def _train_many(configs, labels, max_parallel, devices, keep_states, data, on_group):
+def _train_many(configs, labels, max_parallel, devices, keep_states, data, on_group, switch_families):
     devs = list(jax.devices() if devices is None else devices)
 
     datasets: dict[tuple, Dataset] = {}
@@ -430,8 +497,8 @@ def _train_many(configs, labels, max_parallel, devices, keep_states, data, on_gr
         exps.append(build_experiment(cfg, ds, devices=devs[:1]))
 
     groups: dict[tuple, list[int]] = {}
-    for i, e in enumerate(exps):
-        groups.setdefault(group_key(e), []).append(i)
+    for i, key in enumerate(_switch_families(exps, devs) if switch_families else [group_key(e) for e in exps]):
+        groups.setdefault(key, []).append(i)
 
     results: list[ConfigResult | None] = [None] * len(configs)
     infos: list[dict[str, Any]] = []

@@ -401,8 +401,12 @@ def _make_eval_step(graphdef):
     return eval_step
 
 
-def build_experiment(config: Config, data: Dataset | None = None, *, devices: Any = None) -> Experiment:
+def build_experiment(config: Config, data: Dataset | None = None, *, devices: Any = None,
+                     schedule: Schedule | None = None) -> Experiment:
     """Load the data (unless given), build model structure, optimizer and the pure step functions.
+
+    ``schedule`` replaces the learning-rate schedule the config describes (the sweep engine passes a
+    :class:`lrjax.Switch` of it, so that different families share one structure).
 
     Raises :class:`ConfigError` for values that are impossible for this data (a batch larger than the
     training set, a batch that does not split over the devices).
@@ -439,7 +443,8 @@ def build_experiment(config: Config, data: Dataset | None = None, *, devices: An
         graphdef, spec = _model_structure(config.model, tuple(data.input_shape), int(data.num_classes))
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    schedule = make_schedule(config, num_examples=data.num_train)
+    if schedule is None:
+        schedule = make_schedule(config, num_examples=data.num_train)
     tx = build_optimizer(config, schedule, num_examples=data.num_train)
     make_params = functools.partial(_params_from_spec, spec)
     compiled_params = functools.partial(_params_program, spec)

@@ -7,6 +7,8 @@ import jax
 import numpy as np
 import pytest
 
+import lrjax
+
 from lrjax.sweep import eval_points, log_points, train_many
 from lrjax.sweep._engine import _chunks
 from lrjax.train import load_config, train
@@ -51,11 +53,21 @@ def assert_records_close(got, want):
 
 def test_groups_follow_structure(swept):
     results, groups = swept
-    # the two warmup-cosine seeds/peaks share one program; the constant schedule is another structure
-    assert [sorted(g["members"]) for g in groups] == [["a", "b", "b_seed1"], ["const"]]
+    # warmup-cosine and constant differ only in the schedule's family: one program, a Switch each
+    assert [sorted(g["members"]) for g in groups] == [["a", "b", "b_seed1", "const"]]
     assert groups[0]["data_shared"] is False  # digits: the split depends on the seed
+    assert {r.group for r in results.values()} == {0}
+    sched = results["const"].state.opt_state.hyperparams["learning_rate"]
+    assert isinstance(sched, lrjax.Switch) and float(sched.index) == 1
+    assert [type(b).__name__ for b in sched.branches] == ["Warmup", "Constant"]
+
+
+def test_families_apart_when_asked():
+    labels = ["a", "const"]
+    results, groups = train_many([CONFIGS[k] for k in labels], labels=labels, switch_families=False)
+    assert [g["members"] for g in groups] == [["a"], ["const"]]
     assert groups[1]["batches_shared"] is True
-    assert results["a"].group == results["b_seed1"].group == 0 and results["const"].group == 1
+    assert results[0].group == 0 and results[1].group == 1
 
 
 @pytest.mark.parametrize("key", ["b_seed1", "const"])
