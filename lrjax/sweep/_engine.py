@@ -164,7 +164,8 @@ def _switch_families(exps: list[Experiment], devs: list[Any]) -> list[tuple]:
     Within such a set, each family (a distinct schedule structure) is a branch of a :class:`lrjax.Switch`;
     every member is rebuilt with ``Switch(branches, index=its family)``, its own schedule in its own
     branch and one member's schedule of each other family in the others (evaluated and discarded). Its
-    rates are then its own schedule's, bit for bit, and the set trains in one compiled program.
+    rates are then its own schedule's (the indexed branch computes exactly what the schedule alone
+    computes in a vmapped program), and the set trains in one compiled program.
     """
     shapes = [_state_shapes(e) for e in exps]
     keys = [group_key(e, s) for e, s in zip(exps, shapes)]

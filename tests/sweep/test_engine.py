@@ -205,3 +205,14 @@ def test_last_level_cache_reads_sysfs():
 
     got = _last_level_cache()
     assert got is None or (isinstance(got, int) and got >= 1 << 16)
+
+
+def test_a_switch_keeps_each_configs_rates_and_numbers():
+    """Families trained through one Switch program give what each family's own program gives."""
+    labels = ["a", "const"]
+    together, g1 = train_many([CONFIGS[k] for k in labels], labels=labels)
+    apart, g2 = train_many([CONFIGS[k] for k in labels], labels=labels, switch_families=False)
+    assert (len(g1), len(g2)) == (1, 2)
+    for t, a in zip(together, apart):
+        np.testing.assert_array_equal(t.rates, a.rates)
+        assert_records_close(t.records, a.records)
