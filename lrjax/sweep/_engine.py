@@ -43,7 +43,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import lrjax
 from lrjax.train._config import Config
 from lrjax.train._data import BatchIterator, Dataset, load_dataset
-from lrjax.train._step import Experiment, TrainState, build_experiment, frozen_heap, put_global, seed_key
+from lrjax.optim import InjectState
+from lrjax.train._step import Experiment, _momentum_arg, build_experiment, frozen_heap, put_global, seed_key
 
 __all__ = ["ConfigResult", "train_many", "group_key", "eval_points", "log_points", "use_cpu_cores"]
 
@@ -143,9 +144,6 @@ def group_key(exp: Experiment, shapes: Any = None) -> tuple:
 def _family_key(exp: Experiment, shapes: Any) -> tuple:
     """:func:`group_key` with the learning-rate schedule (and the momentum that follows it) left out:
     experiments that differ only in their schedule's family or static options."""
-    from lrjax.optim import InjectState
-    from lrjax.train._step import _momentum_arg
-
     slots = {"learning_rate"}
     if exp.config.optimizer.cycle_momentum:
         slots.add(_momentum_arg(exp.config.optimizer.name))
@@ -381,6 +379,9 @@ def use_cpu_cores(count: int | None = None) -> int:
     return n
 
 
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
 
 def _chunks(n: int, max_parallel: int | None, ndev: int) -> tuple[int, int, int]:
     """(chunks, chunk size, devices): equal chunks of at most ``max_parallel`` configurations, each a
@@ -389,9 +390,8 @@ def _chunks(n: int, max_parallel: int | None, ndev: int) -> tuple[int, int, int]
     nd = min(ndev, mp)
     if max_parallel is not None:
         mp = mp // nd * nd  # a chunk never exceeds max_parallel
-    count = -(-n // mp)
-    size = -(-(-(-n // count)) // nd) * nd
-    return -(-n // size), size, nd
+    size = _ceil_div(_ceil_div(n, _ceil_div(n, mp)), nd) * nd  # equal chunks, each a multiple of nd
+    return _ceil_div(n, size), size, nd
 
 
 def _last_level_cache() -> int | None:
@@ -423,7 +423,7 @@ def _cache_bound(exp: Experiment, devs: list[Any], n: int) -> int | None:
     cache = _last_level_cache()
     if not cache:
         return None
-    shapes = jax.eval_shape(exp.init_state, jax.ShapeDtypeStruct((2,), jnp.uint32))
+    shapes = _state_shapes(exp)
     nbytes = lambda tree: sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree))  # noqa: E731
     per_config = nbytes(shapes) + nbytes(shapes.params)
     bound = max(len(devs), cache // 2 // max(per_config, 1))
@@ -556,6 +556,7 @@ def _train_group(gi: int, exps: list[Experiment], labels: list[str], max_paralle
     if data_shared:  # on the devices once for every chunk
         shared_data = put_global((lead.data.x_train, lead.data.y_train, *eval_of(lead)[:2]), repl_sh)
     shared_idx = put_global(idx_of(lead), repl_sh) if seeds_shared else None
+    mt = put_global(eval_of(lead)[2], repl_sh)  # the padding mask: one test-set size per group
     for c in range(count):
         t0 = time.perf_counter()
         part = exps[c * size:(c + 1) * size]
@@ -564,14 +565,11 @@ def _train_group(gi: int, exps: list[Experiment], labels: list[str], max_paralle
                                     for e in padded]), stacked_sh)
         if data_shared:
             xs, ys, xt, yt = shared_data
-            mt = eval_of(lead)[2]
         else:
             xs, ys = put_global((np.stack([e.data.x_train for e in padded]),
                                  np.stack([e.data.y_train for e in padded])), stacked_sh)
             evs = [eval_of(e) for e in padded]
             xt, yt = put_global((np.stack([v[0] for v in evs]), np.stack([v[1] for v in evs])), stacked_sh)
-            mt = evs[0][2]
-        mt = put_global(mt, repl_sh)
         idx = shared_idx if seeds_shared else put_global(np.stack([idx_of(e) for e in padded]), stacked_sh)
         buf = put_global(np.zeros((size, micro, len(_COLS)), np.float32), stacked_sh)
         if c == 0:  # compile explicitly once per group (timed); later chunks hit the cache
