@@ -205,27 +205,22 @@ def load_sweep(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] =
     """Read a sweep YAML; ``overrides`` (``key=value``, value parsed as YAML) apply to the sweep file itself,
     e.g. ``config.train.steps=100``, ``max_parallel=4`` or ``grid.train.seed=[0,1,2]`` (a grid key is the
     whole dotted config path after ``grid.``; it replaces or adds that axis)."""
-    import yaml
-
-    from lrjax.train._config import apply_overrides
+    from lrjax.train._config import apply_overrides, parse_override
 
     p = os.fspath(path)
     data = _read_yaml(p)
-    grid_items = [o for o in overrides if o.split("=", 1)[0].strip().startswith("grid.") and "=" in o]
-    rest = [o for o in overrides if o not in grid_items]
-    if rest:
-        try:
+    grid_items = [o for o in overrides if o.split("=", 1)[0].strip().startswith("grid.")]
+    try:
+        rest = [o for o in overrides if o not in grid_items]
+        if rest:
             data = apply_overrides(data, rest)
-        except ConfigError as e:
-            raise SweepError(str(e)) from None
-    for item in grid_items:
-        key, raw = (x.strip() for x in item.split("=", 1))
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError as e:
-            raise SweepError(f"--set {key}: cannot parse value {raw!r} as YAML: {e}") from None
+        axes = dict(parse_override(o) for o in grid_items)
+    except ConfigError as e:
+        raise SweepError(str(e)) from None
+    if axes:
         grid = data.get("grid")
-        data = {**data, "grid": {**(grid if isinstance(grid, Mapping) else {}), key[len("grid."):]: value}}
+        data = {**data, "grid": {**(grid if isinstance(grid, Mapping) else {}),
+                                 **{k[len("grid."):]: v for k, v in axes.items()}}}
     return sweep_from_dict(data, root=os.path.dirname(os.path.abspath(p)))
 
 

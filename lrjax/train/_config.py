@@ -261,6 +261,23 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     return conv(cfg)
 
 
+def parse_override(item: str) -> tuple[str, Any]:
+    """``"a.b.c=value"`` -> ``("a.b.c", value)``, the value parsed with ``yaml.safe_load``; a
+    :class:`ConfigError` names the item for a missing ``=``, an empty key part or unparsable YAML."""
+    import yaml
+
+    if "=" not in item:
+        raise ConfigError(f"--set expects key=value (e.g. train.steps=100), got {item!r}")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not p for p in key.split(".")):
+        raise ConfigError(f"--set expects a dotted key like train.steps, got {key!r}")
+    try:
+        return key, yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {key}: cannot parse value {raw!r} as YAML: {e}") from None
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """Apply ``a.b.c=value`` overrides to a nested dict (value parsed with ``yaml.safe_load``).
 
@@ -270,21 +287,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
     """
     import copy
 
-    import yaml
-
     defaults = config_to_dict(Config())
     out = copy.deepcopy(data)
     for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set expects key=value (e.g. train.steps=100), got {item!r}")
-        key, raw = item.split("=", 1)
-        key = key.strip()
-        if not key or any(not p for p in key.split(".")):
-            raise ConfigError(f"--set expects a dotted key like train.steps, got {key!r}")
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"--set {key}: cannot parse value {raw!r} as YAML: {e}") from None
+        key, value = parse_override(item)
         node = out
         default: Any = defaults
         parts = key.split(".")
