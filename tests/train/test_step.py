@@ -155,3 +155,22 @@ def test_experiments_of_one_model_share_their_init_programs():
     assert compiles == []
     a, b = (s.params for s in states)
     assert all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_frozen_heap_freezes_for_the_run_and_leaves_a_callers_freeze_alone():
+    import gc
+
+    from lrjax.train._step import frozen_heap
+
+    assert gc.get_freeze_count() == 0
+    with frozen_heap():
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with frozen_heap():
+            pass
+        assert gc.get_freeze_count() == frozen  # the caller's freeze survives
+    finally:
+        gc.unfreeze()
