@@ -30,13 +30,11 @@ def main() -> None:
 
     import jax
 
-    from lrjax.train import load_config, load_dataset, train
+    from lrjax.train import train
+    from vs_torch import workload  # the same run vs_torch.py times (benchmarks/ is on sys.path)
 
     n = args.steps
-    cfg = load_config("configs/one_cycle.yaml", [
-        f"train.steps={n}", "train.log_every=20", f"train.eval_every={n}", f"train.checkpoint_every={n}",
-        "data.batch_size=64", "model.hidden=[256, 256]", "train.compilation_cache=false"])
-    data = load_dataset("digits", seed=cfg.train.seed)
+    cfg, data = workload(n, "train.compilation_cache=false")
 
     events: list[tuple[str, str, float]] = []
     pattern = re.compile(r"Finished (jaxpr to MLIR module conversion|XLA compilation) (?:of )?jit\((\w+)\) in ([\d.]+)")

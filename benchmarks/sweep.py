@@ -61,7 +61,7 @@ def optax_idiom(configs, data) -> list[float]:
     from lrjax.train._models import make_model
 
     exp = build_experiment(configs[0], data)
-    graphdef, cfg0 = exp.graphdef, configs[0]
+    graphdef = exp.graphdef
     xt, yt = jnp.asarray(data.x_test), jnp.asarray(data.y_test)
 
     def loss_fn(params, x, y):

@@ -59,6 +59,17 @@ def lrjax_run(cfg, data) -> tuple[float, float]:
     return time.perf_counter() - t0, float(s["final_eval"]["eval_accuracy"])
 
 
+def workload(steps: int, *overrides: str):
+    """``(config, data)`` of the compared run (also timed by ``benchmarks/cold_start.py``): the one-cycle
+    recipe on the digits MLP 64-256-256-10, batch 64, ``steps`` updates, one eval and one checkpoint."""
+    from lrjax.train import load_config, load_dataset
+
+    cfg = load_config("configs/one_cycle.yaml", [
+        f"train.steps={steps}", "train.log_every=20", f"train.eval_every={steps}",
+        f"train.checkpoint_every={steps}", "data.batch_size=64", "model.hidden=[256, 256]", *overrides])
+    return cfg, load_dataset("digits", seed=cfg.train.seed)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=2000)
@@ -67,12 +78,9 @@ def main() -> None:
     import jax
     import torch
 
-    from lrjax.train import enable_compilation_cache, load_config, load_dataset
+    from lrjax.train import enable_compilation_cache
 
-    cfg = load_config("configs/one_cycle.yaml", [
-        f"train.steps={n}", "train.log_every=20", f"train.eval_every={n}", f"train.checkpoint_every={n}",
-        "data.batch_size=64", "model.hidden=[256, 256]"])
-    data = load_dataset("digits", seed=cfg.train.seed)
+    cfg, data = workload(n)
     cache = tempfile.mkdtemp(prefix="lrjax-jax-cache-")
     enable_compilation_cache(cache)
     t_cold, acc_cold = lrjax_run(cfg, data)

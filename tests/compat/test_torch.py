@@ -1,8 +1,6 @@
 """lrjax.compat.torch against PyTorch's own numbers (tests/golden/torch.json, made by
 tests/golden/generate.py from torch itself): every step, rtol 1e-5 + atol 1e-6 x peak."""
 
-import re
-
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -1,6 +1,5 @@
 """Range tests on a training config (train package API), and setting the schedule's peak."""
 
-import jax
 import numpy as np
 import pytest
 
