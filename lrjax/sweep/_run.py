@@ -54,10 +54,11 @@ def _default_dir(name: str) -> str:
 
 def run_sweep(spec: SweepSpec | str | os.PathLike, *, out_dir: str | None = None, overrides: Sequence[str] = (),
               max_parallel: int | None = None, devices: Sequence[Any] | None = None, plot: bool = True,
-              write: bool = True, verbose: bool = True) -> SweepResult:
+              write: bool = True, verbose: bool = True, switch_families: bool = True) -> SweepResult:
     """Train every configuration of ``spec`` (a :class:`SweepSpec` or a sweep YAML path) and report.
 
     ``max_parallel`` overrides the spec's. ``write=False`` keeps everything in memory (no run dir).
+    ``switch_families``: as in :func:`train_many` (``False``: one compiled group per schedule family).
 
     >>> from lrjax.sweep import run_sweep, sweep_from_dict
     >>> spec = sweep_from_dict({"config": {"train": {"steps": 30}, "model": {"hidden": [32]}},
@@ -81,7 +82,8 @@ def run_sweep(spec: SweepSpec | str | os.PathLike, *, out_dir: str | None = None
             f"total {info['time_s']:.2f} s")
 
     results, groups = train_many([c.config for c in configs], labels=[c.label for c in configs],
-                                 max_parallel=mp, devices=devices, on_group=on_group)
+                                 max_parallel=mp, devices=devices, on_group=on_group,
+                                 switch_families=switch_families)
     rows = table_rows(results, [c.values for c in configs], spec.target, spec.rank_by)
     best = rank(results, spec.rank_by)[0]
     winner = results[best].label
