@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and not argv[0].startswith("-") and not argv[0].endswith((".yaml", ".yml")):
         cmd = argv.pop(0)
     if cmd not in COMMANDS:
-        from lrjax.schedules._base import closest
+        from lrjax._checks import closest
 
         print(f"lrjax: unknown command {cmd!r}{closest(cmd, COMMANDS)}\n\n{_usage()}", file=sys.stderr)
         return 2

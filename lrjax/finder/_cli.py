@@ -136,7 +136,7 @@ def find_lr_for_run(config: Any, method: str = "steepest", out_dir: str | None =
     from lrjax.finder._experiment import range_test_config, with_peak
 
     if method not in METHODS:
-        from lrjax.schedules._base import closest
+        from lrjax._checks import closest
 
         raise ValueError(f"--find-lr method must be one of {', '.join(METHODS)}, got {method!r}{closest(method, METHODS)}")
     if method == "parallel":

@@ -51,7 +51,7 @@ class ConfigRangeTest:
     def suggestion(self, method: str = "steepest") -> float:
         """The rate ``method`` suggests (``parallel``: the grid's best); ValueError with the reason if none."""
         if method not in METHODS:
-            from lrjax.schedules._base import closest
+            from lrjax._checks import closest
 
             raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got method={method!r}"
                              f"{closest(method, METHODS)}")

@@ -250,7 +250,7 @@ def suggest(lrs: Any, losses: Any, methods: Any = ("steepest", "minimum", "valle
     out = {}
     for m in methods:
         if m not in SUGGESTIONS:
-            from lrjax.schedules._base import closest
+            from lrjax._checks import closest
 
             raise ValueError(
                 f"suggestion method must be one of {', '.join(map(repr, SUGGESTIONS))}, got {m!r}"

@@ -103,7 +103,7 @@ def range_schedule(min_lr: float, max_lr: float, num_steps: int, mode: str = "ex
     lo, hi = check_rates(min_lr, max_lr)
     n = _int_arg("num_steps", num_steps, 2)
     if mode not in MODES:
-        from lrjax.schedules._base import closest
+        from lrjax._checks import closest
 
         raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got mode={mode!r}{closest(mode, MODES)}")
     if mode == "exp":

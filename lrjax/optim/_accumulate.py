@@ -7,7 +7,7 @@ from typing import Any
 
 import optax
 
-from lrjax.schedules._base import closest
+from lrjax._checks import closest, integer
 
 __all__ = ["accumulate", "to_steps", "steps_per_epoch", "effective_batch_size", "UNITS"]
 
@@ -15,17 +15,7 @@ UNITS = ("steps", "examples", "epochs", "fraction")
 
 
 def _positive_int(fn: str, name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) and not (
-        hasattr(value, "__index__")
-    ):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise TypeError(f"{fn}: {name} must be a positive integer, got {name}={value!r}")
-    value = int(value)
-    if value < 1:
-        raise ValueError(f"{fn}: {name} must be a positive integer, got {name}={value!r}")
-    return value
+    return integer(fn, name, value, lo=1, integral_floats=True)
 
 
 def accumulate(tx: optax.GradientTransformation, every_k: int) -> optax.GradientTransformationExtraArgs:

@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lrjax.schedules._base import Schedule, closest
+from lrjax._checks import closest
+from lrjax.schedules._base import Schedule
 from lrjax.optim._plateau import PlateauState, plateau_rate, plateau_step
 
 __all__ = ["InjectState", "inject", "hyperparam_values"]

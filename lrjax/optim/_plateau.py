@@ -8,14 +8,13 @@ with the optimizer, ``jax.vmap`` can sweep ``factor``/``patience``, and
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from lrjax.schedules._base import closest
+from lrjax._checks import choice, integer, number
 
 __all__ = ["PlateauConfig", "PlateauState", "reduce_on_plateau", "plateau_step", "plateau_rate"]
 
@@ -60,17 +59,6 @@ class PlateauState(NamedTuple):
     cooldown_counter: jax.Array
     num_observed: jax.Array
     config: PlateauConfig
-
-
-def _number(name: str, value: Any, *, integer: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
-        raise TypeError(f"reduce_on_plateau: {name} must be a number, got {name}={value!r} ({type(value).__name__})")
-    v = float(value)
-    if math.isnan(v) or math.isinf(v):
-        raise ValueError(f"reduce_on_plateau: {name} must be finite, got {name}={value!r}")
-    if integer and not v.is_integer():
-        raise ValueError(f"reduce_on_plateau: {name} must be a whole number of evaluations, got {name}={value!r}")
-    return v
 
 
 def _initial_state(config: PlateauConfig) -> PlateauState:
@@ -194,22 +182,13 @@ def reduce_on_plateau(
     >>> round(float(lrjax.current_hyperparams(state)["learning_rate"]), 6)
     0.01
     """
-    if mode not in _MODES:
-        raise ValueError(f"reduce_on_plateau: mode must be 'min' or 'max', got mode={mode!r}{closest(mode, _MODES)}")
-    if threshold_mode not in _THRESHOLD_MODES:
-        raise ValueError(
-            f"reduce_on_plateau: threshold_mode must be 'rel' or 'abs', got threshold_mode={threshold_mode!r}"
-            f"{closest(threshold_mode, _THRESHOLD_MODES)}"
-        )
-    f = _number("factor", factor)
-    if not 0.0 < f < 1.0:
-        raise ValueError(f"reduce_on_plateau: factor must be in (0, 1), got factor={factor!r}")
-    p = _number("patience", patience, integer=True)
-    c = _number("cooldown", cooldown, integer=True)
-    for name, v in (("patience", p), ("cooldown", c), ("threshold", _number("threshold", threshold)),
-                    ("min_lr", _number("min_lr", min_lr)), ("eps", _number("eps", eps))):
-        if v < 0:
-            raise ValueError(f"reduce_on_plateau: {name} must be >= 0, got {name}={v!r}")
+    choice("reduce_on_plateau", "mode", mode, _MODES)
+    choice("reduce_on_plateau", "threshold_mode", threshold_mode, _THRESHOLD_MODES)
+    f = number("reduce_on_plateau", "factor", factor, lo=0, hi=1, lo_open=True, hi_open=True)
+    p = integer("reduce_on_plateau", "patience", patience, lo=0, integral_floats=True)
+    c = integer("reduce_on_plateau", "cooldown", cooldown, lo=0, integral_floats=True)
+    for name, v in (("threshold", threshold), ("min_lr", min_lr), ("eps", eps)):
+        number("reduce_on_plateau", name, v, lo=0)
     config = PlateauConfig(
         factor=jnp.float32(f),
         patience=jnp.int32(int(p)),

@@ -9,7 +9,8 @@ from typing import Any, Callable
 
 import jax.numpy as jnp
 
-from lrjax.schedules._base import Schedule, closest
+from lrjax._checks import closest
+from lrjax.schedules._base import Schedule
 from lrjax.schedules._compose import Scale
 
 __all__ = ["scale_lr", "lr_scale_factor", "ADAPTIVE_OPTIMIZERS", "SGD_OPTIMIZERS"]

@@ -20,13 +20,14 @@ an optimizer state) bypasses ``__init__``: no validation, no host sync.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
-from typing import Any, Callable, ClassVar, Iterable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from lrjax._checks import closest
 
 __all__ = [
     "Schedule",
@@ -75,28 +76,11 @@ def _field_kind(f: dataclasses.Field) -> str:
     return f.metadata.get(_KIND, _STATIC)
 
 
-def closest(name: str, choices: Iterable[str]) -> str:
-    """' (did you mean 'x'?)' when one of ``choices`` is close to ``name``."""
-    choices = [str(c) for c in choices]
-    match = difflib.get_close_matches(str(name), choices, n=1)
-    if not match:  # an abbreviation ('exp' for 'exponential', 'cos' for 'cosine_decay')
-        low = str(name).lower()
-        match = [c for c in choices if low and c.lower().startswith(low)][:1]
-    return f" (did you mean {match[0]!r}?)" if match else ""
-
-
 def _fmt(x: np.ndarray) -> str:
     if x.ndim == 0:
         v = float(x)
         return repr(int(v)) if v.is_integer() and abs(v) < 2**53 else repr(v)
     return np.array2string(x, threshold=8)
-
-
-def _concrete(value: Any) -> np.ndarray | None:
-    """The value as a float64 numpy array, or None when it is traced."""
-    if isinstance(value, jax.core.Tracer):
-        return None
-    return np.asarray(value, dtype=np.float64)
 
 
 def _to_leaf(owner: str, name: str, value: Any) -> tuple[jax.Array, np.ndarray | None]:

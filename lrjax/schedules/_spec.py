@@ -17,7 +17,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from lrjax.schedules._base import _CHILD, _LEAF, Schedule, _field_kind, _REGISTRY, closest
+from lrjax._checks import closest
+from lrjax.schedules._base import _CHILD, _LEAF, Schedule, _field_kind, _REGISTRY
 
 __all__ = ["to_spec", "from_spec", "load_spec"]
 

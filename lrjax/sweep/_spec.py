@@ -130,7 +130,7 @@ def sweep_from_dict(data: Mapping[str, Any], *, root: str | None = None) -> Swee
 
     ``root``: the directory a relative ``base`` path is read from (the sweep file's own directory).
     """
-    from lrjax.schedules._base import closest
+    from lrjax._checks import closest
 
     if not isinstance(data, Mapping):
         raise SweepError(f"a sweep must be a mapping, got {type(data).__name__}: {data!r}")

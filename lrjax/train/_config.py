@@ -25,7 +25,7 @@ import types
 import typing
 from typing import Any, Literal, Mapping, Union
 
-from lrjax.schedules._base import closest
+from lrjax._checks import closest
 
 __all__ = [
     "Config",

@@ -49,9 +49,9 @@ def test_k_micro_batches_equal_one_big_batch_and_same_rates():
 
 
 def test_accumulate_bad_arguments():
-    with pytest.raises(ValueError, match="every_k must be a positive integer, got every_k=0"):
+    with pytest.raises(ValueError, match="every_k must be an integer >= 1, got every_k=0"):
         lrjax.accumulate(optax.sgd(0.1), 0)
-    with pytest.raises(TypeError, match="every_k must be a positive integer, got every_k=2.5"):
+    with pytest.raises(TypeError, match="every_k must be an integer >= 1, got every_k=2.5"):
         lrjax.accumulate(optax.sgd(0.1), 2.5)
     with pytest.raises(TypeError, match="tx must be an optax.GradientTransformation"):
         lrjax.accumulate(lambda g: g, 2)
@@ -94,5 +94,5 @@ def test_to_steps_bad_input():
         lrjax.to_steps(-1, "steps", batch_size=16)
     with pytest.raises(ValueError, match="less than half an optimizer update of 64 examples"):
         lrjax.to_steps(20, "examples", batch_size=16, accumulation_steps=4)
-    with pytest.raises(ValueError, match="batch_size must be a positive integer, got batch_size=0"):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got batch_size=0"):
         lrjax.to_steps(1, "steps", batch_size=0)

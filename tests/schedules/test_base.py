@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import lrjax
-from lrjax.schedules._base import as_step, closest, with_exponent
+from lrjax._checks import closest
+from lrjax.schedules._base import as_step, with_exponent
 
 X = jnp.linspace(0.0, 1.0, 33)
 
