@@ -29,9 +29,9 @@ def main() -> None:
     args = ap.parse_args()
 
     import jax
+    from vs_torch import workload  # the same run vs_torch.py times (benchmarks/ is on sys.path)
 
     from lrjax.train import train
-    from vs_torch import workload  # the same run vs_torch.py times (benchmarks/ is on sys.path)
 
     n = args.steps
     cfg, data = workload(n, "train.compilation_cache=false")

@@ -45,7 +45,6 @@ def _data(steps: int):
 
 def run_lrjax(steps: int) -> dict:
     import jax
-    import jax.numpy as jnp
     import optax
     from flax import nnx
 
@@ -99,7 +98,7 @@ def run_torch(steps: int) -> dict:
     finder = LRFinder(model, opt, nn.CrossEntropyLoss(), device="cpu")
     finder.range_test(loader, start_lr=MIN_LR, end_lr=MAX_LR, num_iter=steps, step_mode="exp",
                       diverge_th=1e30)
-    lrs, losses = finder.history["lr"], finder.history["loss"]
+    lrs = finder.history["lr"]
     finder.reset()
     secs = time.perf_counter() - t0
     return {"seconds": secs, "model_seconds": model_secs, "steps_run": len(lrs), "torch": torch.__version__,

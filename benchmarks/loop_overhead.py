@@ -19,7 +19,6 @@ import tempfile
 import time
 
 import jax
-import jax.numpy as jnp
 import optax
 from flax import nnx
 

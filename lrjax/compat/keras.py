@@ -20,6 +20,8 @@ import numpy as np
 from lrjax.compat._common import number, rate
 from lrjax.schedules import (
     CosineDecay as _CosineDecay,
+)
+from lrjax.schedules import (
     CosineRestarts,
     Exponential,
     InverseTime,

@@ -17,7 +17,8 @@ timm or torch.
 
 from __future__ import annotations
 
-from typing import Any, Sequence as Seq
+from typing import Any
+from typing import Sequence as Seq
 
 import numpy as np
 

@@ -24,7 +24,8 @@ transformation with PyTorch's semantics (see its docstring). Arguments PyTorch r
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterable, Sequence as Seq
+from typing import Any, Callable, Iterable
+from typing import Sequence as Seq
 
 import numpy as np
 

@@ -5,8 +5,8 @@
 ['minimum', 'steepest', 'valley']
 """
 
-from lrjax.finder._suggest import SUGGESTIONS, Suggestion, loss_noise, minimum, steepest, suggest, valley
 from lrjax.finder._parallel import ParallelRangeResult, parallel_range_test
+from lrjax.finder._suggest import SUGGESTIONS, Suggestion, loss_noise, minimum, steepest, suggest, valley
 from lrjax.finder._sweep import FromSchedule, RangeTestResult, from_schedule, lr_range_test, range_schedule
 
 __all__ = [

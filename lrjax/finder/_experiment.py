@@ -193,7 +193,7 @@ def with_peak(config: Any, lr: float, *, method: str = "steepest", record: dict[
         raise ValueError(f"with_peak: lr must be a finite rate > 0, got lr={lr!r}")
     current = _schedule_max(config)
     if not current > 0:
-        raise ValueError(f"with_peak: the schedule never exceeds 0 over the run, so it has no peak to set")
+        raise ValueError("with_peak: the schedule never exceeds 0 over the run, so it has no peak to set")
     factor = lr / current
     d = config_to_dict(config)
     spec = copy.deepcopy(d["schedule"])

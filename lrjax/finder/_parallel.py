@@ -32,10 +32,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax.finder._sweep import (
-    _Report,
+    _RUNNING,
     FromSchedule,
     SweepConfig,
     _int_arg,
+    _Report,
     _run,
     _stack,
     check_diverge_factor,
@@ -43,7 +44,6 @@ from lrjax.finder._sweep import (
     check_smoothing,
     classify_data,
     init_state,
-    _RUNNING,
 )
 from lrjax.schedules import Constant, Schedule
 

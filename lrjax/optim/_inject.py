@@ -13,8 +13,8 @@ import numpy as np
 import optax
 
 from lrjax._checks import closest
-from lrjax.schedules._base import Schedule
 from lrjax.optim._plateau import PlateauState, plateau_rate, plateau_step
+from lrjax.schedules._base import Schedule
 
 __all__ = ["InjectState", "inject", "hyperparam_values"]
 
@@ -202,8 +202,8 @@ def inject(
             raise TypeError(f"inject: plateau must come from lrjax.reduce_on_plateau(...), got plateau={plateau!r}")
         if _LR not in hyperparams:
             raise ValueError(
-                f"inject: plateau needs the learning rate it multiplies; pass learning_rate=... "
-                f"(a number or a schedule) to inject"
+                "inject: plateau needs the learning rate it multiplies; pass learning_rate=... "
+                "(a number or a schedule) to inject"
             )
         plateau_init = probe
     else:

@@ -16,10 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lrjax.schedules._base import Schedule, _field_kind
 from lrjax.optim._inject import InjectState, _evaluate, hyperparam_values
 from lrjax.optim._plateau import PlateauState, plateau_step
 from lrjax.optim._schedule import ScaleByScheduleState
+from lrjax.schedules._base import Schedule, _field_kind
 
 __all__ = ["current_hyperparams", "with_hyperparams", "replace_schedule", "observe_metric"]
 

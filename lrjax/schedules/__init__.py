@@ -1,8 +1,8 @@
 """Schedule families and combinators (re-exported flat from :mod:`lrjax`)."""
 
 from lrjax.schedules._base import Schedule, as_step, registered_schedules
-from lrjax.schedules._cyclic import CosineRestarts, Cyclic, MomentumOf, OneCycle
 from lrjax.schedules._compose import Clamp, InverseSqrt, Product, Scale, Sequence, Switch, Warmup, WarmupStableDecay
+from lrjax.schedules._cyclic import CosineRestarts, Cyclic, MomentumOf, OneCycle
 from lrjax.schedules._decay import (
     Constant,
     CosineDecay,
@@ -16,3 +16,35 @@ from lrjax.schedules._decay import (
 )
 from lrjax.schedules._piecewise import PiecewiseConstant, Shift
 from lrjax.schedules._spec import from_spec, load_spec, to_spec
+
+__all__ = [
+    "as_step",
+    "Clamp",
+    "Constant",
+    "CosineDecay",
+    "CosineRestarts",
+    "Cyclic",
+    "Exponential",
+    "from_spec",
+    "InverseSqrt",
+    "InverseTime",
+    "Linear",
+    "load_spec",
+    "MomentumOf",
+    "MultiStep",
+    "OneCycle",
+    "PiecewiseConstant",
+    "Polynomial",
+    "Product",
+    "registered_schedules",
+    "Scale",
+    "Schedule",
+    "Sequence",
+    "Shift",
+    "StepDecay",
+    "Switch",
+    "TanhDecay",
+    "to_spec",
+    "Warmup",
+    "WarmupStableDecay",
+]

@@ -350,7 +350,7 @@ def _pow_one(x: jax.Array, e: jax.Array) -> jax.Array:
 
 @_pow_one.defjvp
 def _pow_one_jvp(primals, tangents):
-    (x, e), (dx, de) = primals, tangents
+    (x, _), (dx, de) = primals, tangents
     return x, dx + x * jnp.log(x) * de  # d/de x**e = x**e log x, also at e == 1
 
 
@@ -361,7 +361,7 @@ def _pow_two(x: jax.Array, e: jax.Array) -> jax.Array:
 
 @_pow_two.defjvp
 def _pow_two_jvp(primals, tangents):
-    (x, e), (dx, de) = primals, tangents
+    (x, _), (dx, de) = primals, tangents
     y = x * x
     return y, 2.0 * x * dx + y * jnp.log(x) * de
 

@@ -6,7 +6,6 @@ scale and clamp.
 from __future__ import annotations
 
 import math
-from typing import Sequence as Seq
 
 import jax
 import jax.numpy as jnp

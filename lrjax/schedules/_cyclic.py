@@ -4,8 +4,6 @@ momentum schedules that go with cyclic and one-cycle.
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np

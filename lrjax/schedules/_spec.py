@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from lrjax._checks import closest
-from lrjax.schedules._base import _CHILD, _LEAF, Schedule, _field_kind, _REGISTRY
+from lrjax.schedules._base import _CHILD, _LEAF, _REGISTRY, Schedule, _field_kind
 
 __all__ = ["to_spec", "from_spec", "load_spec"]
 

@@ -38,12 +38,13 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 import lrjax
+from lrjax.optim import InjectState
 from lrjax.train._config import Config
 from lrjax.train._data import BatchIterator, Dataset, load_dataset
-from lrjax.optim import InjectState
 from lrjax.train._step import Experiment, _momentum_arg, build_experiment, frozen_heap, put_global, seed_key
 
 __all__ = ["ConfigResult", "train_many", "group_key", "eval_points", "log_points", "use_cpu_cores"]

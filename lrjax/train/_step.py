@@ -40,13 +40,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 import lrjax
 from lrjax.schedules import Schedule, from_spec
+from lrjax.train import _models
 from lrjax.train._config import Config, ConfigError, resolve_durations
 from lrjax.train._data import Dataset, load_dataset
-from lrjax.train import _models
 from lrjax.train._models import make_model
 
 __all__ = ["TrainState", "Experiment", "build_experiment", "build_optimizer", "make_schedule", "seed_key"]

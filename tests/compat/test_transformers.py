@@ -6,7 +6,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-
 from golden_vectors import load
 
 import lrjax

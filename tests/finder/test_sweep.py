@@ -10,8 +10,7 @@ import optax
 import pytest
 
 import lrjax
-from lrjax.finder import lr_range_test, range_schedule
-from lrjax.finder import _sweep
+from lrjax.finder import _sweep, lr_range_test, range_schedule
 
 # A noisy quadratic: 0.5 * sum_i c_i (p_i - b_i)^2 with curvatures up to L. Gradient descent
 # converges for lr < 2/L and diverges above; the batch noise keeps every direction excited,

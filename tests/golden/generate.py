@@ -18,7 +18,6 @@ The test suite reads these files; it never imports the libraries.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from pathlib import Path

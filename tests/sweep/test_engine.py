@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import lrjax
-
 from lrjax.sweep import eval_points, log_points, train_many
 from lrjax.sweep._engine import _chunks
 from lrjax.train import load_config, train
