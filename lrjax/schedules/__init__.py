@@ -14,6 +14,7 @@ from lrjax.schedules._decay import (
     StepDecay,
     TanhDecay,
 )
+from lrjax.schedules._lambda import Lambda, Table
 from lrjax.schedules._piecewise import PiecewiseConstant, Shift
 from lrjax.schedules._spec import from_spec, load_spec, to_spec
 
@@ -28,6 +29,7 @@ __all__ = [
     "from_spec",
     "InverseSqrt",
     "InverseTime",
+    "Lambda",
     "Linear",
     "load_spec",
     "MomentumOf",
@@ -43,6 +45,7 @@ __all__ = [
     "Shift",
     "StepDecay",
     "Switch",
+    "Table",
     "TanhDecay",
     "to_spec",
     "Warmup",

@@ -108,6 +108,24 @@ CASES["shift"] = (
     L.Shift(L.Linear(1e-4, 1e-2, 7), 30),
 )
 
+
+
+def _lambda_fn(t, rate, floor):
+    """A module-level function (its spec is its 'module:qualname' reference): floor + (1 - floor) rate^t."""
+    return floor + (1.0 - floor) * rate**t
+
+
+CASES["lambda"] = (
+    L.Lambda(_lambda_fn, 0.1, rate=0.9, floor=0.0),
+    L.Lambda(_lambda_fn, 1.0, rate=0.5, floor=0.1),
+    L.Lambda(_lambda_fn, 3.0, rate=1.0, floor=1.0),
+)
+CASES["table"] = (
+    L.Table([1.0, 0.5, 0.25, 0.125, 0.0], 0.1),
+    L.Table([0.0, 1.0, 1.0, 0.3, 0.2], 1.0),
+    L.Table([2.0, 2.0, 2.0, 2.0, 2.0], 3.0),
+)
+
 CASES["switch"] = (
     L.Switch([L.Constant(0.5), L.CosineDecay(1.0, 100)], index=1),
     L.Switch([L.Constant(2.0), L.CosineDecay(0.3, 7, floor=0.1)], index=0),
