@@ -12,17 +12,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lrjax._checks import closest
+from lrjax._checks import closest, fail
 from lrjax.optim._plateau import PlateauState, plateau_rate, plateau_step
 from lrjax.schedules._base import Schedule
 
 __all__ = ["InjectState", "inject", "hyperparam_values"]
 
 _LR = "learning_rate"
-
-# optax factories whose learning_rate must be a number (no schedule function): there the rate
-# is passed as a float32 array instead (fine for float32 parameters).
-_LR_NOT_A_SCHEDULE = frozenset({"optimistic_adam", "rprop", "scale_by_rprop", "sm3"})
 
 
 class InjectState(NamedTuple):
@@ -46,13 +42,41 @@ class InjectState(NamedTuple):
 
 
 def _is_number(value: Any) -> bool:
+    """A real number or an array of them. Not a bool, and not an array of another kind: a typed PRNG
+    key (``jax.random.key(0)``, an extended dtype) or a raw ``uint32`` key (``jax.random.PRNGKey(0)``)
+    stays static, it is never a float hyperparameter."""
     if isinstance(value, (bool, np.bool_)):
         return False
     if isinstance(value, (int, float, np.integer, np.floating)):
         return True
     if isinstance(value, (jax.Array, np.ndarray)) or isinstance(value, jax.core.Tracer):
-        return np.dtype(value.dtype).kind in "iuf"
+        if jax.dtypes.issubdtype(value.dtype, jax.dtypes.extended):
+            return False
+        try:
+            kind = np.dtype(value.dtype).kind
+        except TypeError:  # any other dtype numpy cannot interpret
+            return False
+        return kind in "if"
     return False
+
+
+def _check_number(name: str, value: Any) -> None:
+    """Refuse, at construction, a NaN hyperparameter, and a learning rate that is negative or not finite
+    (the schedule families refuse them the same way). Traced values are not checked."""
+    if isinstance(value, jax.core.Tracer):
+        return
+    arr = np.asarray(value, np.float64)
+    if name == _LR and not np.all(np.isfinite(arr) & (arr >= 0)):
+        raise fail("inject", name, value if arr.ndim == 0 else arr.tolist(), "a finite number >= 0")
+    if np.any(np.isnan(arr)):
+        raise fail("inject", name, value if arr.ndim == 0 else arr.tolist(), "a number, not NaN")
+
+
+def _check_rate_kind(value: Any) -> None:
+    """A learning rate is a number, a numeric array, an lrjax schedule, a schedule function or None."""
+    if isinstance(value, (bool, np.bool_, str, bytes, list, tuple, dict, set)):
+        raise fail("inject", _LR, value,
+                   "a number, an lrjax schedule or a schedule function (step -> rate)", TypeError)
 
 
 def _fresh(tree: Any) -> Any:
@@ -107,6 +131,48 @@ def _init_state(build: _Builder, params: Any, hyper: dict, pstate: Any) -> Injec
 # peak, another warmup) reuse it.
 _init_program = jax.jit(_init_state, static_argnums=0)
 
+# Whether a factory takes its learning rate as a schedule function, decided once per optimizer
+# configuration (a hashable _Builder) by _takes_rate_function.
+_TAKES_FUNCTION: dict[_Builder, bool] = {}
+
+
+def _probe(build: _Builder, params: Any, hyper: dict) -> Any:
+    values = hyperparam_values(hyper, jnp.zeros([], jnp.int32))
+    tx = build(values)
+    state = tx.init(params)
+    return tx.update(jax.tree.map(jnp.zeros_like, params), state, params)
+
+
+def _takes_rate_function(as_function: _Builder, params: Any, hyper: dict) -> bool:
+    """Whether the optimizer takes its rate as a schedule function (optax's own path for schedules).
+
+    The function form is built, initialised and updated abstractly (``jax.eval_shape``: traced, not
+    compiled). Some factories need a number: ``optax.sm3`` negates it when built, ``optax.rprop``
+    fills its state with it, a custom factory may compute ``-learning_rate``. When the function form
+    fails and the number form does not, the rate goes in as a float32 array; when both fail (an
+    update that needs extra arguments, say) the failure is not the rate's, and the function form stays.
+    """
+    try:
+        key = as_function
+        hash(key)
+    except TypeError:  # unhashable static arguments: decided for this transformation only
+        key = None
+    if key is not None and key in _TAKES_FUNCTION:
+        return _TAKES_FUNCTION[key]
+    as_number = dataclasses.replace(as_function, lr_as_schedule=False)
+    try:
+        jax.eval_shape(functools.partial(_probe, as_function), params, hyper)
+        takes = True
+    except Exception:  # noqa: BLE001 - any failure of the function form: try the number form
+        try:
+            jax.eval_shape(functools.partial(_probe, as_number), params, hyper)
+            takes = False
+        except Exception:  # noqa: BLE001 - fails either way: not the rate's doing
+            takes = True
+    if key is not None:
+        _TAKES_FUNCTION[key] = takes
+    return takes
+
 
 def _signature(factory: Callable) -> tuple[dict[str, inspect.Parameter], bool]:
     try:
@@ -140,10 +206,13 @@ def inject(
 
     * an :class:`lrjax.Schedule` → the state; evaluated at each update;
     * a number or numeric array → the state as a float32 array (a Python int whose
-      factory default is an int, e.g. a period, stays static);
+      factory default is an int, e.g. a period, stays static; name an integer seed in
+      ``static_args``). A NaN is refused, and so is a learning rate that is negative or
+      infinite, as the schedule families refuse them;
     * anything else (bools, strings, callables such as a mask or an optax schedule
-      function), and the names in ``static_args`` → passed through unchanged (static:
-      changing them recompiles);
+      function, PRNG keys — typed ``jax.random.key(0)`` or raw ``uint32``), and the names in
+      ``static_args`` → passed through unchanged (static: changing them recompiles). A
+      learning rate that is a string, a bool or a list is refused;
     * arguments you do not pass keep the factory's own defaults, exactly as optax uses them.
 
     The learning rate is handed to the factory as a schedule function of the count, so
@@ -156,6 +225,13 @@ def inject(
     ``b1``/``b2``/``decay``: as a float32 leaf it differs from optax's double-precision
     ``1 - b1`` by about one ulp; pass its name in ``static_args`` to keep optax's exact
     constant (then it is not in the state).
+
+    A few factories cannot take a schedule function (``optax.sm3`` negates its rate when
+    built, ``optax.rprop`` fills its state with it, and so may your own): that is found out
+    from the first parameters the transformation sees, by building, initialising and
+    updating the function form abstractly (``jax.eval_shape``, nothing compiled, once per
+    optimizer configuration); where only the number form works, the rate goes in as a
+    float32 array.
 
     Args:
       optimizer_factory: an optax optimizer factory (``optax.adamw``, ``optax.sgd``, ``optax.lion``, ...).
@@ -209,15 +285,18 @@ def inject(
     else:
         plateau_init = None
 
+    if _LR in hyperparams and _LR not in static_names:
+        _check_rate_kind(hyperparams[_LR])
     dynamic: dict[str, Any] = {}
     static: dict[str, Any] = {}
     for name, value in hyperparams.items():
-        default = params[name].default if name in params else inspect.Parameter.empty
         if name in static_names:
             static[name] = value
         elif isinstance(value, Schedule):
             dynamic[name] = value
         elif _is_number(value):
+            _check_number(name, value)
+            default = params[name].default if name in params else None
             if isinstance(value, (int, np.integer)) and isinstance(default, int) and not isinstance(default, bool):
                 static[name] = value
             else:
@@ -228,19 +307,28 @@ def inject(
     if plateau is not None and _LR not in dynamic:
         raise ValueError("inject: plateau needs learning_rate to be a number or an lrjax schedule, not static")
 
-    lr_as_schedule = getattr(optimizer_factory, "__name__", "") not in _LR_NOT_A_SCHEDULE
+    as_function = _Builder(optimizer_factory, tuple(sorted(static.items())), tuple(dynamic), True)
+    # The optimizer, once it is known whether the factory takes its rate as a schedule function (a
+    # property of the factory, found out from the first parameters it sees; see _takes_rate_function).
+    chosen: list[tuple[_Builder, Callable]] = []
 
-    build = _Builder(optimizer_factory, tuple(sorted(static.items())), tuple(dynamic), lr_as_schedule)
-    try:
-        hash(build)
-        init_jit = functools.partial(_init_program, build)
-    except TypeError:  # an unhashable static argument: a program of this optimizer's own
-        init_jit = jax.jit(functools.partial(_init_state, build))
+    def builder(params: Any) -> tuple[_Builder, Callable]:
+        if not chosen:
+            takes = _LR not in dynamic or _takes_rate_function(as_function, params, dict(dynamic))
+            build = as_function if takes else dataclasses.replace(as_function, lr_as_schedule=False)
+            try:
+                hash(build)
+                init_jit = functools.partial(_init_program, build)
+            except TypeError:  # an unhashable static argument: a program of this optimizer's own
+                init_jit = jax.jit(functools.partial(_init_state, build))
+            chosen.append((build, init_jit))
+        return chosen[0]
 
     def init_fn(params):
-        return init_jit(params, dict(dynamic), plateau_init)
+        return builder(params)[1](params, dict(dynamic), plateau_init)
 
     def update_fn(updates, state, params=None, *, value=None, **extra_args):
+        build = builder(updates if params is None else params)[0]
         pstate = state.plateau
         if value is not None and pstate is not None:
             base = _evaluate(state.hyperparams[_LR], state.count)

@@ -268,3 +268,98 @@ def test_init_with_an_unhashable_static_argument_still_works():
     u, _ = tx.update(_grads(0, PARAMS), tx.init(PARAMS), PARAMS)
     ref, _ = optax.adamw(0.1, mask=mask).update(_grads(0, PARAMS), optax.adamw(0.1, mask=mask).init(PARAMS), PARAMS)
     assert _same(u, ref)
+
+
+def test_a_typed_prng_key_passes_through_as_static():
+    key = jax.random.key(0)  # dtype key<fry>: not a number, never a float32 leaf
+    tx = lrjax.inject(optax.noisy_sgd, learning_rate=0.1, key=key)
+    state = tx.init(PARAMS)
+    assert set(state.hyperparams) == {"learning_rate"}
+    direct = optax.noisy_sgd(0.1, key=key)
+    u, _ = tx.update(_grads(0, PARAMS), state, PARAMS)
+    ref, _ = direct.update(_grads(0, PARAMS), direct.init(PARAMS), PARAMS)
+    assert _same(u, ref)
+    # a raw uint32 key is not a float hyperparameter either
+    raw = jax.random.PRNGKey(3)
+    tx = lrjax.inject(lambda learning_rate, key: optax.sgd(learning_rate), learning_rate=0.1, key=raw)
+    assert set(tx.init(PARAMS).hyperparams) == {"learning_rate"}
+
+
+def _negating_sgd(learning_rate, momentum=0.0):
+    """A custom factory that needs its rate as a number: -learning_rate of a function fails."""
+    return optax.chain(optax.trace(decay=momentum), optax.scale(-learning_rate))
+
+
+def test_a_factory_that_needs_a_number_is_detected_not_listed():
+    sched = lrjax.Linear(1.0, 0.0, 10)
+    tx = lrjax.inject(_negating_sgd, learning_rate=sched, momentum=0.5)
+    state = tx.init(PARAMS)
+    g = jax.tree.map(jnp.ones_like, PARAMS)
+    trace = 0.0
+    for i in range(4):
+        u, state = tx.update(g, state, PARAMS)
+        trace = 1.0 + 0.5 * trace
+        np.testing.assert_allclose(u["b"], -np.float32(sched(i)) * trace * np.ones(6), rtol=1e-6)
+        assert float(lrjax.current_hyperparams(state)["learning_rate"]) == pytest.approx(float(sched(i)))
+    # optax's own number-only factories under another name (the old name list missed these)
+    def my_sm3(learning_rate):
+        return optax.sm3(learning_rate)
+
+    assert _same(_run(optax.sm3(1e-2))[0], _run(lrjax.inject(my_sm3, learning_rate=1e-2))[0])
+    # and jitted, with a state from init: one decision, one structure
+    tx = lrjax.inject(_negating_sgd, learning_rate=lrjax.Constant(0.5))
+    step = jax.jit(lambda s, g: tx.update(g, s, PARAMS))
+    u, _ = step(tx.init(PARAMS), g)
+    np.testing.assert_array_equal(u["w"], np.full((4, 6), -0.5, np.float32))
+
+
+def test_factories_that_take_a_schedule_keep_the_function_form():
+    # sgd takes a schedule function: the rate reaches optax through scale_by_schedule (its count in the state)
+    state = lrjax.inject(optax.sgd, learning_rate=0.1).init(PARAMS)
+    assert isinstance(state.inner_state[-1], optax.ScaleByScheduleState)
+    state = lrjax.inject(_negating_sgd, learning_rate=0.1).init(PARAMS)
+    assert not any(isinstance(s, optax.ScaleByScheduleState) for s in state.inner_state)
+
+
+def test_an_update_that_needs_extra_arguments_keeps_the_function_form():
+    # lbfgs's update needs value/grad/value_fn: the probe fails both ways, which is not the rate's doing
+    def f(p):
+        return jnp.sum((p["w"] - 2.0) ** 2)
+
+    params = {"w": jnp.ones(3)}
+    tx, ref = lrjax.inject(optax.lbfgs, learning_rate=lrjax.Constant(1.0)), optax.lbfgs(learning_rate=1.0)
+    a, sa, b, sb = params, tx.init(params), params, ref.init(params)
+    for _ in range(2):
+        v, g = jax.value_and_grad(f)(a)
+        u, sa = tx.update(g, sa, a, value=v, grad=g, value_fn=f)
+        a = optax.apply_updates(a, u)
+        v, g = jax.value_and_grad(f)(b)
+        u, sb = ref.update(g, sb, b, value=v, grad=g, value_fn=f)
+        b = optax.apply_updates(b, u)
+    assert _same(a, b)
+
+
+@pytest.mark.parametrize("rate", ["1e-3", [1e-3], (1e-3,), True, {"lr": 1e-3}])
+def test_a_rate_of_the_wrong_kind_is_refused_naming_the_argument(rate):
+    with pytest.raises(TypeError, match=r"inject: learning_rate must be a number, an lrjax schedule or a schedule "
+                                        r"function \(step -> rate\), got learning_rate="):
+        lrjax.inject(optax.adamw, learning_rate=rate)
+
+
+@pytest.mark.parametrize("rate", [-1e-3, float("nan"), float("inf"), np.float32(-1.0), np.array([1e-3, -1e-3])])
+def test_a_negative_or_nan_rate_is_refused_as_the_families_refuse_it(rate):
+    with pytest.raises(ValueError, match=r"inject: learning_rate must be a finite number >= 0, got learning_rate="):
+        lrjax.inject(optax.adamw, learning_rate=rate)
+    with pytest.raises(ValueError, match=r"Constant: value must (be|not be NaN)"):  # the family's own refusal
+        lrjax.Constant(float(np.min(rate)))
+
+
+def test_a_nan_hyperparameter_is_refused_and_zero_rate_is_fine():
+    with pytest.raises(ValueError, match=r"inject: weight_decay must be a number, not NaN, got weight_decay=nan"):
+        lrjax.inject(optax.adamw, learning_rate=1e-3, weight_decay=float("nan"))
+    u, _ = lrjax.inject(optax.sgd, learning_rate=0.0).update(_grads(0, PARAMS), lrjax.inject(
+        optax.sgd, learning_rate=0.0).init(PARAMS), PARAMS)
+    assert all(np.all(np.asarray(x) == 0) for x in jax.tree.leaves(u))
+    # a rate computed inside jit (a tracer) is not checked, and works
+    out = jax.jit(lambda lr: lrjax.inject(optax.sgd, learning_rate=lr).init(PARAMS).values["learning_rate"])(0.25)
+    assert float(out) == 0.25
