@@ -8,7 +8,13 @@ from lrjax.optim._inject import InjectState, inject
 from lrjax.optim._plateau import PlateauConfig, PlateauState, plateau_step, reduce_on_plateau
 from lrjax.optim._scaling import lr_scale_factor, scale_lr
 from lrjax.optim._schedule import ScaleByScheduleState, scale_by_schedule
-from lrjax.optim._state import current_hyperparams, observe_metric, replace_schedule, with_hyperparams
+from lrjax.optim._state import (
+    current_hyperparams,
+    observe_metric,
+    replace_schedule,
+    set_hyperparams,
+    with_hyperparams,
+)
 
 __all__ = [
     "InjectState",
@@ -26,6 +32,7 @@ __all__ = [
     "replace_schedule",
     "scale_by_schedule",
     "scale_lr",
+    "set_hyperparams",
     "steps_per_epoch",
     "to_steps",
     "with_hyperparams",

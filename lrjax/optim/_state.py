@@ -4,11 +4,19 @@ The functions here walk any (nested) optax state — ``optax.chain`` tuples,
 ``optax.MultiSteps``, ``optax.masked``, ``optax.multi_transform`` — and act on the
 lrjax states they find: :class:`InjectState`, :class:`ScaleByScheduleState`,
 :class:`PlateauState` (and report optax's own ``inject_hyperparams`` states).
+
+Flax NNX: ``nnx.Optimizer`` wraps every array of the optax state in a Variable (``OptArray``,
+``OptVariable``) — the leaves of the schedules inside it too — and each ``update`` writes the new
+values into those Variables in place. These functions read through the wrappers (plain arrays
+out), give back a state wrapped the same way (so ``optimizer.opt_state = with_hyperparams(...)``
+keeps working), and :func:`set_hyperparams` changes an optimizer in place. flax is never imported
+here: a state can only hold NNX Variables once the caller has imported ``flax.nnx``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Any
 
 import jax
@@ -21,7 +29,7 @@ from lrjax.optim._plateau import PlateauState, plateau_step
 from lrjax.optim._schedule import ScaleByScheduleState
 from lrjax.schedules._base import Schedule, _field_kind
 
-__all__ = ["current_hyperparams", "with_hyperparams", "replace_schedule", "observe_metric"]
+__all__ = ["current_hyperparams", "with_hyperparams", "set_hyperparams", "replace_schedule", "observe_metric"]
 
 _OPTAX_INJECT = tuple(
     t for t in (getattr(optax, "InjectHyperparamsState", None), getattr(optax, "InjectStatefulHyperparamsState", None))
@@ -32,6 +40,58 @@ _NODES = (InjectState, ScaleByScheduleState, PlateauState) + _OPTAX_INJECT
 
 def _is_node(x: Any) -> bool:
     return isinstance(x, _NODES)
+
+
+# -- Flax NNX: states whose arrays are wrapped in nnx.Variable ----------------------------
+
+def _variable_type() -> type | None:
+    """``flax.nnx.Variable`` if the caller has imported flax.nnx (else no state can hold one)."""
+    nnx = sys.modules.get("flax.nnx")
+    return getattr(nnx, "Variable", None) if nnx is not None else None
+
+
+def _variables(tree: Any) -> tuple[type | None, list]:
+    var = _variable_type()
+    if var is None:
+        return None, []
+    leaves = jax.tree.leaves(tree, is_leaf=lambda x: isinstance(x, var))
+    return var, [x for x in leaves if isinstance(x, var)]
+
+
+def _get(v: Any) -> Any:
+    return v.get_value() if hasattr(v, "get_value") else v.value
+
+
+def _unwrap(tree: Any) -> tuple[Any, Any]:
+    """``(plain, rewrap)``: the state with each NNX Variable replaced by its value, and the function
+    that wraps a state of the same structure back into Variables of the same types and metadata
+    (the identity when ``tree`` holds none)."""
+    var, found = _variables(tree)
+    if not found:
+        return tree, lambda plain: plain
+    is_var = lambda x: isinstance(x, var)  # noqa: E731
+    plain = jax.tree.map(lambda x: _get(x) if is_var(x) else x, tree, is_leaf=is_var)
+
+    def rewrap(new_plain: Any) -> Any:
+        return jax.tree.map(lambda w, x: w.replace(value=x) if is_var(w) else x, tree, new_plain, is_leaf=is_var)
+
+    return plain, rewrap
+
+
+def _holder_state(obj: Any) -> Any:
+    """The optax state of an optimizer object (``nnx.Optimizer``, flax's ``TrainState``), else ``obj``."""
+    if not isinstance(obj, (tuple, list, dict)) and not _is_node(obj) and hasattr(obj, "opt_state"):
+        return obj.opt_state
+    return obj
+
+
+def _refuse_holder(fn: str, obj: Any) -> None:
+    if _holder_state(obj) is not obj:
+        raise TypeError(
+            f"{fn}: opt_state must be an optax state, got a {type(obj).__name__} (an optimizer holding one); "
+            f"pass its .opt_state (the result wraps its arrays the same way, ready to assign back), or "
+            f"change it in place with lrjax.set_hyperparams(optimizer, ...)"
+        )
 
 
 def _key_str(path) -> str:
@@ -81,6 +141,8 @@ def current_hyperparams(opt_state: Any) -> dict[str, jax.Array]:
     ``optax.masked`` and any nesting. Before any update the values are those of step 0.
     When a name occurs more than once (two param groups), each is keyed by its path in the
     state, ``"<path>/<name>"``. The values stay on the device: fetch them when you log.
+    ``opt_state`` may also be an optimizer holding one (``nnx.Optimizer``, flax's
+    ``TrainState``): the values are plain arrays even where NNX wraps the state in Variables.
 
     >>> import jax.numpy as jnp, optax, lrjax
     >>> tx = optax.MultiSteps(lrjax.inject(optax.sgd, learning_rate=lrjax.Linear(1.0, 0.0, 4)), every_k_schedule=2)
@@ -88,7 +150,7 @@ def current_hyperparams(opt_state: Any) -> dict[str, jax.Array]:
     >>> float(lrjax.current_hyperparams(state)["learning_rate"])
     1.0
     """
-    entries = _entries(opt_state)
+    entries = _entries(_unwrap(_holder_state(opt_state))[0])
     counts: dict[str, int] = {}
     for _, name, _ in entries:
         counts[name] = counts.get(name, 0) + 1
@@ -172,12 +234,18 @@ def with_hyperparams(opt_state: Any, **new: Any) -> Any:
     the inner optimizer state (moments) are kept; the reported values are re-evaluated at the
     last update's step.
 
+    A state whose arrays are wrapped in NNX Variables (``nnx.Optimizer(...).opt_state``) comes
+    back wrapped the same way, so ``optimizer.opt_state = lrjax.with_hyperparams(
+    optimizer.opt_state, ...)`` works; :func:`set_hyperparams` does it in place.
+
     >>> import jax.numpy as jnp, optax, lrjax
     >>> tx = lrjax.inject(optax.sgd, learning_rate=lrjax.CosineDecay(0.1, 100))
     >>> state = lrjax.with_hyperparams(tx.init(jnp.zeros(1)), learning_rate=lrjax.CosineDecay(0.2, 200))
     >>> float(lrjax.current_hyperparams(state)["learning_rate"])
     0.20000000298023224
     """
+    _refuse_holder("with_hyperparams", opt_state)
+    opt_state, rewrap = _unwrap(opt_state)
     found: set[str] = set()
     names: set[str] = set()
 
@@ -208,7 +276,61 @@ def with_hyperparams(opt_state: Any, **new: Any) -> Any:
             f"the state holds {', '.join(sorted(names)) or 'no lrjax hyperparameters'} "
             f"(only hyperparameters passed to lrjax.inject as numbers or schedules live in the state)"
         )
-    return out
+    return rewrap(out)
+
+
+def set_hyperparams(optimizer: Any, **new: Any) -> None:
+    """Replace hyperparameters (schedules or numbers) of an optimizer object in place.
+
+    For Flax NNX: ``lrjax.set_hyperparams(optimizer, learning_rate=new_plan)`` on an
+    ``nnx.Optimizer(model, lrjax.inject(...), wrt=nnx.Param)`` writes the new plan into the
+    Variables that hold its state, as ``optimizer.update`` writes each step's state — eagerly or
+    inside ``nnx.jit`` (a jitted step keeps its compiled program: same structure). The rules are
+    those of :func:`with_hyperparams` (same structure, counts and moments kept). An object whose
+    ``opt_state`` is not NNX-wrapped gets ``optimizer.opt_state = with_hyperparams(...)``.
+
+    Why not assign a plain state back: ``nnx.Optimizer`` wraps every array of the optax state
+    in a Variable, the leaves of the (frozen) schedules too, and its ``update`` then writes
+    values into those Variables; a plain array in their place makes it try to set an attribute
+    of the frozen schedule ("Cannot set key ... on immutable node").
+
+    >>> import jax.numpy as jnp, optax, lrjax
+    >>> from flax import nnx
+    >>> model = nnx.Linear(2, 1, rngs=nnx.Rngs(0))
+    >>> optimizer = nnx.Optimizer(model, lrjax.inject(optax.sgd, learning_rate=lrjax.Constant(0.1)), wrt=nnx.Param)
+    >>> lrjax.set_hyperparams(optimizer, learning_rate=lrjax.Constant(0.2))
+    >>> float(lrjax.current_hyperparams(optimizer)["learning_rate"])
+    0.20000000298023224
+    """
+    state = _holder_state(optimizer)
+    if state is optimizer:
+        raise TypeError(
+            f"set_hyperparams: optimizer must be an optimizer object holding its state in .opt_state (an "
+            f"nnx.Optimizer), got {type(optimizer).__name__}; for an optax state use "
+            f"state = lrjax.with_hyperparams(state, ...)"
+        )
+    var, wrapped = _variables(state)
+    if not wrapped:
+        try:
+            optimizer.opt_state = with_hyperparams(state, **new)
+        except dataclasses.FrozenInstanceError:
+            raise TypeError(
+                f"set_hyperparams: {type(optimizer).__name__} is immutable; use "
+                f"x = x.replace(opt_state=lrjax.with_hyperparams(x.opt_state, ...))"
+            ) from None
+        return
+    plain, _ = _unwrap(state)
+    updated = with_hyperparams(plain, **new)
+
+    def put(v: Any, x: Any) -> None:
+        if not isinstance(v, var):
+            return
+        if hasattr(v, "set_value"):
+            v.set_value(x)
+        else:  # older flax
+            v.value = x
+
+    jax.tree.map(put, state, updated, is_leaf=lambda x: isinstance(x, var))
 
 
 def replace_schedule(opt_state: Any, schedule: Any, name: str = "learning_rate") -> Any:
@@ -231,7 +353,12 @@ def observe_metric(opt_state: Any, value: Any) -> Any:
     >>> state = lrjax.observe_metric(lrjax.observe_metric(tx.init(jnp.zeros(1)), 1.0), 2.0)
     >>> round(float(lrjax.current_hyperparams(state)["plateau_scale"]), 6)
     0.1
+
+    NNX-wrapped states come back wrapped: ``optimizer.opt_state = lrjax.observe_metric(
+    optimizer.opt_state, loss)``.
     """
+    _refuse_holder("observe_metric", opt_state)
+    opt_state, rewrap = _unwrap(opt_state)
 
     def visit(node):
         if isinstance(node, PlateauState):
@@ -246,4 +373,4 @@ def observe_metric(opt_state: Any, value: Any) -> Any:
             return node._replace(plateau=p, values=values, inner_state=inner)
         return node
 
-    return jax.tree.map(visit, opt_state, is_leaf=_is_node)
+    return rewrap(jax.tree.map(visit, opt_state, is_leaf=_is_node))
