@@ -1,31 +1,29 @@
-"""Argument checks shared by the compatibility layers: errors name the original class."""
+"""What only the compatibility layers need; their argument checks are the shared :mod:`lrjax._checks`.
+
+``number``, ``is_int`` and ``rate`` (``number(..., lo=0)``) are re-exported for the modules that
+import them from here.
+"""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+from lrjax._checks import is_int, number
 
-def number(owner: str, name: str, value: Any) -> float:
-    """``value`` as a finite float, else TypeError/ValueError naming ``owner`` and ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
-        raise TypeError(f"{owner}: {name} must be a number, got {name}={value!r} ({type(value).__name__})")
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueError(f"{owner}: {name} must be finite, got {name}={value!r}")
-    return v
+__all__ = ["TabulatedWarning", "is_int", "no_resume", "number", "rate"]
+
+
+class TabulatedWarning(UserWarning):
+    """A Python function JAX cannot trace was evaluated on the host into an :class:`lrjax.Table`.
+
+    The schedule is exact up to the table's last step and holds that value after it. Silence it
+    with ``warnings.filterwarnings("ignore", category=TabulatedWarning)`` once you know.
+    """
 
 
 def rate(owner: str, name: str, value: Any) -> float:
-    """A learning rate: a finite number >= 0."""
-    v = number(owner, name, value)
-    if v < 0:
-        raise ValueError(f"{owner}: {name} must be >= 0, got {name}={value!r}")
-    return v
-
-
-def is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """A learning rate: a finite number >= 0 (:func:`lrjax._checks.number` with ``lo=0``)."""
+    return number(owner, name, value, lo=0)
 
 
 def no_resume(owner: str, last_epoch: Any) -> None:

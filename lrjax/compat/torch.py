@@ -12,8 +12,12 @@ is the rate right after construction). Port a recipe by changing the import::
 
 ``CyclicLR`` and ``OneCycleLR`` return schedules whose ``.momentum`` is the momentum (or
 Adam ``b1``) schedule PyTorch would set. ``ReduceLROnPlateau`` returns the lrjax plateau
-transformation with PyTorch's semantics (see its docstring). Arguments PyTorch refuses raise
-``ValueError`` here too, at construction. This module never imports torch.
+transformation with PyTorch's semantics (see its docstring). ``LambdaLR`` becomes an
+:class:`lrjax.Lambda` when its function traces with JAX, else (given ``total_steps``) an
+:class:`lrjax.Table` computed on the host, with a :class:`TabulatedWarning`. ``SWALR``
+(``torch.optim.swa_utils``) is here too, alone or after another scheduler (``after=``,
+``start=``). Arguments PyTorch refuses raise ``ValueError`` here too, at construction. This
+module never imports torch.
 
 >>> from lrjax.compat import torch as lrt
 >>> s = lrt.StepLR(0.1, step_size=2, gamma=0.5)
@@ -24,18 +28,22 @@ transformation with PyTorch's semantics (see its docstring). Arguments PyTorch r
 from __future__ import annotations
 
 import dataclasses
+import math
+import warnings
 from typing import Any, Callable, Iterable
 from typing import Sequence as Seq
 
 import numpy as np
 
-from lrjax.compat._common import is_int, no_resume, number, rate
+from lrjax._checks import choice, fail, integer, is_int, number
+from lrjax.compat._common import TabulatedWarning, no_resume, rate
 from lrjax.schedules import (
     Constant,
     CosineDecay,
     CosineRestarts,
     Cyclic,
     Exponential,
+    Lambda,
     Linear,
     MultiStep,
     OneCycle,
@@ -45,9 +53,14 @@ from lrjax.schedules import (
     Schedule,
     Sequence,
     StepDecay,
+    Table,
+    Warmup,
 )
+from lrjax.schedules._lambda import depends_on_step, trace_failure
 
 __all__ = [
+    "LambdaLR",
+    "MultiplicativeLR",
     "StepLR",
     "MultiStepLR",
     "ConstantLR",
@@ -61,7 +74,136 @@ __all__ = [
     "SequentialLR",
     "ChainedScheduler",
     "ReduceLROnPlateau",
+    "SWALR",
+    "TabulatedWarning",
 ]
+
+
+def _one_lambda(owner: str, lr_lambda: Any) -> Callable:
+    """The single ``lr_lambda`` (a list of one is accepted: one parameter group)."""
+    if isinstance(lr_lambda, (list, tuple)):
+        if len(lr_lambda) != 1:
+            raise ValueError(
+                f"{owner}: lr_lambda must be one function (an lrjax schedule drives one parameter group; PyTorch "
+                f"wants one per group), got a list of {len(lr_lambda)}; build one schedule per group and combine "
+                "them with optax.multi_transform"
+            )
+        lr_lambda = lr_lambda[0]
+    if not callable(lr_lambda):
+        raise fail(owner, "lr_lambda", lr_lambda, "a function of the epoch (step)", TypeError)
+    return lr_lambda
+
+
+def _factor(owner: str, fn: Callable, t: int) -> float:
+    """``fn(t)`` called as PyTorch does (a Python int), as a float; finite and >= 0."""
+    v = fn(t)
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise TypeError(f"{owner}: lr_lambda({t}) must return a number, got {v!r}") from None
+    if not math.isfinite(x) or x < 0:
+        raise ValueError(f"{owner}: lr_lambda({t}) must be a finite number >= 0 (it scales a rate), got {v!r}")
+    return x
+
+
+def _table(owner: str, lr: float, factors: np.ndarray, why: str) -> Table:
+    n = len(factors) - 1
+    warnings.warn(
+        f"{owner}: lr_lambda was evaluated on the host for steps 0..{n} into an lrjax.Table ({why}); the rate "
+        f"holds its step-{n} value after step {n}",
+        TabulatedWarning,
+        stacklevel=3,
+    )
+    return Table(factors, scale=lr)
+
+
+def _steps(owner: str, total_steps: Any, why: str) -> int:
+    if total_steps is None:
+        raise ValueError(
+            f"{owner}: {why}, so lr_lambda is tabulated on the host, which needs its length: pass "
+            "total_steps=<the number of scheduler steps> (the rate holds its last value after it)"
+        )
+    return integer(owner, "total_steps", total_steps, lo=0, integral_floats=True)
+
+
+def LambdaLR(lr: float, lr_lambda: Callable[[int], float], last_epoch: int = -1, *,
+             total_steps: int | None = None) -> Schedule:
+    """``lr * lr_lambda(t)`` → :class:`lrjax.Lambda` when ``lr_lambda`` traces with JAX, else an
+    :class:`lrjax.Table` of its values for ``t = 0..total_steps``.
+
+    A function of ``jax.numpy``/arithmetic (``lambda e: 0.95 ** e``) is traced on a float32
+    step (checked against Python's value at the first steps) and gives an exact
+    ``Lambda(lr_lambda, scale=lr)`` for every step; ``total_steps`` is then not needed. Python
+    that JAX cannot trace (``if`` on the step, ``min``/``max``, ``math``) is called with
+    ``t = 0..total_steps`` on the host as PyTorch does; ``total_steps`` is then required, the
+    rate holds ``lr * lr_lambda(total_steps)`` after it, and a :class:`TabulatedWarning` says
+    so. Either way ``lr`` is a leaf (``scale``), so ``jax.vmap`` can sweep it.
+
+    >>> s = LambdaLR(0.1, lambda epoch: 0.5 ** epoch)          # traces: lrjax.Lambda
+    >>> type(s).__name__, [round(float(s(t)), 4) for t in range(4)]
+    ('Lambda', [0.1, 0.05, 0.025, 0.0125])
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", TabulatedWarning)
+    ...     s = LambdaLR(0.1, lambda epoch: min(1.0, (epoch + 1) / 3), total_steps=5)   # Python: a Table
+    >>> type(s).__name__, [round(float(s(t)), 4) for t in range(4)]
+    ('Table', [0.0333, 0.0667, 0.1, 0.1])
+    """
+    owner = "LambdaLR"
+    no_resume(owner, last_epoch)
+    lr = rate(owner, "lr", lr)
+    fn = _one_lambda(owner, lr_lambda)
+    why = trace_failure(fn)
+    if why is None:
+        sched = Lambda(fn, scale=lr)
+        probe = range(6)
+        try:  # the traced function must agree with Python's (ints, as PyTorch calls it)
+            want = np.array([float(fn(t)) for t in probe])
+        except Exception:  # noqa: BLE001 - fails on Python ints: PyTorch would fail too; nothing to compare
+            want = None
+        got = np.asarray(sched.replace(scale=1.0)(np.asarray(probe)), np.float64)
+        if want is None or np.allclose(got, want, rtol=1e-5, atol=1e-7 * np.max(np.abs(want), initial=1.0)):
+            return sched
+        why = f"its traced value {got.tolist()} differs from Python's {want.tolist()} at steps 0..5"
+    else:
+        why = f"JAX cannot trace it ({why})"
+    n = _steps(owner, total_steps, why)
+    return _table(owner, lr, np.array([_factor(owner, fn, t) for t in range(n + 1)]), why)
+
+
+def MultiplicativeLR(lr: float, lr_lambda: Callable[[int], float], last_epoch: int = -1, *,
+                     total_steps: int | None = None) -> Schedule:
+    """``lr * prod_{i=1..t} lr_lambda(i)`` (``lr`` at ``t = 0``) → :class:`lrjax.Exponential` for a
+    constant factor, else an :class:`lrjax.Table` of the running product for ``t = 0..total_steps``.
+
+    A factor that does not depend on the step (``lambda epoch: 0.95``, found by tracing it) is
+    the closed form ``Exponential(lr, decay_rate=0.95, decay_steps=1)``. Any other factor is
+    multiplied up on the host in float64 as PyTorch does (``lr_lambda(1)``, ``lr_lambda(2)``,
+    ...); ``total_steps`` is then required, the rate holds its value at ``total_steps`` after it,
+    and a :class:`TabulatedWarning` says so.
+
+    >>> s = MultiplicativeLR(1.0, lambda epoch: 0.5)
+    >>> type(s).__name__, [float(s(t)) for t in range(4)]
+    ('Exponential', [1.0, 0.5, 0.25, 0.125])
+    """
+    owner = "MultiplicativeLR"
+    no_resume(owner, last_epoch)
+    lr = rate(owner, "lr", lr)
+    fn = _one_lambda(owner, lr_lambda)
+    why = trace_failure(fn)
+    if why is None and not depends_on_step(fn):
+        c = _factor(owner, fn, 1)
+        if c > 0:
+            return Exponential(lr, decay_rate=c, decay_steps=1.0)
+        why = "its factor is 0"
+    else:
+        why = "the rate is a running product of a factor that changes with the step" if why is None else (
+            f"JAX cannot trace lr_lambda ({why})")
+    n = _steps(owner, total_steps, why)
+    factors = np.ones(n + 1)
+    for t in range(1, n + 1):
+        factors[t] = factors[t - 1] * _factor(owner, fn, t)
+    return _table(owner, lr, factors, why)
 
 
 def StepLR(lr: float, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> Schedule:
@@ -395,3 +537,83 @@ def ReduceLROnPlateau(lr: float, mode: str = "min", factor: float = 0.1, patienc
         return state._replace(config=dataclasses.replace(state.config, torch_rel=True))
 
     return optax.GradientTransformationExtraArgs(init_fn, base.update)
+
+
+def SWALR(lr: float | None, swa_lr: float, anneal_epochs: int = 10, anneal_strategy: str = "cos",
+          last_epoch: int = -1, *, after: Schedule | None = None, start: int | None = None) -> Schedule:
+    """``torch.optim.swa_utils.SWALR``: from the current rate to ``swa_lr`` over ``anneal_epochs``
+    SWALR steps, then ``swa_lr`` → :class:`lrjax.Warmup` ramping to ``Constant(swa_lr)``.
+
+    After ``k`` calls of ``SWALR.step()`` the rate is ``r + (swa_lr - r) a(min(k / A, 1))``
+    with ``r`` the optimizer's rate when SWALR starts stepping, ``A = anneal_epochs`` and
+    ``a(p) = (1 - cos(pi p)) / 2`` (``"cos"``) or ``p`` (``"linear"``); with ``A = 0``,
+    ``swa_lr`` from the start (PyTorch sets it at construction). Alone, ``r = lr``.
+
+    PyTorch's SWA recipe steps another scheduler first and SWALR from ``swa_start`` on, both
+    built before training (as in PyTorch's tests and tutorial)::
+
+        for epoch in range(epochs):
+            train(...)
+            if epoch >= swa_start: swa_scheduler.step()
+            else: scheduler.step()
+
+    ``SWALR(None, swa_lr, ..., after=<that scheduler's lrjax schedule>, start=swa_start)`` is
+    that whole run: ``after(t)`` for ``t <= start``, then the anneal from ``r = after(start)``
+    (evaluated once, here) → ``Sequence([after, anneal], [start])``; ``lr`` is then not used.
+    ``start`` without ``after`` keeps ``lr`` until ``start`` (no scheduler before SWALR).
+    (``if epoch > swa_start`` in the recipe means ``start=swa_start + 1``.) With ``start``,
+    ``anneal_epochs=0`` is refused: PyTorch's SWALR sets ``swa_lr`` at construction, and the
+    other scheduler then steps from it. ``swa_lr`` is one number (a list of one is accepted).
+
+    >>> s = SWALR(1.0, swa_lr=0.5, anneal_epochs=2, anneal_strategy="linear")
+    >>> [float(s(t)) for t in range(4)]
+    [1.0, 0.75, 0.5, 0.5]
+    >>> s = SWALR(None, 0.01, anneal_epochs=2, after=MultiplicativeLR(0.1, lambda e: 0.5), start=2)
+    >>> [round(float(s(t)), 4) for t in range(6)]
+    [0.1, 0.05, 0.025, 0.0175, 0.01, 0.01]
+    """
+    owner = "SWALR"
+    no_resume(owner, last_epoch)
+    if isinstance(swa_lr, (list, tuple)):
+        if len(swa_lr) != 1:
+            raise ValueError(
+                f"{owner}: swa_lr must be one number (an lrjax schedule drives one parameter group; PyTorch wants "
+                f"one per group), got swa_lr={list(swa_lr)!r}"
+            )
+        swa_lr = swa_lr[0]
+    swa = rate(owner, "swa_lr", swa_lr)
+    shape = {"cos": "cosine", "linear": "linear"}[choice(owner, "anneal_strategy", anneal_strategy, ("cos", "linear"))]
+    if not is_int(anneal_epochs) or anneal_epochs < 0:  # PyTorch: ValueError for 1.7 too
+        raise fail(owner, "anneal_epochs", anneal_epochs, "an integer >= 0")
+    n = int(anneal_epochs)
+
+    def anneal(start_rate: float) -> Schedule:
+        if n == 0:
+            return Constant(swa)
+        return Warmup(Constant(swa), warmup_steps=n, init_value=start_rate, shape=shape)
+
+    if after is None:
+        base = rate(owner, "lr", lr)
+        if start is None or n == 0:  # n == 0: PyTorch sets swa_lr at construction, whatever start is
+            return anneal(base)
+        after = Constant(base)  # no scheduler before SWALR: the rate stays lr until start
+    elif not isinstance(after, Schedule):
+        raise fail(owner, "after", after, "an lrjax schedule (e.g. from lrjax.compat.torch)", TypeError)
+    if start is None:
+        raise ValueError(f"{owner}: after= needs start=<the number of its steps before SWALR steps>")
+    s0 = integer(owner, "start", start, lo=0, integral_floats=True)
+    if n == 0:
+        raise ValueError(
+            f"{owner}: anneal_epochs=0 with after= is refused: PyTorch's SWALR sets swa_lr when it is built, and the "
+            "scheduler stepped before it then starts from swa_lr; use anneal_epochs >= 1 (or Sequence([after, "
+            "Constant(swa_lr)], [start]) for a switch at start)"
+        )
+    if isinstance(after, Table) and float(after.horizon) < s0:
+        raise ValueError(
+            f"{owner}: after is a Table of {int(after.horizon) + 1} steps, shorter than start={start!r}: tabulate it "
+            f"for at least total_steps={s0}"
+        )
+    start_rate = float(after(s0))
+    if s0 == 0:
+        return anneal(start_rate)
+    return Sequence([after, anneal(start_rate)], boundaries=[s0])

@@ -55,29 +55,42 @@ def torch_cases():
     import torch
     from torch.optim import lr_scheduler as S
 
+def _lambda(src):
+    """An ``lr_lambda`` from its source text: the JSON keeps the text, the test suite evaluates the same."""
+    import math
+
+    return eval(src, {"math": math})  # noqa: S307 - our own generator's text
+
+
     def optimizer(lr, kind="sgd"):
         p = torch.nn.Parameter(torch.zeros(1))
         if kind == "adam":
+    from torch.optim import swa_utils
             return torch.optim.Adam([p], lr=lr)
         return torch.optim.SGD([p], lr=lr, momentum=0.9)
 
     def build(opt, spec):
-        cls = getattr(S, spec["class"])
+        cls = getattr(S, spec["class"], None) or getattr(swa_utils, spec["class"])
         kw = dict(spec.get("kwargs", {}))
         if "schedulers" in kw:
             kw["schedulers"] = [build(opt, s) for s in kw["schedulers"]]
         if spec["class"] == "ChainedScheduler":  # ChainedScheduler(schedulers, optimizer=None)
             return cls(kw["schedulers"], optimizer=opt)
+        if "lr_lambda" in kw:  # source text (a list of texts: one per group)
+            f = kw["lr_lambda"]
+            kw["lr_lambda"] = [_lambda(x) for x in f] if isinstance(f, list) else _lambda(f)
         return cls(opt, **kw)
 
     cases, errors = [], []
 
-    def run(name, cls, lr, steps, opt_kind="sgd", metrics=None, **kwargs):
+    def run(name, cls, lr, steps, opt_kind="sgd", metrics=None, lrjax_kwargs=None, **kwargs):
         cfg = {"name": name, "class": cls, "lr": lr, "kwargs": kwargs, "optimizer": opt_kind}
         opt = optimizer(lr, opt_kind)
         try:
             sched = build(opt, {"class": cls, "kwargs": kwargs})
         except Exception as e:  # noqa: BLE001 - recorded
+        if lrjax_kwargs:  # lrjax-only arguments (total_steps of a tabulated lr_lambda)
+            cfg["lrjax_kwargs"] = lrjax_kwargs
             errors.append(_error_record("construct", cfg, e, "construct"))
             return
         lrs, moms = [], []
@@ -115,6 +128,23 @@ def torch_cases():
     run("step_defaults", "StepLR", 0.1, 30, step_size=5)
     run("step_half", "StepLR", 1.0, 30, step_size=3, gamma=0.5)
     run("step_every", "StepLR", 0.5, 40, step_size=1, gamma=0.9)
+    def run_swa(name, lr, steps, after, start, **swa_kw):
+        """PyTorch's SWA recipe (its tests' _test_swalr): `after` and SWALR built first, then per epoch
+        `after.step()` before `start`, `swa.step()` from `start` on."""
+        opt = optimizer(lr)
+        sched = build(opt, after) if after is not None else None
+        swa = swa_utils.SWALR(opt, **swa_kw)
+        lrs = []
+        for epoch in range(steps):
+            lrs.append(float(opt.param_groups[0]["lr"]))
+            opt.step()
+            if epoch >= start:
+                swa.step()
+            elif sched is not None:
+                sched.step()
+        kw = {**swa_kw, "start": start, **({"after": after} if after is not None else {})}
+        cases.append({"name": name, "class": "SWALR", "lr": lr, "kwargs": kw, "optimizer": "sgd", "lr_values": lrs})
+
     run("step_long", "StepLR", 0.01, 90, step_size=30, gamma=0.2)
     # MultiStepLR
     run("multistep", "MultiStepLR", 0.1, 45, milestones=[5, 10])
@@ -233,7 +263,60 @@ def torch_cases():
     run("err_constant_factor", "ConstantLR", 0.1, 5, factor=1.5)
     run("err_constant_neg", "ConstantLR", 0.1, 5, factor=-0.1)
     run("err_linear_start0", "LinearLR", 0.1, 5, start_factor=0.0)
+    # LambdaLR: lr * lr_lambda(t). Lambdas JAX traces become lrjax.Lambda; Python branches/math are
+    # tabulated by lrjax for t = 0..total_steps (held after: compared up to there unless the lambda holds too)
+    run("lambda_exp", "LambdaLR", 0.1, 60, lr_lambda="lambda epoch: 0.95 ** epoch")
+    run("lambda_inverse", "LambdaLR", 0.5, 60, lr_lambda="lambda epoch: 1.0 / (1.0 + 0.1 * epoch)")
+    run("lambda_stair", "LambdaLR", 0.1, 45, lr_lambda="lambda epoch: 0.1 ** (epoch // 10)")
+    run("lambda_from_zero", "LambdaLR", 0.2, 30, lr_lambda="lambda epoch: epoch / 10")
+    run("lambda_const", "LambdaLR", 0.1, 10, lr_lambda="lambda epoch: 0.5")
+    run("lambda_list_of_one", "LambdaLR", 0.1, 30, lr_lambda=["lambda epoch: 0.9 ** epoch"])
+    run("lambda_min_warmup", "LambdaLR", 0.1, 90, lr_lambda="lambda epoch: min(1.0, (epoch + 1) / 5)",
+        lrjax_kwargs={"total_steps": 30})
+    run("lambda_warmup_cosine", "LambdaLR", 0.1, 51,
+        lr_lambda="lambda e: (e + 1) / 5 if e < 5 else 0.5 * (1 + math.cos(math.pi * (e - 5) / 45))",
+        lrjax_kwargs={"total_steps": 50})
+    run("lambda_math_exp", "LambdaLR", 1.0, 41, lr_lambda="lambda epoch: math.exp(-0.05 * epoch)",
+        lrjax_kwargs={"total_steps": 40})
+    # MultiplicativeLR: lr * prod_{i=1..t} lr_lambda(i); a constant factor is lrjax.Exponential
+    run("mult_09", "MultiplicativeLR", 0.1, 60, lr_lambda="lambda epoch: 0.9")
+    run("mult_grow", "MultiplicativeLR", 0.01, 40, lr_lambda="lambda epoch: 1.05")
+    run("mult_one", "MultiplicativeLR", 0.1, 30, lr_lambda="lambda epoch: 1.0")
+    run("mult_branch", "MultiplicativeLR", 0.1, 41, lr_lambda="lambda epoch: 0.5 if epoch % 10 == 0 else 1.0",
+        lrjax_kwargs={"total_steps": 40})
+    run("mult_varying", "MultiplicativeLR", 1.0, 31, lr_lambda="lambda epoch: 0.99 ** epoch",
+        lrjax_kwargs={"total_steps": 30})
+    run("mult_zero", "MultiplicativeLR", 0.1, 20, lr_lambda="lambda epoch: 0.0", lrjax_kwargs={"total_steps": 10})
+    # SWALR (torch.optim.swa_utils) alone: from the optimizer's rate to swa_lr over anneal_epochs steps
+    run("swa_defaults", "SWALR", 0.1, 30, swa_lr=0.05)
+    run("swa_cos", "SWALR", 0.1, 36, swa_lr=0.01, anneal_epochs=12)
+    run("swa_linear", "SWALR", 0.1, 15, swa_lr=0.01, anneal_epochs=5, anneal_strategy="linear")
+    run("swa_up", "SWALR", 0.01, 24, swa_lr=0.05, anneal_epochs=8)
+    run("swa_one", "SWALR", 0.1, 6, swa_lr=0.02, anneal_epochs=1)
+    run("swa_zero", "SWALR", 0.1, 6, swa_lr=0.02, anneal_epochs=0)
+    run("swa_list_of_one", "SWALR", 0.1, 15, swa_lr=[0.02], anneal_epochs=5, anneal_strategy="linear")
+    # ... after another scheduler (PyTorch's test_swalr_* recipes and a few more)
+    run_swa("swa_no_anneal", 0.05, 18, None, 5, swa_lr=0.01, anneal_epochs=1)
+    run_swa("swa_cos_after_mult", 0.05, 30, sub("MultiplicativeLR", lr_lambda="lambda epoch: 0.9"), 5, swa_lr=0.01,
+            anneal_epochs=5)
+    run_swa("swa_linear_after_mult", 0.5, 27, sub("MultiplicativeLR", lr_lambda="lambda epoch: 0.9"), 5,
+            swa_lr=0.02, anneal_epochs=4, anneal_strategy="linear")
+    run_swa("swa_after_lambda", 0.1, 45, sub("LambdaLR", lr_lambda="lambda epoch: 0.95 ** epoch"), 10, swa_lr=0.01,
+            anneal_epochs=5)
+    run_swa("swa_up_after_step", 0.1, 30, sub("StepLR", step_size=3, gamma=0.5), 7, swa_lr=0.05, anneal_epochs=3,
+            anneal_strategy="linear")
+    run_swa("swa_after_cos", 0.1, 48, sub("CosineAnnealingLR", T_max=20), 12, swa_lr=0.02, anneal_epochs=4)
+    run_swa("swa_after_mult_table", 0.1, 27,
+            {**sub("MultiplicativeLR", lr_lambda="lambda epoch: 0.5 if epoch % 3 == 0 else 1.0"),
+             "lrjax_kwargs": {"total_steps": 6}}, 6, swa_lr=0.01, anneal_epochs=3)
+
     run("err_linear_start_big", "LinearLR", 0.1, 5, start_factor=1.5)
+    run("err_lambda_two", "LambdaLR", 0.1, 5, lr_lambda=["lambda e: 1.0", "lambda e: 0.5"])
+    run("err_mult_two", "MultiplicativeLR", 0.1, 5, lr_lambda=["lambda e: 1.0", "lambda e: 0.5"])
+    run("err_swa_strategy", "SWALR", 0.1, 5, swa_lr=1.0, anneal_strategy="exponential")
+    run("err_swa_anneal_neg", "SWALR", 0.1, 5, swa_lr=1.0, anneal_epochs=-1)
+    run("err_swa_anneal_float", "SWALR", 0.1, 5, swa_lr=1.0, anneal_epochs=1.7)
+    run("err_swa_lr_list", "SWALR", 0.1, 5, swa_lr=[1.0, 0.1, 0.01])
     run("err_linear_end", "LinearLR", 0.1, 5, end_factor=1.5)
     run("err_clr_mode", "CyclicLR", 0.1, 5, base_lr=0.01, max_lr=0.1, mode="foo")
     run("err_sgdr_t0", "CosineAnnealingWarmRestarts", 0.1, 5, T_0=0)
