@@ -51,10 +51,6 @@ def _error_record(kind: str, cfg: dict, exc: BaseException, when: str) -> dict:
 # PyTorch
 # ---------------------------------------------------------------------------------------------
 
-def torch_cases():
-    import torch
-    from torch.optim import lr_scheduler as S
-
 def _lambda(src):
     """An ``lr_lambda`` from its source text: the JSON keeps the text, the test suite evaluates the same."""
     import math
@@ -62,35 +58,39 @@ def _lambda(src):
     return eval(src, {"math": math})  # noqa: S307 - our own generator's text
 
 
+def torch_cases():
+    import torch
+    from torch.optim import lr_scheduler as S
+    from torch.optim import swa_utils
+
     def optimizer(lr, kind="sgd"):
         p = torch.nn.Parameter(torch.zeros(1))
         if kind == "adam":
-    from torch.optim import swa_utils
             return torch.optim.Adam([p], lr=lr)
         return torch.optim.SGD([p], lr=lr, momentum=0.9)
 
     def build(opt, spec):
         cls = getattr(S, spec["class"], None) or getattr(swa_utils, spec["class"])
         kw = dict(spec.get("kwargs", {}))
+        if "lr_lambda" in kw:  # source text (a list of texts: one per group)
+            f = kw["lr_lambda"]
+            kw["lr_lambda"] = [_lambda(x) for x in f] if isinstance(f, list) else _lambda(f)
         if "schedulers" in kw:
             kw["schedulers"] = [build(opt, s) for s in kw["schedulers"]]
         if spec["class"] == "ChainedScheduler":  # ChainedScheduler(schedulers, optimizer=None)
             return cls(kw["schedulers"], optimizer=opt)
-        if "lr_lambda" in kw:  # source text (a list of texts: one per group)
-            f = kw["lr_lambda"]
-            kw["lr_lambda"] = [_lambda(x) for x in f] if isinstance(f, list) else _lambda(f)
         return cls(opt, **kw)
 
     cases, errors = [], []
 
     def run(name, cls, lr, steps, opt_kind="sgd", metrics=None, lrjax_kwargs=None, **kwargs):
         cfg = {"name": name, "class": cls, "lr": lr, "kwargs": kwargs, "optimizer": opt_kind}
+        if lrjax_kwargs:  # lrjax-only arguments (total_steps of a tabulated lr_lambda)
+            cfg["lrjax_kwargs"] = lrjax_kwargs
         opt = optimizer(lr, opt_kind)
         try:
             sched = build(opt, {"class": cls, "kwargs": kwargs})
         except Exception as e:  # noqa: BLE001 - recorded
-        if lrjax_kwargs:  # lrjax-only arguments (total_steps of a tabulated lr_lambda)
-            cfg["lrjax_kwargs"] = lrjax_kwargs
             errors.append(_error_record("construct", cfg, e, "construct"))
             return
         lrs, moms = [], []
@@ -124,10 +124,6 @@ def _lambda(src):
     def sub(cls, **kw):
         return {"class": cls, "kwargs": kw}
 
-    # StepLR
-    run("step_defaults", "StepLR", 0.1, 30, step_size=5)
-    run("step_half", "StepLR", 1.0, 30, step_size=3, gamma=0.5)
-    run("step_every", "StepLR", 0.5, 40, step_size=1, gamma=0.9)
     def run_swa(name, lr, steps, after, start, **swa_kw):
         """PyTorch's SWA recipe (its tests' _test_swalr): `after` and SWALR built first, then per epoch
         `after.step()` before `start`, `swa.step()` from `start` on."""
@@ -145,6 +141,10 @@ def _lambda(src):
         kw = {**swa_kw, "start": start, **({"after": after} if after is not None else {})}
         cases.append({"name": name, "class": "SWALR", "lr": lr, "kwargs": kw, "optimizer": "sgd", "lr_values": lrs})
 
+    # StepLR
+    run("step_defaults", "StepLR", 0.1, 30, step_size=5)
+    run("step_half", "StepLR", 1.0, 30, step_size=3, gamma=0.5)
+    run("step_every", "StepLR", 0.5, 40, step_size=1, gamma=0.9)
     run("step_long", "StepLR", 0.01, 90, step_size=30, gamma=0.2)
     # MultiStepLR
     run("multistep", "MultiStepLR", 0.1, 45, milestones=[5, 10])
@@ -259,10 +259,6 @@ def _lambda(src):
         patience=2, factor=0.5, threshold=0.1)
     run("plateau_eps", "ReduceLROnPlateau", 1e-3, 0, metrics=[1.0] * 12, patience=1, factor=0.5, eps=2e-4)
 
-    # Errors (constructor refusals and ZeroDivisionError where a phase has zero length)
-    run("err_constant_factor", "ConstantLR", 0.1, 5, factor=1.5)
-    run("err_constant_neg", "ConstantLR", 0.1, 5, factor=-0.1)
-    run("err_linear_start0", "LinearLR", 0.1, 5, start_factor=0.0)
     # LambdaLR: lr * lr_lambda(t). Lambdas JAX traces become lrjax.Lambda; Python branches/math are
     # tabulated by lrjax for t = 0..total_steps (held after: compared up to there unless the lambda holds too)
     run("lambda_exp", "LambdaLR", 0.1, 60, lr_lambda="lambda epoch: 0.95 ** epoch")
@@ -310,13 +306,17 @@ def _lambda(src):
             {**sub("MultiplicativeLR", lr_lambda="lambda epoch: 0.5 if epoch % 3 == 0 else 1.0"),
              "lrjax_kwargs": {"total_steps": 6}}, 6, swa_lr=0.01, anneal_epochs=3)
 
-    run("err_linear_start_big", "LinearLR", 0.1, 5, start_factor=1.5)
+    # Errors (constructor refusals and ZeroDivisionError where a phase has zero length)
     run("err_lambda_two", "LambdaLR", 0.1, 5, lr_lambda=["lambda e: 1.0", "lambda e: 0.5"])
     run("err_mult_two", "MultiplicativeLR", 0.1, 5, lr_lambda=["lambda e: 1.0", "lambda e: 0.5"])
     run("err_swa_strategy", "SWALR", 0.1, 5, swa_lr=1.0, anneal_strategy="exponential")
     run("err_swa_anneal_neg", "SWALR", 0.1, 5, swa_lr=1.0, anneal_epochs=-1)
     run("err_swa_anneal_float", "SWALR", 0.1, 5, swa_lr=1.0, anneal_epochs=1.7)
     run("err_swa_lr_list", "SWALR", 0.1, 5, swa_lr=[1.0, 0.1, 0.01])
+    run("err_constant_factor", "ConstantLR", 0.1, 5, factor=1.5)
+    run("err_constant_neg", "ConstantLR", 0.1, 5, factor=-0.1)
+    run("err_linear_start0", "LinearLR", 0.1, 5, start_factor=0.0)
+    run("err_linear_start_big", "LinearLR", 0.1, 5, start_factor=1.5)
     run("err_linear_end", "LinearLR", 0.1, 5, end_factor=1.5)
     run("err_clr_mode", "CyclicLR", 0.1, 5, base_lr=0.01, max_lr=0.1, mode="foo")
     run("err_sgdr_t0", "CosineAnnealingWarmRestarts", 0.1, 5, T_0=0)
