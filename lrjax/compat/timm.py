@@ -9,6 +9,11 @@ draws it from torch's generator per step, which lrjax does not reproduce; passin
 ``ValueError``. timm's ``assert`` checks raise ``ValueError`` here. This module never imports
 timm or torch.
 
+``PlateauLRScheduler`` is metric-driven, not a function of the step: it is a small object
+holding the rate schedule (its warmup, by epoch) and a :func:`lrjax.reduce_on_plateau`
+transformation for :func:`lrjax.inject`, with timm's ``step(epoch, metric)`` as a pure
+function of the optimizer state (see its docstring).
+
 >>> from lrjax.compat import timm as lrtimm
 >>> s = lrtimm.CosineLRScheduler(0.1, t_initial=100, warmup_t=10, warmup_lr_init=1e-4)
 >>> round(float(s(5)), 5), round(float(s(150)), 5)
@@ -22,10 +27,12 @@ from typing import Sequence as Seq
 
 import numpy as np
 
-from lrjax.compat._common import number, rate
-from lrjax.schedules import CosineRestarts, MultiStep, Schedule, StepDecay, Warmup
+from lrjax._checks import choice, fail, integer, is_int, number
+from lrjax.compat._common import rate
+from lrjax.schedules import Constant, CosineRestarts, MultiStep, PiecewiseConstant, Schedule, StepDecay, Warmup
 
-__all__ = ["CosineLRScheduler", "TanhLRScheduler", "StepLRScheduler", "MultiStepLRScheduler", "PolyLRScheduler"]
+__all__ = ["CosineLRScheduler", "TanhLRScheduler", "StepLRScheduler", "MultiStepLRScheduler", "PolyLRScheduler",
+           "PlateauLRScheduler"]
 
 
 def _no_noise(owner: str, noise_range_t: Any) -> None:
@@ -150,3 +157,110 @@ def PolyLRScheduler(lr: float, t_initial: int, power: float = 0.5, lr_min: float
     s = _restarts(owner, lr, t_initial, lr_min, cycle_mul, cycle_decay, cycle_limit, shape="polynomial", power=p,
                   k_decay=k)
     return _warmup(owner, s, lr, warmup_t, warmup_lr_init, warmup_prefix)
+
+
+class PlateauLRScheduler:
+    """timm's ``PlateauLRScheduler``: PyTorch's ``ReduceLROnPlateau`` after a linear warmup, stepped
+    once per epoch with the epoch's metric.
+
+    timm sets ``warmup_lr_init + k (lr - warmup_lr_init) / warmup_t`` in ``step(k, metric)`` for
+    ``k <= warmup_t`` (the metric is ignored), then hands each metric to ``ReduceLROnPlateau``
+    (``factor=decay_rate``, ``patience=patience_t``, ``cooldown=cooldown_t``, ``min_lr=lr_min``,
+    relative ``threshold``, ``mode`` — by default ``'max'``, timm's, not PyTorch's ``'min'``).
+    ``step_update`` does nothing. The port is three pieces:
+
+    * ``.schedule``: the rate by optimizer update — the warmup as a staircase over epochs of
+      ``steps_per_epoch`` updates (required when ``warmup_t > 0``), then ``lr``;
+    * ``.plateau``: the :func:`lrjax.reduce_on_plateau` transformation with PyTorch's semantics
+      (its relative test, see :func:`lrjax.compat.torch.ReduceLROnPlateau`);
+    * ``.step(opt_state, epoch, metric)``: timm's ``scheduler.step(epoch, metric)``, a pure
+      function of the optimizer state: :func:`lrjax.observe_metric` once past the warmup
+      (``epoch > warmup_t``), else the state unchanged.
+
+    ::
+
+        sched = lrtimm.PlateauLRScheduler(0.1, decay_rate=0.5, patience_t=2, warmup_t=3, steps_per_epoch=len(loader))
+        tx = lrjax.inject(optax.sgd, learning_rate=sched.schedule, plateau=sched.plateau, momentum=0.9)
+        for epoch in range(epochs):
+            ...                                                  # steps_per_epoch updates
+            state = sched.step(state, epoch + 1, eval_metric)    # timm's train.py: step(epoch + 1, metric)
+
+    The rate of the updates of epoch ``e`` is then timm's after ``step(e, ...)``. Epochs count
+    from 1, as timm's training script passes them (timm's ``step(0)`` without warmup would set
+    the rate to ``warmup_lr_init``; here it observes nothing). Noise (``noise_range_t``) is
+    refused; ``noise_*`` and ``initialize`` are accepted and ignored.
+
+    >>> import jax.numpy as jnp, optax, lrjax
+    >>> s = PlateauLRScheduler(0.1, decay_rate=0.5, patience_t=0, mode="min", warmup_t=2, steps_per_epoch=1)
+    >>> [round(float(s.schedule(t)), 4) for t in range(4)]
+    [0.0, 0.05, 0.1, 0.1]
+    >>> tx = lrjax.inject(optax.sgd, learning_rate=s.schedule, plateau=s.plateau)
+    >>> state = tx.init(jnp.zeros(1))
+    >>> for epoch, loss in enumerate([9.0, 9.0, 1.0, 1.0], start=1):   # the first two: during warmup, ignored
+    ...     _, state = tx.update(jnp.zeros(1), state)    # the epoch's updates (one here)
+    ...     state = s.step(state, epoch, loss)
+    >>> round(float(lrjax.current_hyperparams(state)["plateau_scale"]), 4)
+    0.5
+    """
+
+    def __init__(self, lr: float, decay_rate: float = 0.1, patience_t: int = 10, threshold: float = 1e-4,
+                 cooldown_t: int = 0, warmup_t: int = 0, warmup_lr_init: float = 0.0, lr_min: float = 0.0,
+                 mode: str = "max", noise_range_t: Any = None, noise_type: str = "normal", noise_pct: float = 0.67,
+                 noise_std: float = 1.0, noise_seed: int | None = None, initialize: bool = True, *,
+                 steps_per_epoch: int | None = None) -> None:
+        from lrjax.compat.torch import ReduceLROnPlateau
+
+        owner = "PlateauLRScheduler"
+        _no_noise(owner, noise_range_t)
+        lr = rate(owner, "lr", lr)
+        if number(owner, "decay_rate", decay_rate) >= 1.0:  # ReduceLROnPlateau: "Factor should be < 1.0."
+            raise fail(owner, "decay_rate", decay_rate, "< 1 (it is ReduceLROnPlateau's factor)")
+        choice(owner, "mode", mode, ("min", "max"))
+        patience = integer(owner, "patience_t", patience_t, lo=0, integral_floats=True)
+        cooldown = integer(owner, "cooldown_t", cooldown_t, lo=0, integral_floats=True)
+        number(owner, "threshold", threshold, lo=0)
+        floor = rate(owner, "lr_min", lr_min)
+        init = rate(owner, "warmup_lr_init", warmup_lr_init)
+        w = integer(owner, "warmup_t", warmup_t, lo=0, integral_floats=True)
+        self.warmup_t: int = w
+        self.steps_per_epoch: int | None = None
+        if w == 0:
+            self.schedule: Schedule = Constant(lr)
+        else:
+            if steps_per_epoch is None:
+                raise ValueError(
+                    f"{owner}: warmup_t={warmup_t!r} needs steps_per_epoch=<optimizer updates per epoch>: timm warms "
+                    "up once per epoch, lrjax's rate is a function of the update count"
+                )
+            if not is_int(steps_per_epoch):
+                raise fail(owner, "steps_per_epoch", steps_per_epoch, "an integer >= 1", TypeError)
+            n = integer(owner, "steps_per_epoch", steps_per_epoch, lo=1)
+            self.steps_per_epoch = n
+            step = (lr - init) / w  # timm: warmup_lr_init + epoch * (lr - warmup_lr_init) / warmup_t
+            self.schedule = PiecewiseConstant(boundaries=np.arange(1, w + 1, dtype=np.float64) * n,
+                                              values=np.array([init + k * step for k in range(w + 1)]), side="right")
+        self.plateau = ReduceLROnPlateau(lr, mode=mode, factor=decay_rate, patience=patience, threshold=threshold,
+                                         cooldown=cooldown, min_lr=floor)
+
+    def step(self, opt_state: Any, epoch: Any, metric: Any) -> Any:
+        """timm's ``scheduler.step(epoch, metric)``: the metric observed once ``epoch > warmup_t``.
+
+        Pure and jittable; ``epoch`` may be traced (then both outcomes are computed and one kept).
+        """
+        import jax
+        import jax.numpy as jnp
+
+        from lrjax.optim import observe_metric
+
+        observed = observe_metric(opt_state, metric)
+        if isinstance(epoch, jax.core.Tracer) or isinstance(epoch, jax.Array):
+            past = jnp.asarray(epoch) > self.warmup_t
+            return jax.tree.map(lambda a, b: jnp.where(past, a, b), observed, opt_state)
+        return observed if epoch > self.warmup_t else opt_state
+
+    def step_update(self, opt_state: Any, num_updates: Any, metric: Any = None) -> Any:
+        """timm's ``step_update``: nothing to do (the warmup is in :attr:`schedule`)."""
+        return opt_state
+
+    def __repr__(self) -> str:
+        return f"PlateauLRScheduler(schedule={self.schedule!r}, warmup_t={self.warmup_t})"

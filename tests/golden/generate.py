@@ -516,6 +516,7 @@ def keras_cases():
 
 def timm_cases():
     import logging
+    import warnings
 
     import timm
     import torch
@@ -573,11 +574,46 @@ def timm_cases():
     run("poly_k_warm", "PolyLRScheduler", 0.1, 150, t_initial=45, k_decay=1.5, warmup_t=5, warmup_lr_init=1e-3)
     run("poly_mul2", "PolyLRScheduler", 0.1, 210, t_initial=10, cycle_mul=2.0, cycle_limit=3)
 
+    def run_plateau(name, lr, metrics, **kw):
+        """PlateauLRScheduler, by epoch as timm's train.py: the lr after construction, then after each
+        ``step(epoch, metric)`` for epoch = 1, 2, ... (``step_update`` checked to change nothing)."""
+        cfg = {"name": name, "class": "PlateauLRScheduler", "lr": lr, "kwargs": kw}
+        p = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([p], lr=lr, momentum=0.9)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # timm: PlateauLRScheduler is deprecated
+                sched = T.PlateauLRScheduler(opt, **kw)
+        except Exception as e:  # noqa: BLE001
+            errors.append(_error_record("construct", cfg, e, "construct"))
+            return
+        lrs = [float(opt.param_groups[0]["lr"])]
+        for epoch, m in enumerate(metrics, start=1):
+            sched.step_update(epoch * 100, m)
+            assert float(opt.param_groups[0]["lr"]) == lrs[-1], "timm's step_update changed the plateau lr"
+            sched.step(epoch, m)
+            lrs.append(float(opt.param_groups[0]["lr"]))
+        cases.append({**cfg, "metrics": list(metrics), "lr_values": lrs})
+
+    acc = [0.1, 0.3, 0.5, 0.6, 0.6, 0.6, 0.6, 0.65, 0.65, 0.65, 0.65, 0.65, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7]
+    loss = [1.0, 0.8, 0.7, 0.7, 0.7, 0.7, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.55, 0.55, 0.55, 0.55, 0.55, 0.55]
+    run_plateau("plateau_defaults", 0.1, acc * 2)  # mode='max', patience_t=10
+    run_plateau("plateau_min", 0.1, loss, mode="min", decay_rate=0.5, patience_t=2)
+    run_plateau("plateau_max", 0.1, acc, decay_rate=0.5, patience_t=1, threshold=0.01)
+    run_plateau("plateau_cooldown", 0.1, loss, mode="min", decay_rate=0.5, patience_t=0, cooldown_t=2)
+    run_plateau("plateau_lr_min", 0.1, [1.0] * 12, mode="min", decay_rate=0.5, patience_t=0, lr_min=0.02)
+    # during warmup timm ignores the metric: these good warmup losses must not become the best
+    run_plateau("plateau_warmup", 0.1, [0.1, 0.1, 0.1, 0.5, 0.5, 0.5, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4], mode="min",
+                decay_rate=0.5, patience_t=1, warmup_t=3, warmup_lr_init=1e-4)
+    run_plateau("plateau_warmup_max", 0.05, acc, decay_rate=0.2, patience_t=2, warmup_t=5)
+
     run("err_cos_t0", "CosineLRScheduler", 0.1, 5, t_initial=0)
     run("err_cos_lr_min", "CosineLRScheduler", 0.1, 5, t_initial=10, lr_min=-1.0)
     run("err_tanh_bounds", "TanhLRScheduler", 0.1, 5, t_initial=10, lb=3.0, ub=-7.0)
     run("err_tanh_warm", "TanhLRScheduler", 0.1, 5, t_initial=10, warmup_t=-1)
     run("err_poly_t0", "PolyLRScheduler", 0.1, 5, t_initial=0)
+    run_plateau("err_plateau_decay", 0.1, [1.0], decay_rate=1.0)
+    run_plateau("err_plateau_mode", 0.1, [1.0], mode="foo")
     return {"timm": timm.__version__, "torch": torch.__version__}, cases, errors
 
 
