@@ -109,7 +109,7 @@ def _factor(owner: str, fn: Callable, t: int) -> float:
 def _table(owner: str, lr: float, factors: np.ndarray, why: str) -> Table:
     n = len(factors) - 1
     warnings.warn(
-        f"{owner}: lr_lambda was evaluated on the host for steps 0..{n} into an lrjax.Table ({why}); the rate "
+        f"{owner}: lr_lambda was evaluated on the host for steps 0..{n} into an lrjax.Table: {why}; the rate "
         f"holds its step-{n} value after step {n}",
         TabulatedWarning,
         stacklevel=3,
