@@ -7,6 +7,7 @@ none of its modules imports torch, transformers, keras or timm::
     from lrjax.compat import transformers as lrhf    # get_scheduler(name, learning_rate, ...)
     from lrjax.compat import keras as lrk            # ExponentialDecay, CosineDecayRestarts, ...
     from lrjax.compat import timm as lrtimm          # CosineLRScheduler, ... (by update count)
+    from lrjax.compat import optax as lro            # warmup_cosine_decay_schedule(...), ... (optax's functions)
 
 Each constructor takes the original's argument names and defaults (PyTorch and timm: the
 optimizer replaced by ``lr``, its base rate) and returns a native lrjax schedule, whose value

@@ -6,7 +6,11 @@ Runs OUTSIDE the project environment, in a virtualenv holding the real libraries
     /work/golden_env/bin/pip install torch==2.14.1 torchvision==0.29.1 transformers timm keras jax
     KERAS_BACKEND=jax /work/golden_env/bin/python tests/golden/generate.py
 
-(versions used for the committed files: recorded in each JSON's "versions" entry).
+(versions used for the committed files: recorded in each JSON's "versions" entry). optax is a
+dependency of lrjax: its vectors come from the project's own environment,
+
+    python tests/golden/generate.py optax       # writes tests/golden/optax.json
+
 It writes tests/golden/{torch,transformers,keras,timm}.json. Each holds "cases": for each
 configuration its constructor arguments and the learning rate (and, for CyclicLR/OneCycleLR,
 the momentum) at every step t = 0, 1, ..., n-1 — PyTorch/HF: ``get_last_lr()`` after t calls
@@ -617,9 +621,351 @@ def timm_cases():
     return {"timm": timm.__version__, "torch": torch.__version__}, cases, errors
 
 
+# ---------------------------------------------------------------------------------------------
+# optax (runs in the project's own environment: optax is a dependency)
+# ---------------------------------------------------------------------------------------------
+
+def _optax_build(spec):
+    """An optax schedule from ``{"function", "kwargs"}``: ``boundaries_and_scales`` is stored as [[step, scale],
+    ...] (JSON keys are strings), ``schedules`` of join_schedules as nested specs."""
+    import optax
+
+    kw = dict(spec["kwargs"])
+    if kw.get("boundaries_and_scales") is not None:
+        kw["boundaries_and_scales"] = dict((b, s) for b, s in kw["boundaries_and_scales"])
+    if "schedules" in kw:
+        kw["schedules"] = [_optax_build(s) for s in kw["schedules"]]
+    return getattr(optax.schedules, spec["function"])(**kw)
+
+
+def optax_cases():
+    """optax's schedule functions at the update count t = 0..n-1 (an int32 count, as optax's optimizers feed
+    it), evaluated op by op. Jitted, XLA turns ``count / T`` into ``count * (1 / T)``, so ``1 - count / T``
+    can come out a hair below 0 at the end of a polynomial decay and ``frac ** power`` NaN for a
+    fractional power: such cases also record ``optax_jit_nonfinite_steps`` (lrjax gives the finite value).
+    Errors: "construct"/"call" (optax raises), "nonfinite" (optax accepts, gives inf/NaN) and "accepted"
+    (finite in optax, refused by lrjax: documented in docs/compat.md)."""
+    import math
+
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    cases, errors = [], []
+
+    def run(name, function, steps, lrjax_refuses=None, **kwargs):
+        spec = {"function": function, "kwargs": kwargs}
+        cfg = {"name": name, **spec}
+        try:
+            f = _optax_build(spec)
+        except Exception as e:  # noqa: BLE001 - recorded
+            errors.append(_error_record("construct", cfg, e, "construct"))
+            return
+        values, jitted = [], jax.jit(f)
+        for t in range(steps):
+            try:
+                values.append(float(f(jnp.asarray(t, jnp.int32))))
+            except Exception as e:  # noqa: BLE001 - optax fails only when called
+                errors.append(_error_record("call", cfg, e, f"step {t}"))
+                return
+        bad = [t for t, v in enumerate(values) if not math.isfinite(v)]
+        jit_bad = [t for t in range(steps) if not math.isfinite(float(jitted(jnp.asarray(t, jnp.int32))))]
+        if jit_bad and not bad:
+            cfg["optax_jit_nonfinite_steps"] = jit_bad
+        if bad:
+            errors.append({**cfg, "kind": "nonfinite", "error": "non-finite value", "when": f"step {bad[0]}",
+                           "message": f"optax gives {values[bad[0]]} at step {bad[0]}"})
+        elif lrjax_refuses:
+            errors.append({**cfg, "kind": "accepted", "error": "refused by lrjax", "when": "construct",
+                           "message": lrjax_refuses, "lr_values": values})
+        else:
+            cases.append({**cfg, "lr_values": values})
+
+    def sub(function, **kwargs):
+        return {"function": function, "kwargs": kwargs}
+
+    def pairs(d):
+        return [[b, s] for b, s in d.items()]
+
+    # constant_schedule
+    run("constant", "constant_schedule", 20, value=0.1)
+    run("constant_zero", "constant_schedule", 10, value=0.0)
+    run("constant_int", "constant_schedule", 10, value=3)
+    run("constant_negative", "constant_schedule", 10, value=-0.5)
+    # linear_schedule / warmup_constant_schedule
+    run("linear", "linear_schedule", 150, init_value=1.0, end_value=0.0, transition_steps=100)
+    run("linear_up", "linear_schedule", 80, init_value=0.0, end_value=1e-3, transition_steps=50)
+    run("linear_begin", "linear_schedule", 100, init_value=0.5, end_value=0.1, transition_steps=40, transition_begin=20)
+    run("linear_negative_begin", "linear_schedule", 40, init_value=1.0, end_value=0.0, transition_steps=20,
+        transition_begin=-5)
+    run("linear_zero_steps", "linear_schedule", 20, init_value=0.3, end_value=0.0, transition_steps=0)
+    run("linear_negative_steps", "linear_schedule", 20, init_value=0.3, end_value=0.0, transition_steps=-3,
+        transition_begin=5)
+    run("linear_to_negative", "linear_schedule", 40, init_value=1.0, end_value=-1.0, transition_steps=25)
+    run("linear_negative", "linear_schedule", 40, init_value=-0.2, end_value=-1.0, transition_steps=20,
+        transition_begin=4)
+    run("linear_float_steps", "linear_schedule", 30, init_value=1.0, end_value=0.2, transition_steps=10.5,
+        transition_begin=2.5)
+    run("linear_flat", "linear_schedule", 15, init_value=0.2, end_value=0.2, transition_steps=5)
+    run("warmup_constant", "warmup_constant_schedule", 40, init_value=0.0, peak_value=1e-3, warmup_steps=10)
+    run("warmup_constant_w0", "warmup_constant_schedule", 10, init_value=1e-4, peak_value=1e-3, warmup_steps=0)
+    # polynomial_schedule
+    run("poly_sq", "polynomial_schedule", 150, init_value=1.0, end_value=0.01, power=2, transition_steps=100)
+    run("poly_doc_begin", "polynomial_schedule", 120, init_value=1.0, end_value=0.01, power=2, transition_steps=100,
+        transition_begin=5)
+    run("poly_sqrt", "polynomial_schedule", 60, init_value=0.1, end_value=0.0, power=0.5, transition_steps=40)
+    run("poly_cube_begin", "polynomial_schedule", 80, init_value=0.5, end_value=0.05, power=3.0, transition_steps=30,
+        transition_begin=10)
+    run("poly_power0", "polynomial_schedule", 30, init_value=0.4, end_value=0.0, power=0, transition_steps=20)
+    run("poly_zero_steps", "polynomial_schedule", 20, init_value=0.7, end_value=0.0, power=2, transition_steps=0)
+    run("poly_negative_steps", "polynomial_schedule", 20, init_value=0.7, end_value=0.0, power=2,
+        transition_steps=-10)
+    run("poly_negative_begin", "polynomial_schedule", 50, init_value=1.0, end_value=0.0, power=2,
+        transition_steps=30, transition_begin=-8)
+    run("poly_up", "polynomial_schedule", 60, init_value=0.0, end_value=1.0, power=2, transition_steps=40)
+    run("poly_to_negative", "polynomial_schedule", 60, init_value=1.0, end_value=-0.5, power=1.5,
+        transition_steps=40, transition_begin=3)
+    run("poly_float_steps", "polynomial_schedule", 40, init_value=1.0, end_value=0.1, power=2.0,
+        transition_steps=12.5, transition_begin=1.5)
+    # exponential_decay
+    run("exp", "exponential_decay", 120, init_value=1.0, transition_steps=10, decay_rate=0.5)
+    run("exp_stair", "exponential_decay", 90, init_value=0.1, transition_steps=10, decay_rate=0.5, staircase=True)
+    run("exp_begin", "exponential_decay", 90, init_value=0.1, transition_steps=5, decay_rate=0.9, transition_begin=20)
+    run("exp_begin_stair", "exponential_decay", 90, init_value=0.1, transition_steps=7, decay_rate=0.8,
+        transition_begin=10, staircase=True)
+    run("exp_end_floor", "exponential_decay", 120, init_value=1.0, transition_steps=10, decay_rate=0.5,
+        end_value=0.2)
+    run("exp_end_floor_begin", "exponential_decay", 100, init_value=1.0, transition_steps=10, decay_rate=0.5,
+        transition_begin=15, end_value=0.3)
+    run("exp_end_above_init", "exponential_decay", 60, init_value=0.1, transition_steps=10, decay_rate=0.5,
+        transition_begin=10, end_value=0.5)
+    run("exp_grow", "exponential_decay", 80, init_value=0.01, transition_steps=20, decay_rate=1.5)
+    run("exp_grow_capped", "exponential_decay", 120, init_value=0.01, transition_steps=10, decay_rate=2.0,
+        transition_begin=5, end_value=0.5)
+    run("exp_grow_cap_below_init", "exponential_decay", 40, init_value=0.5, transition_steps=10, decay_rate=2.0,
+        transition_begin=10, end_value=0.1)
+    run("exp_grow_end_zero", "exponential_decay", 30, init_value=0.5, transition_steps=10, decay_rate=1.5,
+        end_value=0.0)
+    run("exp_rate1", "exponential_decay", 20, init_value=0.5, transition_steps=10, decay_rate=1.0)
+    run("exp_rate1_end_below", "exponential_decay", 20, init_value=0.5, transition_steps=10, decay_rate=1.0,
+        end_value=0.2)
+    run("exp_rate0", "exponential_decay", 20, init_value=0.5, transition_steps=10, decay_rate=0.0, end_value=0.9)
+    run("exp_zero_steps", "exponential_decay", 20, init_value=0.5, transition_steps=0, decay_rate=0.5, end_value=0.9)
+    run("exp_negative_steps", "exponential_decay", 20, init_value=0.5, transition_steps=-4, decay_rate=0.5)
+    run("exp_negative_begin", "exponential_decay", 60, init_value=1.0, transition_steps=10, decay_rate=0.7,
+        transition_begin=-5)
+    run("exp_end_negative", "exponential_decay", 60, init_value=1.0, transition_steps=10, decay_rate=0.7,
+        end_value=-1.0)
+    run("exp_float_steps", "exponential_decay", 50, init_value=1.0, transition_steps=2.5, decay_rate=0.9,
+        transition_begin=1.5, staircase=True)
+    run("exp_negative_init", "exponential_decay", 60, init_value=-1.0, transition_steps=10, decay_rate=0.5,
+        transition_begin=5)
+    run("exp_negative_init_end", "exponential_decay", 60, init_value=-1.0, transition_steps=10, decay_rate=0.5,
+        end_value=-0.3)
+    run("exp_negative_init_end_above", "exponential_decay", 30, init_value=-1.0, transition_steps=10,
+        decay_rate=0.5, end_value=0.2)
+    run("exp_negative_init_grow_end", "exponential_decay", 60, init_value=-0.1, transition_steps=10,
+        decay_rate=1.5, transition_begin=3, end_value=-0.4)
+    # cosine_decay_schedule
+    run("cos", "cosine_decay_schedule", 150, init_value=0.1, decay_steps=100)
+    run("cos_alpha", "cosine_decay_schedule", 80, init_value=1.0, decay_steps=50, alpha=0.1)
+    run("cos_alpha1", "cosine_decay_schedule", 30, init_value=0.5, decay_steps=20, alpha=1.0)
+    run("cos_alpha_above1", "cosine_decay_schedule", 60, init_value=0.5, decay_steps=40, alpha=1.5)
+    run("cos_alpha_negative", "cosine_decay_schedule", 60, init_value=1.0, decay_steps=40, alpha=-0.5)
+    run("cos_exp2", "cosine_decay_schedule", 60, init_value=1.0, decay_steps=40, exponent=2.0)
+    run("cos_exp_half", "cosine_decay_schedule", 60, init_value=1.0, decay_steps=40, alpha=0.05, exponent=0.5)
+    run("cos_exp0", "cosine_decay_schedule", 20, init_value=0.3, decay_steps=10, exponent=0.0)
+    run("cos_negative_init", "cosine_decay_schedule", 40, init_value=-0.5, decay_steps=25, alpha=0.2)
+    run("cos_zero_init", "cosine_decay_schedule", 20, init_value=0.0, decay_steps=10)
+    run("cos_float_steps", "cosine_decay_schedule", 30, init_value=1.0, decay_steps=10.5, alpha=0.1)
+    run("cos_one_step", "cosine_decay_schedule", 5, init_value=1.0, decay_steps=1)
+    # warmup_cosine_decay_schedule
+    run("wcos", "warmup_cosine_decay_schedule", 150, init_value=0.0, peak_value=1e-3, warmup_steps=10,
+        decay_steps=100)
+    run("wcos_end", "warmup_cosine_decay_schedule", 150, init_value=1e-5, peak_value=1e-3, warmup_steps=20,
+        decay_steps=100, end_value=1e-5)
+    run("wcos_w0", "warmup_cosine_decay_schedule", 80, init_value=0.0, peak_value=0.1, warmup_steps=0,
+        decay_steps=50, end_value=0.01)
+    run("wcos_w_negative", "warmup_cosine_decay_schedule", 80, init_value=0.0, peak_value=0.1, warmup_steps=-5,
+        decay_steps=50)
+    run("wcos_peak0", "warmup_cosine_decay_schedule", 60, init_value=0.1, peak_value=0.0, warmup_steps=10,
+        decay_steps=40, end_value=0.05)
+    run("wcos_end_above_peak", "warmup_cosine_decay_schedule", 80, init_value=0.0, peak_value=0.1, warmup_steps=10,
+        decay_steps=50, end_value=0.3)
+    run("wcos_exp2", "warmup_cosine_decay_schedule", 80, init_value=0.0, peak_value=1.0, warmup_steps=5,
+        decay_steps=50, end_value=0.1, exponent=2.0)
+    run("wcos_init_above_peak", "warmup_cosine_decay_schedule", 80, init_value=0.5, peak_value=0.1, warmup_steps=10,
+        decay_steps=50)
+    run("wcos_end_negative", "warmup_cosine_decay_schedule", 80, init_value=0.0, peak_value=0.1, warmup_steps=10,
+        decay_steps=50, end_value=-0.05)
+    run("wcos_init_negative", "warmup_cosine_decay_schedule", 80, init_value=-0.1, peak_value=0.2, warmup_steps=10,
+        decay_steps=50)
+    run("wcos_float_w", "warmup_cosine_decay_schedule", 60, init_value=0.0, peak_value=1.0, warmup_steps=2.5,
+        decay_steps=40)
+    run("wcos_w1", "warmup_cosine_decay_schedule", 30, init_value=0.0, peak_value=1.0, warmup_steps=1,
+        decay_steps=20)
+    # warmup_exponential_decay_schedule
+    run("wexp", "warmup_exponential_decay_schedule", 100, init_value=0.0, peak_value=1e-3, warmup_steps=10,
+        transition_steps=10, decay_rate=0.7)
+    run("wexp_end", "warmup_exponential_decay_schedule", 100, init_value=1e-4, peak_value=1e-3, warmup_steps=10,
+        transition_steps=5, decay_rate=0.5, end_value=1e-4)
+    run("wexp_end_above_peak", "warmup_exponential_decay_schedule", 60, init_value=0.0, peak_value=0.1,
+        warmup_steps=10, transition_steps=5, decay_rate=0.5, end_value=0.3)
+    run("wexp_begin_stair", "warmup_exponential_decay_schedule", 100, init_value=0.0, peak_value=0.1,
+        warmup_steps=10, transition_steps=7, decay_rate=0.5, transition_begin=15, staircase=True)
+    run("wexp_w0", "warmup_exponential_decay_schedule", 50, init_value=0.0, peak_value=0.1, warmup_steps=0,
+        transition_steps=5, decay_rate=0.8)
+    run("wexp_w_negative", "warmup_exponential_decay_schedule", 50, init_value=0.0, peak_value=0.1,
+        warmup_steps=-3, transition_steps=5, decay_rate=0.8)
+    run("wexp_grow_cap", "warmup_exponential_decay_schedule", 80, init_value=0.0, peak_value=0.01, warmup_steps=5,
+        transition_steps=5, decay_rate=2.0, end_value=0.1)
+    run("wexp_zero_steps", "warmup_exponential_decay_schedule", 30, init_value=0.0, peak_value=0.1, warmup_steps=5,
+        transition_steps=0, decay_rate=0.5)
+    run("wexp_negative_peak", "warmup_exponential_decay_schedule", 50, init_value=0.0, peak_value=-0.1,
+        warmup_steps=5, transition_steps=10, decay_rate=0.5)
+    # piecewise_constant_schedule
+    run("pc", "piecewise_constant_schedule", 40, init_value=1.0, boundaries_and_scales=pairs({10: 0.5, 20: 0.1}))
+    run("pc_doc", "piecewise_constant_schedule", 300, init_value=1.0,
+        boundaries_and_scales=pairs({100: 0.1, 200: 0.01}))
+    run("pc_none", "piecewise_constant_schedule", 10, init_value=0.3)
+    run("pc_empty", "piecewise_constant_schedule", 10, init_value=0.3, boundaries_and_scales=[])
+    run("pc_at_zero", "piecewise_constant_schedule", 20, init_value=1.0, boundaries_and_scales=pairs({0: 0.5, 5: 0.5}))
+    run("pc_negative_boundary", "piecewise_constant_schedule", 30, init_value=1.0,
+        boundaries_and_scales=pairs({-5: 0.5, 10: 2.0}))
+    run("pc_float_boundary", "piecewise_constant_schedule", 20, init_value=1.0,
+        boundaries_and_scales=pairs({2.5: 0.5, 7.5: 0.5}))
+    run("pc_scale0", "piecewise_constant_schedule", 20, init_value=1.0, boundaries_and_scales=pairs({5: 0.0, 10: 3.0}))
+    run("pc_grow", "piecewise_constant_schedule", 30, init_value=0.01, boundaries_and_scales=pairs({5: 10.0, 15: 2.0}))
+    run("pc_unsorted", "piecewise_constant_schedule", 40, init_value=1.0,
+        boundaries_and_scales=pairs({20: 0.1, 10: 0.5, 30: 0.5}))
+    run("pc_negative_init", "piecewise_constant_schedule", 30, init_value=-1.0,
+        boundaries_and_scales=pairs({10: 0.5, 20: 0.1}))
+    # piecewise_interpolate_schedule
+    run("pi_linear_doc", "piecewise_interpolate_schedule", 12, interpolate_type="linear", init_value=1.0,
+        boundaries_and_scales=pairs({4: 0.1, 8: 0.01}))
+    run("pi_cosine", "piecewise_interpolate_schedule", 60, interpolate_type="cosine", init_value=1.0,
+        boundaries_and_scales=pairs({10: 0.1, 40: 0.5}))
+    run("pi_cosine_up_down", "piecewise_interpolate_schedule", 60, interpolate_type="cosine", init_value=0.1,
+        boundaries_and_scales=pairs({10: 4.0, 20: 0.25, 35: 1.0}))
+    run("pi_linear_up", "piecewise_interpolate_schedule", 40, interpolate_type="linear", init_value=0.1,
+        boundaries_and_scales=pairs({15: 10.0}))
+    run("pi_at_zero", "piecewise_interpolate_schedule", 30, interpolate_type="linear", init_value=1.0,
+        boundaries_and_scales=pairs({0: 0.5, 10: 0.1}))
+    run("pi_negative_boundary", "piecewise_interpolate_schedule", 30, interpolate_type="linear", init_value=1.0,
+        boundaries_and_scales=pairs({-5: 0.5, 10: 0.1}))
+    run("pi_all_negative", "piecewise_interpolate_schedule", 10, interpolate_type="cosine", init_value=1.0,
+        boundaries_and_scales=pairs({-5: 0.5, -2: 0.1}))
+    run("pi_fractional", "piecewise_interpolate_schedule", 20, interpolate_type="linear", init_value=1.0,
+        boundaries_and_scales=pairs({0.5: 2.0, 3: 0.5, 3.5: 0.1}))
+    run("pi_short_interval", "piecewise_interpolate_schedule", 20, interpolate_type="cosine", init_value=1.0,
+        boundaries_and_scales=pairs({5: 2.0, 5.5: 0.5, 9: 0.1}))
+    run("pi_subunit_interval", "piecewise_interpolate_schedule", 20, interpolate_type="linear", init_value=1.0,
+        boundaries_and_scales=pairs({2.5: 2.0, 3.2: 0.5, 6: 0.1}))
+    run("pi_subunit_interval_cos", "piecewise_interpolate_schedule", 20, interpolate_type="cosine", init_value=1.0,
+        boundaries_and_scales=pairs({2.5: 2.0, 3.2: 0.5, 6: 0.1}))
+    run("pi_none", "piecewise_interpolate_schedule", 10, interpolate_type="cosine", init_value=0.2)
+    run("pi_empty", "piecewise_interpolate_schedule", 10, interpolate_type="linear", init_value=0.2,
+        boundaries_and_scales=[])
+    run("pi_negative_init", "piecewise_interpolate_schedule", 30, interpolate_type="cosine", init_value=-1.0,
+        boundaries_and_scales=pairs({10: 0.1, 20: 2.0}))
+    run("pi_scale0", "piecewise_interpolate_schedule", 30, interpolate_type="linear", init_value=1.0,
+        boundaries_and_scales=pairs({10: 0.0, 20: 5.0}))
+    # linear_onecycle_schedule
+    run("loc", "linear_onecycle_schedule", 150, transition_steps=100, peak_value=1e-3)
+    run("loc_pcts", "linear_onecycle_schedule", 90, transition_steps=60, peak_value=0.1, pct_start=0.2,
+        pct_final=0.5, div_factor=10.0, final_div_factor=100.0)
+    run("loc_same_pcts", "linear_onecycle_schedule", 60, transition_steps=40, peak_value=0.1, pct_start=0.5,
+        pct_final=0.5)
+    run("loc_final_at_end", "linear_onecycle_schedule", 60, transition_steps=40, peak_value=0.1, pct_final=1.0)
+    run("loc_small", "linear_onecycle_schedule", 10, transition_steps=5, peak_value=1.0)
+    run("loc_negative_peak", "linear_onecycle_schedule", 60, transition_steps=40, peak_value=-0.1)
+    # cosine_onecycle_schedule
+    run("coc", "cosine_onecycle_schedule", 150, transition_steps=100, peak_value=1e-3)
+    run("coc_factors", "cosine_onecycle_schedule", 80, transition_steps=50, peak_value=0.1, pct_start=0.25,
+        div_factor=10.0, final_div_factor=100.0)
+    run("coc_pct0", "cosine_onecycle_schedule", 40, transition_steps=30, peak_value=0.1, pct_start=0.0)
+    run("coc_pct1", "cosine_onecycle_schedule", 40, transition_steps=30, peak_value=0.1, pct_start=1.0)
+    run("coc_pct_above1", "cosine_onecycle_schedule", 70, transition_steps=30, peak_value=0.1, pct_start=1.5)
+    run("coc_pct_negative", "cosine_onecycle_schedule", 50, transition_steps=30, peak_value=0.1, pct_start=-0.2)
+    run("coc_small", "cosine_onecycle_schedule", 12, transition_steps=7, peak_value=1.0)
+    run("coc_float_steps", "cosine_onecycle_schedule", 80, transition_steps=50.5, peak_value=0.1)
+    run("coc_negative_peak", "cosine_onecycle_schedule", 50, transition_steps=30, peak_value=-0.1)
+    # sgdr_schedule
+    run("sgdr", "sgdr_schedule", 200, cosine_kwargs=[
+        dict(init_value=0.0, peak_value=1e-3, warmup_steps=5, decay_steps=50),
+        dict(init_value=0.0, peak_value=5e-4, warmup_steps=5, decay_steps=100)])
+    run("sgdr_three", "sgdr_schedule", 150, cosine_kwargs=[
+        dict(init_value=1e-4, peak_value=0.1, warmup_steps=0, decay_steps=30, end_value=1e-3),
+        dict(init_value=1e-3, peak_value=0.05, warmup_steps=3, decay_steps=30, end_value=1e-3, exponent=2.0),
+        dict(init_value=1e-3, peak_value=0.02, warmup_steps=3, decay_steps=40)])
+    # join_schedules
+    run("join", "join_schedules", 80, schedules=[
+        sub("constant_schedule", value=0.1), sub("linear_schedule", init_value=0.1, end_value=0.0,
+                                                 transition_steps=50)], boundaries=[20])
+    run("join_three", "join_schedules", 90, schedules=[
+        sub("linear_schedule", init_value=0.0, end_value=0.1, transition_steps=10),
+        sub("cosine_decay_schedule", init_value=0.1, decay_steps=40, alpha=0.1),
+        sub("exponential_decay", init_value=0.01, transition_steps=5, decay_rate=0.9)], boundaries=[10, 50])
+    run("join_override", "join_schedules", 50, schedules=[
+        sub("constant_schedule", value=1.0), sub("constant_schedule", value=0.5),
+        sub("linear_schedule", init_value=0.3, end_value=0.0, transition_steps=20)], boundaries=[30, 10])
+    run("join_at_zero", "join_schedules", 30, schedules=[
+        sub("constant_schedule", value=1.0), sub("linear_schedule", init_value=0.5, end_value=0.0,
+                                                 transition_steps=20)], boundaries=[0])
+    run("join_negative_boundary", "join_schedules", 30, schedules=[
+        sub("constant_schedule", value=1.0), sub("linear_schedule", init_value=0.5, end_value=0.0,
+                                                 transition_steps=20), sub("constant_schedule", value=0.2)],
+        boundaries=[-5, 12])
+    run("join_extra_boundaries", "join_schedules", 40, schedules=[
+        sub("constant_schedule", value=1.0), sub("constant_schedule", value=0.5)], boundaries=[10, 20, 30])
+    run("join_extra_schedules", "join_schedules", 40, schedules=[
+        sub("constant_schedule", value=1.0), sub("constant_schedule", value=0.5),
+        sub("constant_schedule", value=0.1)], boundaries=[10])
+    run("join_negative_values", "join_schedules", 40, schedules=[
+        sub("linear_schedule", init_value=0.0, end_value=-1.0, transition_steps=10),
+        sub("cosine_decay_schedule", init_value=-1.0, decay_steps=20)], boundaries=[10])
+
+    # Refused: optax raises (construct/call) or gives inf/NaN (nonfinite); or accepts, lrjax refuses (accepted)
+    run("err_cos_steps0", "cosine_decay_schedule", 5, init_value=0.1, decay_steps=0)
+    run("err_cos_steps_negative", "cosine_decay_schedule", 5, init_value=0.1, decay_steps=-5)
+    run("err_cos_exponent_negative", "cosine_decay_schedule", 15, init_value=0.1, decay_steps=10, exponent=-1.0)
+    run("err_poly_power_negative", "polynomial_schedule", 15, init_value=1.0, end_value=0.0, power=-1.0,
+        transition_steps=10)
+    run("err_exp_rate_negative", "exponential_decay", 15, init_value=1.0, transition_steps=10, decay_rate=-0.5)
+    run("err_exp_rate_negative_stair", "exponential_decay", 25, lrjax_refuses="a negative decay_rate "
+        "(alternating signs with staircase=True)", init_value=1.0, transition_steps=10, decay_rate=-0.5,
+        staircase=True)
+    run("err_wcos_d_eq_w", "warmup_cosine_decay_schedule", 5, init_value=0.0, peak_value=0.1, warmup_steps=10,
+        decay_steps=10)
+    run("err_wcos_d_lt_w", "warmup_cosine_decay_schedule", 5, init_value=0.0, peak_value=0.1, warmup_steps=10,
+        decay_steps=5)
+    run("err_wcos_exponent_negative", "warmup_cosine_decay_schedule", 30, init_value=0.0, peak_value=0.1,
+        warmup_steps=5, decay_steps=20, exponent=-2.0)
+    run("err_pc_negative_scale", "piecewise_constant_schedule", 5, init_value=1.0,
+        boundaries_and_scales=pairs({5: -0.5}))
+    run("err_pi_type", "piecewise_interpolate_schedule", 5, interpolate_type="exp", init_value=1.0,
+        boundaries_and_scales=pairs({5: 0.5}))
+    run("err_pi_negative_scale", "piecewise_interpolate_schedule", 5, interpolate_type="linear", init_value=1.0,
+        boundaries_and_scales=pairs({5: 0.5, 10: -1.0}))
+    run("err_loc_steps0", "linear_onecycle_schedule", 5, transition_steps=0, peak_value=0.1)
+    run("err_loc_div0", "linear_onecycle_schedule", 5, transition_steps=10, peak_value=0.1, div_factor=0.0)
+    run("err_loc_final_div_negative", "linear_onecycle_schedule", 5, transition_steps=10, peak_value=0.1,
+        final_div_factor=-10.0)
+    run("err_coc_steps_negative", "cosine_onecycle_schedule", 5, transition_steps=-1, peak_value=0.1)
+    run("err_coc_div0", "cosine_onecycle_schedule", 5, transition_steps=10, peak_value=0.1, div_factor=0.0)
+    run("err_coc_final_div0", "cosine_onecycle_schedule", 5, transition_steps=10, peak_value=0.1,
+        final_div_factor=0.0)
+    run("err_sgdr_empty", "sgdr_schedule", 5, cosine_kwargs=[])
+    run("err_sgdr_bad_key", "sgdr_schedule", 5, cosine_kwargs=[dict(init_value=0.0, peak_value=0.1,
+                                                                    warmup_steps=1, decay_steps=10, alpha=0.1)])
+    run("err_join_empty", "join_schedules", 5, schedules=[], boundaries=[])
+    return {"optax": optax.__version__, "jax": jax.__version__}, cases, errors
+
+
 def main(argv: list[str]) -> None:
     which = argv[1:] or ["torch", "transformers", "keras", "timm"]
-    makers = {"torch": torch_cases, "transformers": transformers_cases, "keras": keras_cases, "timm": timm_cases}
+    makers = {"torch": torch_cases, "transformers": transformers_cases, "keras": keras_cases, "timm": timm_cases,
+              "optax": optax_cases}
     for name in which:
         versions, cases, errors = makers[name]()
         _write(name, versions, _clean(cases), _clean(errors))
