@@ -10,8 +10,8 @@ Three pieces for every command that writes a directory of results (``lrjax train
   process writes the directory. A second writer gets :class:`RunDirLocked` at once, naming the PID,
   host and command of the holder. The operating system drops the lock when its holder exits, however
   it exits (SIGKILL included), so a lock left by a dead process never blocks: there is no stale-PID
-  logic. The lock file stays in the directory (deleting it would let two processes lock two different
-  files); only its content, the holder's description, is cleared on release.
+  logic. The holder removes the lock file when it releases the lock (a killed one leaves it, harmless);
+  a process that locked a file removed meanwhile notices (another inode at the path) and starts again.
 * :func:`atomic_write_text` / :func:`atomic_write_json` — write a temporary file in the same
   directory, ``fsync`` it, then ``os.replace`` it over the target: a reader (or a crash) sees the old
   file or the new one, never a prefix.
@@ -303,17 +303,26 @@ def _acquire(lock_path: str, directory: str, what: str):
     """Take the OS lock; return the function that releases it."""
     if fcntl is None:
         return _acquire_filelock(lock_path, directory, what)
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise _unwritable(directory, e, what) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
+    while True:
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise _unwritable(directory, e, what) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (_errno.EWOULDBLOCK, _errno.EAGAIN, _errno.EACCES):
+                raise _locked(directory, what, _read_holder(lock_path)) from None
+            raise
+        # The previous holder removes the file on release: if it did so between our open and our flock,
+        # we hold a lock on a file no one else can see. Start again on the file the path names now.
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(lock_path)):
+                break
+        except FileNotFoundError:
+            pass
         os.close(fd)
-        if e.errno in (_errno.EWOULDBLOCK, _errno.EAGAIN, _errno.EACCES):
-            raise _locked(directory, what, _read_holder(lock_path)) from None
-        raise
     holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": _command(), "what": what,
               "since": datetime.datetime.now().isoformat(timespec="seconds")}
     with contextlib.suppress(OSError):  # the description is a courtesy: a full disk must not stop the lock
@@ -322,7 +331,7 @@ def _acquire(lock_path: str, directory: str, what: str):
 
     def release() -> None:
         with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
+            os.unlink(lock_path)  # still holding the lock: see the check above
         os.close(fd)  # closing the last descriptor drops the flock
 
     return release

@@ -86,19 +86,42 @@ def test_a_second_process_is_refused_while_the_first_holds_the_lock_and_admitted
     assert (third.returncode, out.strip()) == (0, "GOT IT"), err
     with lock_run_dir(run):
         assert json.loads((run / LOCK_NAME).read_text())["pid"] == os.getpid()
-    assert (run / LOCK_NAME).read_text() == ""  # released: the description is cleared
+    assert not (run / LOCK_NAME).exists()  # released: the lock file is removed
 
 
-def test_the_lock_records_its_holder_and_clears_it_on_release(tmp_path):
+def test_the_lock_records_its_holder_and_leaves_nothing_on_release(tmp_path):
     run = tmp_path / "deep" / "run"  # created when missing
     with lock_run_dir(run, what="lrjax sweep") as lock_path:
         assert lock_path == os.path.join(str(run), LOCK_NAME)
         rec = json.loads(open(lock_path).read())
         assert rec["pid"] == os.getpid() and rec["what"] == "lrjax sweep" and rec["host"] == socket.gethostname()
         assert set(rec) == {"pid", "host", "command", "what", "since"}
-    assert open(lock_path).read() == ""
+    assert os.listdir(run) == []  # a finished run's directory holds only its results
     with lock_run_dir(run):  # free again
         pass
+
+
+def test_a_lock_on_a_file_its_holder_removed_meanwhile_is_taken_again_on_the_new_file(tmp_path, monkeypatch):
+    """The race the removal on release opens: B opens .lock, A removes it and releases, B locks the
+    removed file while C creates and locks a new one. B must notice and lock the path's current file."""
+    lock_path = str(tmp_path / LOCK_NAME)
+    real_flock = _rundir.fcntl.flock
+    calls = []
+
+    def flock(fd, op):
+        if not calls:  # B's first flock: meanwhile the holder removed the file it opened
+            os.unlink(lock_path)
+        calls.append(fd)
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(_rundir.fcntl, "flock", flock)
+    open(lock_path, "w").close()
+    with lock_run_dir(tmp_path):
+        assert len(calls) == 2  # the first lock was on the removed file: taken again on a new one
+        assert os.path.samestat(os.fstat(calls[1]), os.stat(lock_path))
+        p = _python(TRY, tmp_path)  # and it is the file another process sees and is refused on
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 2, err
 
 
 def test_the_holding_thread_may_nest_other_threads_are_refused(tmp_path):
