@@ -12,16 +12,41 @@ Every lrjax schedule subclasses :class:`Schedule` and is declared with the
 * ``child(...)`` — a nested schedule or a tuple of schedules (combinators).
 
 Concrete arguments are validated in Python at construction time; traced
-arguments (a schedule built inside ``jit``) skip the checks. Unflattening a
+arguments (a schedule built inside ``jit``) skip the checks. Every leaf must be
+a number that is finite in float32 (``1e39`` is refused, not stored as ``inf``;
+only leaves declared ``allow_inf``, such as ``cycle_limit``, take ``inf``), and the
+checks see the float32 value the schedule will compute with. Unflattening a
 pytree (what JAX does on every jitted call that returns a schedule, e.g. inside
 an optimizer state) bypasses ``__init__``: no validation, no host sync.
+
+Steps, for every family (defined once, in :meth:`Schedule.__call__`):
+
+* a step is a Python int of any size, an integer or float array, or a traced count;
+* a negative step holds the step-0 value: :math:`\eta(t) = \eta(0)` for :math:`t < 0`
+  (so does a schedule read before its start, e.g. ``Shift`` with a negative shift);
+* a float step that is NaN or infinite gives NaN (it is no step at all: the NaN shows
+  where it came from instead of training on a made-up rate); integer steps are
+  always finite;
+* integer steps keep their exact value where it matters: periodic families
+  (``CosineRestarts``, ``Cyclic``, ``CosineDecay(periodic=True)``) take the position
+  in the period from the integer step itself, so a whole-number period keeps its
+  phase exactly at any step (float32 alone would lose it beyond :math:`2^{24}`);
+  Python ints and int64 arrays at or above :math:`2^{31}` are split on the host.
+  A period that is not a whole number of steps is reduced in float32, as before.
+
+>>> import lrjax, jax.numpy as jnp
+>>> s = lrjax.CosineRestarts(1.0, first_period=1000)
+>>> float(s(-5)) == float(s(0)), float(s(jnp.float32("nan")))
+(True, nan)
+>>> float(s(2**30 * 1000 + 250)) == float(s(250))   # 2**30 whole periods later
+True
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +62,8 @@ __all__ = [
     "child",
     "as_step",
     "registered_schedules",
+    "Step",
+    "pow_count",
 ]
 
 _LEAF = "leaf"
@@ -76,6 +103,12 @@ def _field_kind(f: dataclasses.Field) -> str:
     return f.metadata.get(_KIND, _STATIC)
 
 
+def _is_tuple_field(f: dataclasses.Field) -> bool:
+    """A ``child`` field that holds several schedules (declared ``name: tuple = child()``)."""
+    t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    return t.split("[")[0].strip() in ("tuple", "Tuple", "typing.Tuple")
+
+
 def _fmt(x: np.ndarray) -> str:
     if x.ndim == 0:
         v = float(x)
@@ -83,25 +116,57 @@ def _fmt(x: np.ndarray) -> str:
     return np.array2string(x, threshold=8)
 
 
-def _to_leaf(owner: str, name: str, value: Any) -> tuple[jax.Array, np.ndarray | None]:
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _not_a_number(owner: str, name: str, value: Any, why: str = "") -> TypeError:
+    hint = ""
+    if isinstance(value, str):
+        try:
+            float(value)
+            hint = ("; it is text that looks like a number: write it without quotes (a YAML 1.1 reader such as "
+                    "yaml.safe_load reads 1e-3 as text: read specs with lrjax.load_spec, or write 1.0e-3)")
+        except ValueError:
+            pass
+    return TypeError(
+        f"{owner}: {name} must be a number or a list of numbers, got {name}={value!r}{why or ''}{hint}"
+    )
+
+
+def _bad_element(value: Any, path: tuple[int, ...] = ()) -> tuple[tuple[int, ...], Any] | None:
+    """The first element of a (nested) list that is not a number (a bool, None, text), with its position."""
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            bad = _bad_element(v, path + (i,))
+            if bad is not None:
+                return bad
+        return None
+    if isinstance(value, (bool, np.bool_, str, bytes)) or value is None:
+        return path, value
+    return None
+
+
+def _to_leaf(owner: str, name: str, value: Any) -> tuple[jax.Array, np.ndarray | None, np.ndarray | None]:
+    """``(float32 leaf, its concrete value as float64 (None if traced), the value given as float64)``."""
     if isinstance(value, jax.core.Tracer):
-        return jnp.asarray(value).astype(jnp.float32), None
+        return jnp.asarray(value).astype(jnp.float32), None, None
     if isinstance(value, (bool, np.bool_)) or value is None or isinstance(value, (str, bytes)):
-        raise TypeError(
-            f"{owner}: {name} must be a number or an array of numbers, got {name}={value!r} "
-            f"({type(value).__name__})"
-        )
+        raise _not_a_number(owner, name, value, f" ({type(value).__name__})")
+    bad = _bad_element(value)
+    if bad is not None:
+        pos, v = bad
+        where = "".join(f"[{i}]" for i in pos)
+        raise _not_a_number(owner, name, value, f" ({name}{where} is {v!r}, a {type(v).__name__})")
     try:
         arr = np.asarray(value)
     except Exception as e:  # pragma: no cover - exotic inputs
-        raise TypeError(f"{owner}: {name} must be a number or an array of numbers, got {value!r}") from e
+        raise _not_a_number(owner, name, value) from e
     if arr.dtype.kind not in "iuf":
-        raise TypeError(
-            f"{owner}: {name} must be a number or an array of numbers, got {name}={value!r} "
-            f"(dtype {arr.dtype})"
-        )
-    arr64 = arr.astype(np.float64)
-    return jnp.asarray(arr64.astype(np.float32)), arr64
+        raise _not_a_number(owner, name, value, f" (dtype {arr.dtype})")
+    given = arr.astype(np.float64)
+    with np.errstate(over="ignore"):
+        arr32 = given.astype(np.float32)
+    return jnp.asarray(arr32), arr32.astype(np.float64), given
 
 
 class Checks:
@@ -111,19 +176,30 @@ class Checks:
     ``ValueError("<Class>: <name> must be <allowed>, got <name>=<value>")``.
     """
 
-    def __init__(self, owner: str, values: dict[str, np.ndarray | None]):
+    def __init__(self, owner: str, values: dict[str, np.ndarray | None],
+                 given: dict[str, np.ndarray | None] | None = None):
         self.owner = owner
-        self.values = values
+        self.values = values  # the float32 values the schedule computes with (as float64 arrays)
+        self.given = given or {}  # the values as given, for messages
 
     def value(self, name: str) -> np.ndarray | None:
         return self.values[name]
+
+    def show(self, name: str) -> str:
+        """``name``'s value as given, and the float32 value it became when that differs in kind (0 from 1e-50)."""
+        x, g = self.values[name], self.given.get(name)
+        if g is None or x is None:
+            return _fmt(x) if x is not None else "?"
+        if np.shape(g) == np.shape(x) and bool(np.any((g == 0) != (x == 0))):
+            return f"{_fmt(g)} ({_fmt(x)} in float32)"
+        return _fmt(g)
 
     def require(self, name: str, ok: Callable[[np.ndarray], Any], allowed: str) -> None:
         x = self.values[name]
         if x is None:
             return
         if not bool(np.all(ok(x))):
-            raise ValueError(f"{self.owner}: {name} must be {allowed}, got {name}={_fmt(x)}")
+            raise ValueError(f"{self.owner}: {name} must be {allowed}, got {name}={self.show(name)}")
 
     def positive(self, *names: str) -> None:
         for n in names:
@@ -151,7 +227,7 @@ class Checks:
         ops = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal, "!=": np.not_equal}
         if not bool(np.all(ops[op](xa, xb))):
             raise ValueError(
-                f"{self.owner}: {a} must be {op} {b}, got {a}={_fmt(xa)} and {b}={_fmt(xb)}"
+                f"{self.owner}: {a} must be {op} {b}, got {a}={self.show(a)} and {b}={self.show(b)}"
             )
 
     def increasing(self, name: str, *, strict: bool = True) -> None:
@@ -161,7 +237,7 @@ class Checks:
         d = np.diff(x, axis=-1)
         if not bool(np.all(d > 0 if strict else d >= 0)):
             kind = "strictly increasing" if strict else "non-decreasing"
-            raise ValueError(f"{self.owner}: {name} must be {kind}, got {name}={_fmt(x)}")
+            raise ValueError(f"{self.owner}: {name} must be {kind}, got {name}={self.show(name)}")
 
 
 def as_step(step: Any) -> jax.Array:
@@ -181,6 +257,143 @@ def as_step(step: Any) -> jax.Array:
     return jnp.asarray(arr.astype(np.float32))
 
 
+_INT_MAX = 2**31 - 1
+_WIDE = 2**20  # integer steps >= 2**31 are kept as hi + lo, hi a multiple of 2**20 (exact in float32 below 2**44)
+
+
+class Step(NamedTuple):
+    """A step as the families receive it (internal): float32 ``t`` and, for integer steps, their exact value.
+
+    ``t`` (float32, ``>= 0``, or NaN for a NaN float step) is what every non-periodic
+    formula uses. Integer steps also keep their exact value, so that :meth:`mod` (the
+    position in a period) is exact at any step:
+
+    * ``n`` (int32, ``>= 0``) plus ``f`` (float32 in ``[0, 1)`` added by a fractional shift;
+      ``None``: 0): integer steps below :math:`2^{31}` (Python ints, int32 arrays, traced counts);
+    * ``hi + lo`` (float32 each, ``hi`` a multiple of :math:`2^{20}`, both exact): larger
+      integer steps (Python ints and int64 arrays split on the host, traced int64 under x64).
+
+    A float step has neither: ``t`` is all there is. Combinators move a step with
+    :meth:`shift` / :meth:`after` so that the exact part follows.
+    """
+
+    t: jax.Array
+    n: Any = None
+    f: Any = None
+    hi: Any = None
+    lo: Any = None
+
+    @staticmethod
+    def at(x: Any) -> "Step":
+        """A float step (e.g. a leaf: the end of a warmup)."""
+        return Step(jnp.asarray(x, jnp.float32))
+
+    def shift(self, d: Any) -> "Step":
+        """The step ``+ d`` (``d`` a float32 leaf, maybe fractional); not clamped."""
+        d = jnp.asarray(d, jnp.float32)
+        t = self.t + d
+        if self.n is not None:
+            whole = jnp.floor(d)
+            di = jnp.clip(whole, -(2.0**30), 2.0**30).astype(jnp.int32)
+            frac = d - whole
+            n = jnp.minimum(self.n, _INT_MAX - jnp.maximum(di, 0)) + di  # saturates instead of wrapping
+            if self.f is None:
+                return Step(t, n, frac)
+            f = self.f + frac
+            carry = f >= 1.0
+            return Step(t, jnp.where(carry & (n < _INT_MAX), n + 1, n), jnp.where(carry, f - 1.0, f))
+        if self.hi is not None:
+            return Step(t, hi=self.hi, lo=self.lo + d)
+        return Step(t)
+
+    def clamp0(self) -> "Step":
+        """The step, or 0 where it is negative: before its start a schedule holds its step-0 value."""
+        t = jnp.maximum(self.t, 0.0)  # keeps NaN
+        if self.n is not None:
+            neg = self.n < 0
+            f = None if self.f is None else jnp.where(neg, 0.0, self.f)
+            return Step(jnp.where(neg, 0.0, t), jnp.where(neg, 0, self.n), f)
+        if self.hi is not None:
+            neg = self.lo < -self.hi
+            return Step(jnp.where(neg, 0.0, t), hi=jnp.where(neg, 0.0, self.hi), lo=jnp.where(neg, 0.0, self.lo))
+        return Step(t)
+
+    def after(self, d: Any) -> "Step":
+        """The step counted from ``d`` on, 0 before ``d``: what a schedule that starts at ``d`` sees."""
+        return self.shift(-jnp.asarray(d, jnp.float32)).clamp0()
+
+    def mod(self, period: Any) -> tuple[jax.Array, jax.Array]:
+        """``(r, k)`` (float32): the position ``r`` in ``[0, period)`` and the number ``k`` of whole periods.
+
+        For an integer step and a whole-number ``period``: exact at any step (``r`` from
+        the integer step with a few integer operations, ``k`` exact below :math:`2^{24}`).
+        A float step is reduced in float32. A period that is not a whole number stands
+        for a ratio float32 rounds (``100/3``): period ``k`` starts at the first step at
+        or past float32's ``k * period`` (step 100 starts period 3), below :math:`2^{24}`.
+        """
+        p = jnp.asarray(period, jnp.float32)
+        inv = 1.0 / p  # once per period, not per step: a division in the loop would split XLA's fusion
+        t = self.t
+        k = jnp.floor(t * inv)
+        if self.n is None and self.hi is None:
+            k = jnp.where(t < k * p, k - 1.0, k)
+            k = jnp.where(t >= (k + 1.0) * p, k + 1.0, k)
+            return t - k * p, k
+        if self.n is not None:
+            # n - k p exactly in int32 (k is within a few hundred of the true count), then reduced.
+            whole = jnp.floor(jnp.minimum(p, 2.0**30))
+            k = jnp.clip(k, 0.0, 2.0**31 - 512)
+            r = (self.n - k.astype(jnp.int32) * whole.astype(jnp.int32)).astype(jnp.float32) - k * (p - whole)
+            if self.f is not None:
+                r = r + self.f
+        else:
+            r = jax.lax.rem(self.hi, p) + jnp.mod(self.lo, p)  # float remainders are exact; k approximate
+        k2 = jnp.floor(r * inv)
+        r, k = r - k2 * p, k + k2
+        below = r < 0
+        r, k = jnp.where(below, r + p, r), jnp.where(below, k - 1.0, k)
+        above = r >= p
+        r, k = jnp.where(above, r - p, r), jnp.where(above, k + 1.0, k)
+        if self.n is None:
+            return r, k
+        snap = (p != jnp.floor(p)) & (t >= (k + 1.0) * p) & (t < 2.0**24)
+        return jnp.where(snap, 0.0, r), jnp.where(snap, k + 1.0, k)
+
+
+def _to_step(step: Any) -> tuple[Step, jax.Array | None]:
+    """``(Step clamped at 0, the float32 step before clamping for float steps, else None)``."""
+    if isinstance(step, (jax.core.Tracer, jax.Array)):
+        x = jnp.asarray(step)
+        if x.dtype == jnp.bool_ or jnp.issubdtype(x.dtype, jnp.integer):
+            if x.dtype.itemsize < 4 or x.dtype == jnp.int32 or x.dtype == jnp.bool_:
+                n = jnp.maximum(x.astype(jnp.int32), 0)
+                return Step(n.astype(jnp.float32), n), None
+            x = jnp.maximum(x, 0)  # int64 (jax_enable_x64) or uint32: hi + lo
+            lo = x & (_WIDE - 1)
+            return Step(x.astype(jnp.float32), hi=(x - lo).astype(jnp.float32), lo=lo.astype(jnp.float32)), None
+        t = x.astype(jnp.float32)
+        return Step(jnp.maximum(t, 0.0)), t
+    if isinstance(step, int) and not isinstance(step, bool):
+        arr = np.asarray(min(max(step, 0), 2**62), dtype=np.int64)
+    else:
+        arr = np.asarray(step)
+        if arr.dtype.kind not in "iuf":
+            raise TypeError(f"step must be an integer or an array of integers, got {step!r} (dtype {arr.dtype})")
+        if arr.dtype.kind == "f":
+            with np.errstate(over="ignore", invalid="ignore"):
+                t = jnp.asarray(arr.astype(np.float32))
+            return Step(jnp.maximum(t, 0.0)), t
+        arr = np.maximum(arr, 0)
+        if arr.dtype.itemsize == 8:
+            arr = np.minimum(arr, arr.dtype.type(2**62))
+    if arr.size == 0 or int(arr.max()) <= _INT_MAX:
+        return Step(jnp.asarray(arr.astype(np.float32)), jnp.asarray(arr.astype(np.int32))), None
+    arr = arr.astype(np.int64)
+    lo = arr & (_WIDE - 1)
+    return Step(jnp.asarray(arr.astype(np.float32)), hi=jnp.asarray((arr - lo).astype(np.float32)),
+                lo=jnp.asarray(lo.astype(np.float32))), None
+
+
 class Schedule:
     """Base class of every lrjax schedule: a pure ``step -> value`` function and a pytree.
 
@@ -194,30 +407,47 @@ class Schedule:
     def __post_init__(self) -> None:
         owner = type(self).__name__
         concrete: dict[str, np.ndarray | None] = {}
+        given: dict[str, np.ndarray | None] = {}
         for f in dataclasses.fields(self):
             kind = _field_kind(f)
             val = getattr(self, f.name)
             if kind == _LEAF:
-                arr, c = _to_leaf(owner, f.name, val)
+                arr, c, g = _to_leaf(owner, f.name, val)
                 if c is not None:
                     if np.any(np.isnan(c)):
-                        raise ValueError(f"{owner}: {f.name} must not be NaN, got {f.name}={_fmt(c)}")
+                        raise ValueError(f"{owner}: {f.name} must not be NaN, got {f.name}={_fmt(g)}")
                     if not f.metadata.get("allow_inf") and np.any(np.isinf(c)):
-                        raise ValueError(f"{owner}: {f.name} must be finite, got {f.name}={_fmt(c)}")
+                        what = "finite" if np.any(np.isinf(g)) else (
+                            f"finite in float32 (magnitude at most {_F32_MAX:.4g}; rates and steps are float32)")
+                        raise ValueError(f"{owner}: {f.name} must be {what}, got {f.name}={_fmt(g)}")
                 object.__setattr__(self, f.name, arr)
                 concrete[f.name] = c
+                given[f.name] = g
             elif kind == _STATIC:
                 choices = f.metadata.get("choices")
-                if choices is not None and val not in choices:
+                flags = choices is not None and all(isinstance(c, bool) for c in choices)
+                if choices is not None and (val not in choices or (flags and not isinstance(val, (bool, np.bool_)))):
                     raise ValueError(
                         f"{owner}: {f.name} must be one of {', '.join(repr(c) for c in choices)}, "
                         f"got {f.name}={val!r}{closest(val, [str(c) for c in choices])}"
                     )
+                if flags:
+                    object.__setattr__(self, f.name, bool(val))
             elif kind == _CHILD:
-                if isinstance(val, (list, tuple)):
+                if _is_tuple_field(f):
+                    if not isinstance(val, (list, tuple)):
+                        raise TypeError(
+                            f"{owner}: {f.name} must be a list of lrjax schedules, got {type(val).__name__}: "
+                            f"{val!r}"
+                        )
                     val = tuple(val)
                     object.__setattr__(self, f.name, val)
                     items = val
+                elif isinstance(val, (list, tuple)):
+                    raise TypeError(
+                        f"{owner}: {f.name} must be one lrjax schedule, got a {type(val).__name__} of "
+                        f"{len(val)}: {val!r}"
+                    )
                 else:
                     items = (val,)
                 for i, s in enumerate(items):
@@ -226,22 +456,37 @@ class Schedule:
                             f"{owner}: {f.name} must hold lrjax schedules, got {type(s).__name__} "
                             f"at position {i}: {s!r}"
                         )
-        self._validate(Checks(owner, concrete))
+        self._validate(Checks(owner, concrete, given))
 
     def _validate(self, check: Checks) -> None:  # pragma: no cover - default: nothing more
         """Check concrete hyperparameters; override in subclasses."""
 
     # -- evaluation ---------------------------------------------------------
     def _value(self, t: jax.Array) -> jax.Array:
-        """The schedule at float32 step(s) ``t`` (already converted by :func:`as_step`).
+        """The schedule at float32 step(s) ``t >= 0``.
 
-        Subclasses implement this; combinators call it on their children.
+        Families implement this (or :meth:`_eval`, when they need the exact integer step).
         """
+        if type(self)._eval is not Schedule._eval:
+            return self._eval(Step.at(t))
         raise NotImplementedError
 
+    def _eval(self, s: Step) -> jax.Array:
+        """The schedule at :class:`Step` ``s`` (``>= 0``). Periodic families and combinators override
+        this (they read ``s.mod`` or move ``s`` for their children); the default reads ``s.t``."""
+        return self._value(s.t)
+
     def __call__(self, step: Any) -> jax.Array:
-        """Evaluate at ``step``: a Python int, an int/float array, or a traced count."""
-        return jnp.asarray(self._value(as_step(step)), dtype=jnp.float32)
+        """Evaluate at ``step``: a Python int of any size, an int/float array, or a traced count.
+
+        A negative step gives the step-0 value; a NaN or infinite float step gives NaN
+        (see the module docs). The result is float32, shaped like ``step``.
+        """
+        s, raw = _to_step(step)
+        out = jnp.asarray(self._eval(s), dtype=jnp.float32)
+        if raw is not None:
+            out = jnp.where(jnp.isfinite(raw), out, jnp.float32(jnp.nan))
+        return out
 
     @property
     def horizon(self) -> jax.Array:
@@ -332,6 +577,29 @@ def safe_div(num: jax.Array, den: jax.Array, fallback: float | jax.Array = 0.0) 
     """``num / den`` where ``den != 0``, else ``fallback``; gradients stay finite (double where)."""
     ok = den != 0
     return jnp.where(ok, num / jnp.where(ok, den, 1.0), fallback)
+
+
+@jax.custom_jvp
+def pow_count(base: jax.Array, k: jax.Array) -> jax.Array:
+    """``base ** k`` for ``base >= 0`` and ``k >= 0`` (``0 ** 0 = 1``) with finite derivatives everywhere.
+
+    ``jnp.power``'s own derivatives are NaN at ``base = 0`` (``k * 0 ** (k - 1)`` at ``k = 0``
+    is ``0 * inf``, and ``0 ** k * log 0`` is ``0 * -inf``): a ``gamma=0`` step decay would give
+    NaN gradients. Here :math:`\partial_b = k\,b^{k-1}` (0 at ``k = 0``; 1 at ``b = 0, k = 1``)
+    and :math:`\partial_k = b^k \log b` (0 at ``b = 0``). The value is ``jnp.power`` itself.
+    """
+    return base**k
+
+
+@pow_count.defjvp
+def _pow_count_jvp(primals, tangents):
+    (b, k), (db, dk) = primals, tangents
+    y = b**k
+    pos = b > 0
+    sb = jnp.where(pos, b, 1.0)
+    dy_db = jnp.where(k == 0, 0.0, jnp.where(pos, k * (y / sb), jnp.where(k == 1, 1.0, 0.0)))
+    dy_dk = jnp.where(pos, y * jnp.log(sb), 0.0)
+    return y, dy_db * db + dy_dk * dk
 
 
 def clip01(x: jax.Array) -> jax.Array:

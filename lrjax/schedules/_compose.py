@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrjax.schedules._base import Checks, Schedule, child, clip01, leaf, register, safe_div, static
+from lrjax.schedules._base import Checks, Schedule, Step, child, clip01, leaf, register, safe_div, static
 
 __all__ = ["InverseSqrt", "WarmupStableDecay", "Warmup", "Sequence", "Product", "Scale", "Clamp", "Switch"]
 
@@ -183,15 +183,15 @@ class Warmup(Schedule):
                     f"warmup_steps={float(np.max(w)):g}; use prefix=True to put the warmup before it"
                 )
 
-    def _value(self, t):
+    def _eval(self, s: Step):
         w = self.warmup_steps
         # The ramp's end value, evaluated once (a scalar), not once per step.
-        target = self.schedule._value(jnp.zeros((), jnp.float32) if self.prefix else jnp.asarray(w, jnp.float32))
+        target = self.schedule._eval(Step.at(0.0 if self.prefix else w))
         target = jnp.where(self.target < 0, target, self.target)
-        p = clip01(safe_div(t, w, 1.0))
+        p = clip01(safe_div(s.t, w, 1.0))
         ramp = _ramp(self.shape, self.init_value, target, p)
-        after = self.schedule._value(jnp.maximum(t - w, 0.0) if self.prefix else t)
-        return jnp.where(t < w, ramp, after)
+        after = self.schedule._eval(s.after(w) if self.prefix else s)
+        return jnp.where(s.t < w, ramp, after)
 
     @property
     def horizon(self):
@@ -229,13 +229,11 @@ class Sequence(Schedule):
         check.nonneg("boundaries")
         check.increasing("boundaries")
 
-    def _value(self, t):
-        t = jnp.asarray(t)
+    def _eval(self, s: Step):
         b = self.boundaries
-        out = self.schedules[-1]._value(t - (b[..., -1] if len(self.schedules) > 1 else 0.0))
+        out = self.schedules[-1]._eval(s.after(b[..., -1]) if len(self.schedules) > 1 else s)
         for i in range(len(self.schedules) - 2, -1, -1):
-            start = b[..., i - 1] if i > 0 else 0.0
-            out = jnp.where(t < b[..., i], self.schedules[i]._value(jnp.maximum(t - start, 0.0)), out)
+            out = jnp.where(s.t < b[..., i], self.schedules[i]._eval(s.after(b[..., i - 1]) if i > 0 else s), out)
         return out
 
     @property
@@ -261,10 +259,10 @@ class Product(Schedule):
         if len(self.schedules) < 1:
             raise ValueError("Product: schedules must hold at least one schedule, got schedules=()")
 
-    def _value(self, t):
-        out = self.schedules[0]._value(t)
-        for s in self.schedules[1:]:
-            out = out * s._value(t)
+    def _eval(self, s: Step):
+        out = self.schedules[0]._eval(s)
+        for sched in self.schedules[1:]:
+            out = out * sched._eval(s)
         return out
 
     @property
@@ -290,8 +288,8 @@ class Scale(Schedule):
     def _validate(self, check: Checks) -> None:
         check.nonneg("factor")
 
-    def _value(self, t):
-        return self.factor * self.schedule._value(t)
+    def _eval(self, s: Step):
+        return self.factor * self.schedule._eval(s)
 
     @property
     def horizon(self):
@@ -315,8 +313,8 @@ class Clamp(Schedule):
         check.nonneg("floor")
         check.relation("floor", "ceiling", "<=")
 
-    def _value(self, t):
-        return jnp.clip(self.schedule._value(t), self.floor, self.ceiling)
+    def _eval(self, s: Step):
+        return jnp.clip(self.schedule._eval(s), self.floor, self.ceiling)
 
     @property
     def horizon(self):
@@ -354,8 +352,8 @@ class Switch(Schedule):
     def _which(self) -> jax.Array:
         return jnp.clip(jnp.round(self.index), 0, len(self.branches) - 1).astype(jnp.int32)
 
-    def _value(self, t):
-        return jax.lax.switch(self._which(), [b._value for b in self.branches], jnp.asarray(t))
+    def _eval(self, s: Step):
+        return jax.lax.switch(self._which(), [b._eval for b in self.branches], s)
 
     @property
     def horizon(self):

@@ -11,10 +11,12 @@ import numpy as np
 from lrjax.schedules._base import (
     Checks,
     Schedule,
+    Step,
     child,
     clip01,
     cosine_interp,
     leaf,
+    pow_count,
     register,
     safe_div,
     static,
@@ -24,31 +26,29 @@ from lrjax.schedules._base import (
 __all__ = ["CosineRestarts", "Cyclic", "OneCycle", "MomentumOf"]
 
 
-def _restart_cycle(t: jax.Array, first: jax.Array, mult: jax.Array):
+def _restart_cycle(s: Step, first: jax.Array, mult: jax.Array):
     """Cycle index ``n``, position in it ``tc`` and its length ``Ti`` for periods ``T0 * mult**n``.
 
-    For ``mult == 1``: ``n = floor(t / T0)``. Otherwise the cycle starts at
+    For ``mult == 1``: ``n`` and ``tc`` come from :meth:`Step.mod` (exact for an integer
+    step and a whole-number ``T0``, at any step). Otherwise the cycle starts at
     ``T0 (mult**n - 1)/(mult - 1)``, so ``n = floor(log_m(1 + t (m - 1)/T0))``; the
     float estimate is then corrected by one in either direction so that a step exactly
     at a boundary starts the new cycle.
     """
+    t = s.t
     is_one = mult == 1.0
-    m = jnp.where(is_one, 2.0, mult)  # a safe stand-in on the unused branch
-    n_geo = jnp.floor(jnp.log1p(t * (m - 1.0) / first) / jnp.log(m))
-    n = jnp.where(is_one, jnp.floor(t / first), n_geo)
-    n = jnp.maximum(n, 0.0)
+    m = jnp.where(is_one, 2.0, mult)  # a safe stand-in on the unused branch (n stays logarithmic in t)
+    n = jnp.maximum(jnp.floor(jnp.log1p(t * (m - 1.0) / first) / jnp.log(m)), 0.0)
 
     def start(k):
-        # The unused branch sees k = 0 so that m**k cannot overflow: an inf there would
-        # turn into a NaN gradient (0 * inf) even though jnp.where discards its value.
-        geo = first * (m ** jnp.where(is_one, 0.0, k) - 1.0) / (m - 1.0)
-        return jnp.where(is_one, k * first, geo)
+        return first * (m**k - 1.0) / (m - 1.0)
 
     n = jnp.where(t < start(n), n - 1.0, n)
     n = jnp.where(t >= start(n + 1.0), n + 1.0, n)
     n = jnp.maximum(n, 0.0)
-    ti = jnp.where(is_one, first, first * m ** jnp.where(is_one, 0.0, n))
-    return n, t - start(n), ti
+    tc_one, n_one = s.mod(first)
+    return (jnp.where(is_one, n_one, n), jnp.where(is_one, tc_one, t - start(n)),
+            jnp.where(is_one, first, first * m**n))
 
 
 @register("cosine_restarts")
@@ -94,14 +94,15 @@ class CosineRestarts(Schedule):
         check.relation("floor", "peak", "<=")
         check.relation("lower", "upper", "<")
 
-    def _value(self, t):
+    def _eval(self, s: Step):
         def value(pk):  # pk(x) = x ** k_decay, specialised by with_exponent; one fused kernel per branch
-            n, tc, ti = _restart_cycle(t, self.first_period, self.period_mult)
+            n, tc, ti = _restart_cycle(s, self.first_period, self.period_mult)
+            decay = pow_count(self.peak_decay, n)  # finite gradients at peak_decay = 0 too
             if self.decay_mode == "peak":
                 # never below the floor: a decayed peak under it would push the rate below the floor
-                top = jnp.maximum(self.peak * self.peak_decay**n, self.floor)
+                top = jnp.maximum(self.peak * decay, self.floor)
             else:
-                top = self.floor + (self.peak - self.floor) * self.peak_decay**n
+                top = self.floor + (self.peak - self.floor) * decay
             p = pk(clip01(tc / ti))
             if self.shape == "cosine":
                 v = cosine_interp(top, self.floor, p)
@@ -156,29 +157,29 @@ class Cyclic(Schedule):
         check.between("gamma", 0.0, 1.0, lo_open=True)  # > 1 would grow without bound (inf) in exp_range
         check.require("step_size_down", lambda x: (x > 0) | (x < 0), "> 0 (or negative for 'same as step_size_up')")
 
-    def _shape(self, t):
+    def _shape(self, s: Step):
         down = jnp.where(self.step_size_down < 0, self.step_size_up, self.step_size_down)
         total = self.step_size_up + down
         ratio = self.step_size_up / total
-        # x = 1 + t/T - c computed via an exact remainder: no cancellation at large t,
-        # and jit/eager agree to the last bit.
-        rem = jnp.mod(t, total)
+        # x = 1 + t/T - c from the position in the cycle (Step.mod): exact for an integer step and
+        # a whole-number cycle at any step, no cancellation at large t.
+        rem, k = s.mod(total)
         x = rem / total
-        cycle = jnp.round((t - rem) / total) + 1.0
         h = jnp.where(x <= ratio, x / ratio, (x - 1.0) / (ratio - 1.0))
         if self.mode == "triangular":
-            s = 1.0
-        elif self.mode == "triangular2":
-            s = 2.0 ** (-(cycle - 1.0))
-        else:
-            s = self.gamma**t
-        return h * s
+            return h
+        if self.mode == "triangular2":
+            return h * 2.0 ** (-k)  # cycle c = k + 1 scales by 2**-(c - 1)
+        return h * pow_count(self.gamma, s.t)
 
-    def _value(self, t):
-        return self.base_lr + (self.max_lr - self.base_lr) * self._shape(t)
+    def _eval(self, s: Step):
+        return self.base_lr + (self.max_lr - self.base_lr) * self._shape(s)
+
+    def _momentum_step(self, s: Step):
+        return self.max_momentum - (self.max_momentum - self.base_momentum) * self._shape(s)
 
     def _momentum(self, t):
-        return self.max_momentum - (self.max_momentum - self.base_momentum) * self._shape(t)
+        return self._momentum_step(Step.at(t))
 
     @property
     def momentum(self) -> "MomentumOf":
@@ -319,8 +320,9 @@ class MomentumOf(Schedule):
                 f"got {type(self.schedule).__name__}"
             )
 
-    def _value(self, t):
-        return self.schedule._momentum(t)
+    def _eval(self, s: Step):
+        exact = getattr(self.schedule, "_momentum_step", None)  # Cyclic: the exact position in the cycle
+        return exact(s) if exact is not None else self.schedule._momentum(s.t)
 
     @property
     def horizon(self):

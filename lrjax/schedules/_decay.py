@@ -11,7 +11,18 @@ import math
 import jax
 import jax.numpy as jnp
 
-from lrjax.schedules._base import Checks, Schedule, clip01, leaf, register, safe_div, static, with_exponent
+from lrjax.schedules._base import (
+    Checks,
+    Schedule,
+    Step,
+    clip01,
+    leaf,
+    pow_count,
+    register,
+    safe_div,
+    static,
+    with_exponent,
+)
 
 __all__ = [
     "Constant",
@@ -94,7 +105,7 @@ class StepDecay(Schedule):
 
     def _value(self, t):
         k = jnp.floor(t / self.step_size)
-        return self.init_value * self.gamma**k
+        return self.init_value * pow_count(self.gamma, k)  # finite gradients at gamma = 0 too
 
     @property
     def horizon(self):
@@ -161,7 +172,7 @@ class Exponential(Schedule):
         e = t / self.decay_steps
         if self.staircase:
             e = jnp.floor(e)
-        v = self.init_value * self.decay_rate**e
+        v = self.init_value * pow_count(self.decay_rate, e)
         bounded = jnp.where(self.decay_rate < 1, jnp.maximum(v, self.end_value), v)
         return jnp.where((self.decay_rate > 1) & (self.end_value > 0), jnp.minimum(v, self.end_value), bounded)
 
@@ -281,9 +292,13 @@ class CosineDecay(Schedule):
     def floor_value(self) -> jax.Array:
         return self.floor * self.peak if self.floor_mode == "relative" else self.floor
 
-    def _value(self, t):
+    def _eval(self, s: Step):
         def value(pw):  # built inside the with_exponent branch: each branch is one fused kernel
-            p = t / self.decay_steps if self.periodic else clip01(t / self.decay_steps)
+            if self.periodic:
+                # The position in the period 2T from the exact step: the phase holds at any step.
+                p = s.mod(2.0 * self.decay_steps)[0] / self.decay_steps
+            else:
+                p = clip01(s.t / self.decay_steps)
             f = self.floor_value
             return f + (self.peak - f) * pw(0.5 * (1.0 + jnp.cos(math.pi * p)))
 

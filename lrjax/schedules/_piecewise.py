@@ -7,7 +7,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lrjax.schedules._base import Checks, Schedule, child, leaf, register, static
+from lrjax.schedules._base import Checks, Schedule, Step, child, leaf, register, static
 
 __all__ = ["PiecewiseConstant", "Shift"]
 
@@ -64,22 +64,27 @@ class PiecewiseConstant(Schedule):
 
 @register("shift")
 class Shift(Schedule):
-    """A schedule read ``shift`` steps ahead: :math:`\\eta(t) = s(t + \\text{shift})`.
+    """A schedule read ``shift`` steps ahead: :math:`\\eta(t) = s(\\max(t + \\text{shift}, 0))`.
 
     Hugging Face's ``cosine_warmup_with_min_lr`` counts its decay from one step past the
-    warmup; ``Shift`` expresses that off-by-one without a new family.
+    warmup; ``Shift`` expresses that off-by-one without a new family. A negative shift
+    delays the schedule: before step ``-shift`` it holds its step-0 value (a schedule is
+    never read before its start, as for a negative step).
 
     >>> import lrjax
     >>> s = lrjax.Shift(lrjax.Linear(0.0, 1.0, steps=10), shift=1)
     >>> float(s(0)), float(s(9))
     (0.10000000149011612, 1.0)
+    >>> late = lrjax.Shift(lrjax.Linear(0.5, 1.0, steps=10), shift=-5)
+    >>> float(late(0)), float(late(4)), float(late(10))
+    (0.5, 0.5, 0.75)
     """
 
     schedule: Schedule = child()
     shift: float = leaf(0.0)
 
-    def _value(self, t):
-        return self.schedule._value(t + self.shift)
+    def _eval(self, s: Step):
+        return self.schedule._eval(s.shift(self.shift).clamp0())
 
     @property
     def horizon(self) -> jax.Array:
