@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from lrjax._checks import closest
-from lrjax.schedules._base import _CHILD, _LEAF, _REGISTRY, Schedule, _field_kind
+from lrjax.schedules._base import _CHILD, _LEAF, _REGISTRY, Schedule, _field_kind, _is_tuple_field
 
 __all__ = ["to_spec", "from_spec", "load_spec"]
 
@@ -55,7 +55,11 @@ def from_spec(spec: Mapping[str, Any], *, where: str = "spec") -> Schedule:
     """Build a schedule from a spec dict (see :func:`to_spec`).
 
     Unknown family names and unknown keys raise ``ValueError`` listing the valid
-    choices and the closest match; wrong types raise ``TypeError``.
+    choices and the closest match; wrong types raise ``TypeError``. A number must be a
+    number: text such as ``"1e-3"`` is refused, not converted (read files with
+    :func:`load_spec`, whose YAML reader gives ``1e-3`` as a number). Several schedules
+    (``schedules`` of ``product``/``sequence``, ``branches`` of ``switch``) are a list of
+    specs, one schedule is one spec.
     """
     if isinstance(spec, Schedule):
         return spec
@@ -85,12 +89,25 @@ def from_spec(spec: Mapping[str, Any], *, where: str = "spec") -> Schedule:
             )
         f = fields[key]
         if _field_kind(f) == _CHILD:
-            if isinstance(val, (list, tuple)):
+            several = _is_tuple_field(f)
+            if several and not isinstance(val, (list, tuple)):
+                got = (f"a mapping with keys {sorted(map(str, val))}" if isinstance(val, Mapping)
+                       else f"{type(val).__name__} {val!r}")
+                raise TypeError(
+                    f"{where}.{key}: schedule {name!r} takes a list of schedule specs for {key!r} "
+                    f"(- name: ... for each), got {got}"
+                )
+            if not several and isinstance(val, (list, tuple)):
+                raise TypeError(
+                    f"{where}.{key}: schedule {name!r} takes one schedule spec for {key!r} (a mapping with a "
+                    f"'name' key), got a list of {len(val)}"
+                )
+            if several:
                 val = tuple(from_spec(v, where=f"{where}.{key}[{i}]") for i, v in enumerate(val))
             else:
                 val = from_spec(val, where=f"{where}.{key}")
-        elif isinstance(val, list):
-            val = tuple(val) if _field_kind(f) != _LEAF else np.asarray(val, dtype=np.float64)
+        elif isinstance(val, list) and _field_kind(f) != _LEAF:
+            val = tuple(val)  # leaves keep their list: the constructor checks every element is a number
         kwargs[key] = val
     missing = [
         n for n, f in fields.items()
@@ -102,11 +119,15 @@ def from_spec(spec: Mapping[str, Any], *, where: str = "spec") -> Schedule:
 
 
 def load_spec(path: str) -> Schedule:
-    """Read a schedule spec from a YAML (or JSON) file."""
-    import yaml  # light, but only needed here
+    """Read a schedule spec from a YAML (or JSON) file.
+
+    YAML numbers are read as YAML 1.2 reads them (:mod:`lrjax._yaml`): ``peak: 1e-3`` is
+    the number 0.001 (PyYAML's own ``safe_load`` would give the text ``'1e-3'``).
+    """
+    from lrjax._yaml import load  # PyYAML: light, but only needed here
 
     with open(path) as fh:
-        data = yaml.safe_load(fh)
+        data = load(fh)
     if isinstance(data, Mapping) and "schedule" in data and "name" not in data:
         data = data["schedule"]
     return from_spec(data, where=str(path))

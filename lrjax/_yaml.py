@@ -1,0 +1,134 @@
+"""YAML for lrjax's files, with numbers read the way YAML 1.2 reads them: ``1e-3`` is a number.
+
+PyYAML implements YAML 1.1, whose floats need a dot: ``yaml.safe_load("peak: 1e-3")`` gives the
+*text* ``'1e-3'``, which every numeric field then refuses. :func:`load` is ``yaml.safe_load``
+with YAML 1.2's (core schema) numbers instead of YAML 1.1's:
+
+* floats: ``1e-3``, ``3E-4``, ``.5``, ``1.``, ``-2.5``, ``+1.5e3``, ``1_000.5``, ``.inf``,
+  ``-.inf``, ``.nan`` (``Inf``/``INF``, ``NaN``/``NAN`` too);
+* ints (Python ints, never floats): ``-2``, ``+7``, ``1_000``, ``007`` (decimal: 7), ``0x1F``,
+  ``0o17``, ``0b101``.
+
+Underscores may separate digits (``1_000``; not ``_1``, ``1_`` or ``1__0``). Nothing else is a
+number: ``1e-3x``, ``10%``, ``3 epochs``, ``1-sqrt``, ``exp``, ``e3``, ``1e``, ``inf``, ``nan``
+stay text, and so does ``1:30`` (YAML 1.1 read it as the base-60 integer 90, and ``017`` as
+octal 15). Booleans, nulls, dates and everything else are ``yaml.safe_load``'s.
+
+:func:`dump` writes YAML that :func:`load` (and ``yaml.safe_load``) reads back unchanged: text
+that either would read as a number is quoted (``'1e-3'``, ``'1:30'``), floats keep a dot
+(``1.0e-05``), and keys keep their order.
+
+>>> from lrjax import _yaml
+>>> _yaml.load("peak: 1e-3\\nsteps: 1_000\\nfloor: .5\\nshape: 1-sqrt\\nwhen: 3 epochs")
+{'peak': 0.001, 'steps': 1000, 'floor': 0.5, 'shape': '1-sqrt', 'when': '3 epochs'}
+>>> print(_yaml.dump({"name": "cosine_decay", "peak": 1e-05, "note": "1e-3"}), end="")
+name: cosine_decay
+peak: 1.0e-05
+note: '1e-3'
+>>> _yaml.load(_yaml.dump({"note": "1e-3", "peak": 1e-3}))
+{'note': '1e-3', 'peak': 0.001}
+"""
+
+from __future__ import annotations
+
+import re
+from typing import IO, Any
+
+import yaml
+
+__all__ = ["Loader", "Dumper", "load", "dump"]
+
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+
+_DIGITS = r"[0-9](?:_?[0-9])*"  # digits, single underscores between them
+_EXP = r"[eE][-+]?[0-9]+"
+
+INT = re.compile(
+    rf"""^(?:[-+]?{_DIGITS}
+          |[-+]?0x[0-9a-fA-F](?:_?[0-9a-fA-F])*
+          |[-+]?0o[0-7](?:_?[0-7])*
+          |[-+]?0b[01](?:_?[01])*)$""",
+    re.X,
+)
+FLOAT = re.compile(
+    rf"""^(?:[-+]?(?:{_DIGITS}\.(?:{_DIGITS})?(?:{_EXP})?   # 1.  1.5  1.5e3
+                  |\.{_DIGITS}(?:{_EXP})?                   # .5  .5e-3
+                  |{_DIGITS}{_EXP})                         # 1e-3  3E-4
+            |[-+]?\.(?:inf|Inf|INF)
+            |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+
+
+def _table(base: type, *, keep_11: bool = False) -> dict[str, list]:
+    """``base``'s implicit resolvers without (or, ``keep_11``, with) YAML 1.1's int and float, plus
+    YAML 1.2's: a fresh copy, PyYAML's own tables are not touched."""
+    table: dict[str, list] = {}
+    for first, items in base.yaml_implicit_resolvers.items():
+        kept = [(tag, rx) for tag, rx in items if keep_11 or tag not in (_INT_TAG, _FLOAT_TAG)]
+        if kept:
+            table[first] = kept
+    for tag, rx, firsts in ((_INT_TAG, INT, "-+0123456789"), (_FLOAT_TAG, FLOAT, "-+0123456789.")):
+        for first in firsts:
+            table.setdefault(first, []).append((tag, rx))
+    return table
+
+
+def _int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = loader.construct_scalar(node).replace("_", "")
+    sign = -1 if text[0] == "-" else 1
+    text = text.lstrip("+-")
+    base = {"0x": 16, "0o": 8, "0b": 2}.get(text[:2].lower(), 10)
+    return sign * int(text[2:] if base != 10 else text, base)
+
+
+def _float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+    text = loader.construct_scalar(node).replace("_", "").lower()
+    if text.endswith(".inf"):
+        return float("-inf") if text[0] == "-" else float("inf")
+    if text == ".nan":
+        return float("nan")
+    return float(text)
+
+
+class Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` with YAML 1.2's numbers (see the module docs)."""
+
+
+Loader.yaml_implicit_resolvers = _table(yaml.SafeLoader)
+Loader.add_constructor(_INT_TAG, _int)
+Loader.add_constructor(_FLOAT_TAG, _float)
+
+
+class Dumper(yaml.SafeDumper):
+    """``yaml.SafeDumper`` that quotes text :class:`Loader` would read as a number.
+
+    It also quotes what YAML 1.1 reads as a number (``1:30``), so ``yaml.safe_load`` reads
+    its output the same way.
+    """
+
+
+Dumper.yaml_implicit_resolvers = _table(yaml.SafeDumper, keep_11=True)
+
+
+def load(stream_or_text: str | bytes | IO) -> Any:
+    """Parse YAML text (or an open file) like ``yaml.safe_load``, with YAML 1.2's numbers.
+
+    >>> load("[1e-3, 3E-4, .5, -2, 1_000, +1.5e3, .inf, 10%, exp]")
+    [0.001, 0.0003, 0.5, -2, 1000, 1500.0, inf, '10%', 'exp']
+    """
+    return yaml.load(stream_or_text, Loader=Loader)  # noqa: S506 - Loader is a SafeLoader
+
+
+def dump(data: Any, stream: IO | None = None, **kwargs: Any) -> str | None:
+    """``yaml.safe_dump`` whose output :func:`load` reads back as ``data`` (keys in their order by default).
+
+    Keyword arguments go to ``yaml.dump`` (``sort_keys``, ``default_flow_style``, ...).
+
+    >>> dump([1e-3, "3E-4", 7])
+    "- 0.001\\n- '3E-4'\\n- 7\\n"
+    """
+    kwargs.setdefault("sort_keys", False)
+    kwargs.setdefault("default_flow_style", False)
+    return yaml.dump(data, stream, Dumper=Dumper, **kwargs)
