@@ -258,9 +258,11 @@ class SpecFileError(Exception):
 def _load_file(path: str) -> dict[str, Schedule]:
     import yaml
 
+    from lrjax._yaml import load as load_yaml  # YAML 1.2 numbers: 1e-3 is a number
+
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text())
+        data = load_yaml(p.read_text())
     except FileNotFoundError:
         raise SpecFileError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:
