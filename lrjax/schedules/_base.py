@@ -25,14 +25,17 @@ Steps, for every family (defined once, in :meth:`Schedule.__call__`):
 * a negative step holds the step-0 value: :math:`\eta(t) = \eta(0)` for :math:`t < 0`
   (so does a schedule read before its start, e.g. ``Shift`` with a negative shift);
 * a float step that is NaN or infinite gives NaN (it is no step at all: the NaN shows
-  where it came from instead of training on a made-up rate); integer steps are
-  always finite;
+  where it came from instead of training on a made-up rate), and the gradients with
+  respect to the leaves stay finite (0) there; integer steps are always finite;
 * integer steps keep their exact value where it matters: periodic families
   (``CosineRestarts``, ``Cyclic``, ``CosineDecay(periodic=True)``) take the position
-  in the period from the integer step itself, so a whole-number period keeps its
-  phase exactly at any step (float32 alone would lose it beyond :math:`2^{24}`);
-  Python ints and int64 arrays at or above :math:`2^{31}` are split on the host.
-  A period that is not a whole number of steps is reduced in float32, as before.
+  in the period from the integer step itself (:meth:`Step.mod`, a few integer
+  operations), so a whole-number period keeps its phase exactly at any step (float32
+  alone would lose it beyond :math:`2^{24}`). Python ints (up to :math:`2^{62}`; larger
+  ones read as :math:`2^{62}`) and int64 arrays at or above :math:`2^{31}` are split on
+  the host. A period that is not a whole number of steps (``1000/6``) starts period
+  ``k`` where float32 puts ``k * period`` (step 500 starts period 3), as the
+  reference implementations do in float64. Float steps are float32.
 
 >>> import lrjax, jax.numpy as jnp
 >>> s = lrjax.CosineRestarts(1.0, first_period=1000)
@@ -258,7 +261,7 @@ def as_step(step: Any) -> jax.Array:
 
 
 _INT_MAX = 2**31 - 1
-_WIDE = 2**20  # integer steps >= 2**31 are kept as hi + lo, hi a multiple of 2**20 (exact in float32 below 2**44)
+_WIDE = 2**20  # integer steps >= 2**31 are kept as top + hi + lo: multiples of 2**40 and 2**20, and the rest
 
 
 class Step(NamedTuple):
@@ -270,8 +273,9 @@ class Step(NamedTuple):
 
     * ``n`` (int32, ``>= 0``) plus ``f`` (float32 in ``[0, 1)`` added by a fractional shift;
       ``None``: 0): integer steps below :math:`2^{31}` (Python ints, int32 arrays, traced counts);
-    * ``hi + lo`` (float32 each, ``hi`` a multiple of :math:`2^{20}`, both exact): larger
-      integer steps (Python ints and int64 arrays split on the host, traced int64 under x64).
+    * ``top + hi + lo`` (float32 each, exact: multiples of :math:`2^{40}` and :math:`2^{20}`,
+      and the rest): larger integer steps, up to :math:`2^{62}` (Python ints and int64 arrays
+      split on the host, traced int64 under x64).
 
     A float step has neither: ``t`` is all there is. Combinators move a step with
     :meth:`shift` / :meth:`after` so that the exact part follows.
@@ -282,6 +286,7 @@ class Step(NamedTuple):
     f: Any = None
     hi: Any = None
     lo: Any = None
+    top: Any = None
 
     @staticmethod
     def at(x: Any) -> "Step":
@@ -303,7 +308,7 @@ class Step(NamedTuple):
             carry = f >= 1.0
             return Step(t, jnp.where(carry & (n < _INT_MAX), n + 1, n), jnp.where(carry, f - 1.0, f))
         if self.hi is not None:
-            return Step(t, hi=self.hi, lo=self.lo + d)
+            return Step(t, hi=self.hi, lo=self.lo + d, top=self.top)
         return Step(t)
 
     def clamp0(self) -> "Step":
@@ -314,8 +319,9 @@ class Step(NamedTuple):
             f = None if self.f is None else jnp.where(neg, 0.0, self.f)
             return Step(jnp.where(neg, 0.0, t), jnp.where(neg, 0, self.n), f)
         if self.hi is not None:
-            neg = self.lo < -self.hi
-            return Step(jnp.where(neg, 0.0, t), hi=jnp.where(neg, 0.0, self.hi), lo=jnp.where(neg, 0.0, self.lo))
+            neg = self.lo < -(self.hi + self.top)
+            zero = lambda x: jnp.where(neg, 0.0, x)  # noqa: E731
+            return Step(zero(t), hi=zero(self.hi), lo=zero(self.lo), top=zero(self.top))
         return Step(t)
 
     def after(self, d: Any) -> "Step":
@@ -347,7 +353,8 @@ class Step(NamedTuple):
             if self.f is not None:
                 r = r + self.f
         else:
-            r = jax.lax.rem(self.hi, p) + jnp.mod(self.lo, p)  # float remainders are exact; k approximate
+            # float remainders are exact; k stays approximate
+            r = jax.lax.rem(self.top, p) + jax.lax.rem(self.hi, p) + jnp.mod(self.lo, p)
         k2 = jnp.floor(r * inv)
         r, k = r - k2 * p, k + k2
         below = r < 0
@@ -360,6 +367,12 @@ class Step(NamedTuple):
         return jnp.where(snap, 0.0, r), jnp.where(snap, k + 1.0, k)
 
 
+def _float_step(t: jax.Array) -> Step:
+    """A float step clamped at 0; NaN and inf are read as 0 here (``__call__`` puts NaN back in the
+    result), so that no family computes on them and their gradients stay finite (0)."""
+    return Step(jnp.where(jnp.isfinite(t), jnp.maximum(t, 0.0), 0.0))
+
+
 def _to_step(step: Any) -> tuple[Step, jax.Array | None]:
     """``(Step clamped at 0, the float32 step before clamping for float steps, else None)``."""
     if isinstance(step, (jax.core.Tracer, jax.Array)):
@@ -368,11 +381,13 @@ def _to_step(step: Any) -> tuple[Step, jax.Array | None]:
             if x.dtype.itemsize < 4 or x.dtype == jnp.int32 or x.dtype == jnp.bool_:
                 n = jnp.maximum(x.astype(jnp.int32), 0)
                 return Step(n.astype(jnp.float32), n), None
-            x = jnp.maximum(x, 0)  # int64 (jax_enable_x64) or uint32: hi + lo
+            x = jnp.maximum(x, 0)  # int64 (jax_enable_x64) or uint32: top + hi + lo
             lo = x & (_WIDE - 1)
-            return Step(x.astype(jnp.float32), hi=(x - lo).astype(jnp.float32), lo=lo.astype(jnp.float32)), None
+            hi = x & np.array((_WIDE * (_WIDE - 1)) & int(jnp.iinfo(x.dtype).max), x.dtype)
+            f32 = lambda v: v.astype(jnp.float32)  # noqa: E731
+            return Step(f32(x), hi=f32(hi), lo=f32(lo), top=f32(x - hi - lo)), None
         t = x.astype(jnp.float32)
-        return Step(jnp.maximum(t, 0.0)), t
+        return _float_step(t), t
     if isinstance(step, int) and not isinstance(step, bool):
         arr = np.asarray(min(max(step, 0), 2**62), dtype=np.int64)
     else:
@@ -382,7 +397,7 @@ def _to_step(step: Any) -> tuple[Step, jax.Array | None]:
         if arr.dtype.kind == "f":
             with np.errstate(over="ignore", invalid="ignore"):
                 t = jnp.asarray(arr.astype(np.float32))
-            return Step(jnp.maximum(t, 0.0)), t
+            return _float_step(t), t
         arr = np.maximum(arr, 0)
         if arr.dtype.itemsize == 8:
             arr = np.minimum(arr, arr.dtype.type(2**62))
@@ -390,8 +405,9 @@ def _to_step(step: Any) -> tuple[Step, jax.Array | None]:
         return Step(jnp.asarray(arr.astype(np.float32)), jnp.asarray(arr.astype(np.int32))), None
     arr = arr.astype(np.int64)
     lo = arr & (_WIDE - 1)
-    return Step(jnp.asarray(arr.astype(np.float32)), hi=jnp.asarray((arr - lo).astype(np.float32)),
-                lo=jnp.asarray(lo.astype(np.float32))), None
+    hi = arr & (_WIDE * (_WIDE - 1))
+    f32 = lambda v: jnp.asarray(v.astype(np.float32))  # noqa: E731
+    return Step(f32(arr), hi=f32(hi), lo=f32(lo), top=f32(arr - hi - lo)), None
 
 
 class Schedule:

@@ -67,3 +67,45 @@ def test_eager_calls_do_not_compile_per_step(caplog):
         vals = [float(s(t)) for t in range(1, 30) for s in scheds]
     assert all(np.isfinite(vals))
     assert not [r for r in caplog.records if "ompil" in r.getMessage()], caplog.records[:3]
+
+
+def test_leaves_are_checked_as_the_float32_they_become():
+    with pytest.raises(ValueError, match=r"CosineDecay: peak must be finite in float32 .*got peak=1e\+39"):
+        lrjax.CosineDecay(peak=1e39, decay_steps=10)
+    with pytest.raises(ValueError, match=r"decay_steps must be finite, got decay_steps=inf"):
+        lrjax.CosineDecay(peak=1.0, decay_steps=float("inf"))
+    # 1e-50 is 0 in float32: "> 0" is checked on what the schedule would divide by
+    with pytest.raises(ValueError, match=r"decay_steps must be > 0, got decay_steps=1e-50 \(0 in float32\)"):
+        lrjax.CosineDecay(peak=1.0, decay_steps=1e-50)
+    with pytest.raises(ValueError, match=r"must not be NaN, got milestones=\[ 1. nan\]"):
+        lrjax.MultiStep(1.0, [1.0, float("nan")])
+    # leaves that take inf (never) read a float32 overflow as inf
+    assert np.isinf(float(lrjax.CosineRestarts(1.0, 10, cycle_limit=1e39).cycle_limit))
+    assert np.isinf(float(lrjax.Clamp(lrjax.Constant(1.0), ceiling=1e40).ceiling))
+
+
+def test_lists_of_numbers_hold_numbers_only():
+    with pytest.raises(TypeError, match=r"MultiStep: milestones must be a number or a list of numbers, got "
+                                        r"milestones=\[True, 20\] \(milestones\[0\] is True, a bool\)"):
+        lrjax.MultiStep(1.0, milestones=[True, 20])
+    with pytest.raises(TypeError, match=r"boundaries\[1\] is None"):
+        lrjax.PiecewiseConstant([1, None], [1.0, 0.5, 0.1])
+    with pytest.raises(TypeError, match=r"values\[0\]\[1\] is '0.5', a str"):
+        lrjax.PiecewiseConstant([[1, 2]], [[1.0, "0.5", 0.1]])
+    with pytest.raises(TypeError, match=r"peak='1e-3' \(str\); it is text that looks like a number: write it "
+                                        r"without quotes"):
+        lrjax.CosineDecay("1e-3", 10)
+    # numpy integer and float elements are numbers
+    assert float(lrjax.MultiStep(1.0, [np.int64(3), np.float32(5.0)], 0.5)(5)) == 0.25
+
+
+def test_flags_are_bools_and_children_have_their_shape():
+    with pytest.raises(ValueError, match=r"CosineDecay: periodic must be one of False, True, got periodic=1"):
+        lrjax.CosineDecay(1.0, 10, periodic=1)
+    assert lrjax.CosineDecay(1.0, 10, periodic=np.bool_(True)).periodic is True
+    with pytest.raises(TypeError, match=r"Product: schedules must be a list of lrjax schedules, got dict"):
+        lrjax.Product({"a": lrjax.Constant(1.0)})
+    with pytest.raises(TypeError, match=r"Product: schedules must be a list of lrjax schedules, got Constant"):
+        lrjax.Product(lrjax.Constant(1.0))
+    with pytest.raises(TypeError, match=r"Warmup: schedule must be one lrjax schedule, got a list of 1"):
+        lrjax.Warmup([lrjax.Constant(1.0)], 10)

@@ -91,3 +91,36 @@ def test_load_spec_reads_yaml_files(tmp_path):
 def test_to_spec_rejects_non_schedules():
     with pytest.raises(TypeError, match=r"to_spec expects an lrjax schedule, got function"):
         lrjax.to_spec(lambda t: t)
+
+
+def test_several_schedules_are_a_list_one_schedule_is_a_mapping():
+    spec = {"name": "product", "schedules": {"a": {"name": "constant"}, "b": {"name": "constant", "value": 0.5}}}
+    with pytest.raises(TypeError, match=r"spec\.schedules: schedule 'product' takes a list of schedule specs for "
+                                        r"'schedules' .*got a mapping with keys \['a', 'b'\]"):
+        lrjax.from_spec(spec)
+    with pytest.raises(TypeError, match=r"spec\.schedules: .*got a mapping with keys \['name'\]"):
+        lrjax.from_spec({"name": "sequence", "schedules": {"name": "constant"}, "boundaries": []})
+    with pytest.raises(TypeError, match=r"spec\.branches: schedule 'switch' takes a list .*got str 'constant'"):
+        lrjax.from_spec({"name": "switch", "branches": "constant"})
+    with pytest.raises(TypeError, match=r"spec\.schedule: schedule 'warmup' takes one schedule spec for "
+                                        r"'schedule' \(a mapping with a 'name' key\), got a list of 1"):
+        lrjax.from_spec({"name": "warmup", "warmup_steps": 3, "schedule": [{"name": "constant"}]})
+
+
+def test_numbers_given_as_text_are_refused_not_converted():
+    with pytest.raises(TypeError, match=r"CosineDecay: peak must be a number.*got peak='1e-3'.*without quotes"):
+        lrjax.from_spec({"name": "cosine_decay", "peak": "1e-3", "decay_steps": 10})
+    with pytest.raises(TypeError, match=r"milestones\[0\] is '10', a str"):
+        lrjax.from_spec({"name": "multi_step", "init_value": 1.0, "milestones": ["10", 20]})
+    with pytest.raises(TypeError, match=r"milestones\[0\] is True, a bool"):
+        lrjax.from_spec({"name": "multi_step", "init_value": 1.0, "milestones": [True, 20]})
+    with pytest.raises(ValueError, match=r"staircase must be one of False, True, got staircase='true'"):
+        lrjax.from_spec({"name": "exponential", "init_value": 1.0, "decay_rate": 0.5, "staircase": "true"})
+
+
+def test_load_spec_reads_yaml_1_2_numbers(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("name: multi_step\ninit_value: 1e-2\nmilestones: [1_000, 2e3]\ngamma: .5\n")
+    s = lrjax.load_spec(str(p))
+    assert float(s.init_value) == pytest.approx(1e-2) and s.milestones.tolist() == [1000.0, 2000.0]
+    assert float(s.gamma) == 0.5
