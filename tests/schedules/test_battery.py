@@ -5,10 +5,15 @@ hyperparameters (values AND step counts). The battery checks: jit == eager,
 vmap over steps, vmap over a stacked batch of the three, one trace for the
 three, finite float32 values everywhere (step 0, horizon, 10x horizon, 2**31 and
 2**40 as Python int and np.int64, int32 arrays, vectors), finite gradients
-w.r.t. every leaf, and an exact spec round trip through YAML.
+w.r.t. every leaf, and an exact spec round trip through YAML. The step's definition
+for every family: a negative step holds the step-0 value, a NaN or infinite float step
+gives NaN; every leaf refuses a value that is not finite in float32; gradients stay
+finite at edge values of the leaves (zero factors, zero lengths, equal bounds).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +22,7 @@ import pytest
 import yaml
 
 import lrjax
+from lrjax.schedules._base import _LEAF, _field_kind
 
 L = lrjax
 
@@ -277,3 +283,105 @@ def test_spec_round_trip_through_yaml(name):
         ts = _probe_steps(s)
         np.testing.assert_array_equal(back(ts), s(ts))
         assert lrjax.to_spec(back) == spec
+
+
+# -- the step's definition, for every family ----------------------------------------------------------
+
+_call = jax.jit(lambda s, t: s(t))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_negative_steps_hold_the_step_zero_value(name):
+    for s in CASES[name]:
+        v0 = float(s(0))
+        for t in (-1, -3, -(2**31), -(2**40), np.int64(-5), np.float32(-0.5), -2.5):
+            np.testing.assert_allclose(float(s(t)), v0, rtol=1e-6, atol=1e-7, err_msg=f"{name} at {t!r}")
+        for form in (np.array([-7, -1, 0], np.int32), jnp.array([-7, -1, 0], jnp.int32)):
+            np.testing.assert_allclose(s(form), [v0] * 3, rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(_call(s, jnp.asarray(form)), [v0] * 3, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_nan_and_infinite_steps_give_nan(name):
+    for s in CASES[name]:
+        for t in (np.nan, np.float32(np.nan), np.inf, -np.inf):
+            assert np.isnan(float(s(t))), f"{name} at {t!r}: {s(t)}"
+        got = np.asarray(_call(s, jnp.array([np.nan, 0.0, np.inf, 3.0], jnp.float32)))
+        assert np.isnan(got[0]) and np.isnan(got[2]), got
+        np.testing.assert_allclose(got[[1, 3]], [float(s(0)), float(s(3))], rtol=1e-6, atol=1e-7)
+        g = _grad_fn(s, jnp.array([np.nan, np.inf], jnp.float32))
+        assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(g)), name
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_leaf_refuses_a_value_not_finite_in_float32(name):
+    s = CASES[name][0]
+    for f in dataclasses.fields(s):
+        cur = np.asarray(getattr(s, f.name)) if _field_kind(f) == _LEAF else None
+        if cur is None or cur.size == 0:
+            continue
+        huge = np.full(cur.shape, 1e39).tolist() if cur.ndim else 1e39  # finite in float64, inf in float32
+        if f.metadata.get("allow_inf"):  # cycle_limit, ceiling: 1e39 reads as "never", like inf
+            assert np.all(np.isinf(np.asarray(getattr(s.replace(**{f.name: huge}), f.name))))
+            continue
+        with pytest.raises(ValueError, match=rf"{type(s).__name__}: {f.name} must be finite in float32.*"
+                                             rf"got {f.name}=.*1\.?e\+39"):
+            s.replace(**{f.name: huge})
+
+
+# Edge values of the leaves: zero factors, zero lengths, equal bounds, tiny rates.
+EDGES: dict[str, lrjax.Schedule] = {
+    "step_decay gamma=0": L.StepDecay(1.0, 10, 0.0),
+    "step_decay init=0": L.StepDecay(0.0, 10, 0.5),
+    "multi_step gamma=0": L.MultiStep(1.0, [5, 10], 0.0),
+    "multi_step no milestones": L.MultiStep(1.0, [], 0.5),
+    "exponential tiny rate": L.Exponential(1.0, 1e-30, 10),
+    "exponential staircase tiny rate": L.Exponential(1.0, 1e-30, 10, staircase=True),
+    "exponential rate=1": L.Exponential(1.0, 1.0, 10, end_value=0.5),
+    "inverse_time rate=0": L.InverseTime(1.0, 0.0),
+    "polynomial power=0.5 end=init": L.Polynomial(1.0, 1.0, 10, 0.5),
+    "polynomial cycle": L.Polynomial(1.0, 0.0, 10, 2.0, cycle=True),
+    "cosine_decay floor=peak": L.CosineDecay(1.0, 10, floor=1.0),
+    "cosine_decay peak=0": L.CosineDecay(0.0, 10),
+    "cosine_decay periodic exponent=0.5": L.CosineDecay(1.0, 10, exponent=0.5, periodic=True),
+    "tanh_decay floor=peak": L.TanhDecay(1.0, 10, 1.0),
+    "cosine_restarts peak_decay=0": L.CosineRestarts(1.0, 10, 1.0, 0.0),
+    "cosine_restarts peak_decay=0 mult=2": L.CosineRestarts(1.0, 10, 2.0, 0.0),
+    "cosine_restarts amplitude decay=0": L.CosineRestarts(1.0, 10, 1.5, 0.0, 0.1, decay_mode="amplitude"),
+    "cosine_restarts polynomial k_decay=0.5": L.CosineRestarts(1.0, 10, shape="polynomial", power=0.5, k_decay=0.5),
+    "cosine_restarts cycle_limit=1": L.CosineRestarts(1.0, 10, cycle_limit=1),
+    "cyclic triangular2 period 2": L.Cyclic(0.0, 1.0, 1, 1, mode="triangular2"),
+    "cyclic exp_range tiny gamma": L.Cyclic(0.0, 1.0, 5, mode="exp_range", gamma=1e-30),
+    "cyclic base=max": L.Cyclic(1.0, 1.0, 5),
+    "one_cycle pct_start=0": L.OneCycle(1.0, 100, 0.0),
+    "one_cycle pct_start=1": L.OneCycle(1.0, 100, 1.0),
+    "one_cycle three phases linear": L.OneCycle(1.0, 10, 0.5, three_phase=True, anneal_strategy="linear"),
+    "one_cycle momentum equal": L.OneCycle(1.0, 10, base_momentum=0.9, max_momentum=0.9).momentum,
+    "inverse_sqrt no warmup peak=0": L.InverseSqrt(0.0, 0.0),
+    "warmup_stable_decay no warmup min_ratio=0": L.WarmupStableDecay(1.0, 0, 0, 1, 0.0, "1-sqrt", "1-sqrt"),
+    "warmup zero steps": L.Warmup(L.Constant(1.0), 0),
+    "warmup exponential from tiny": L.Warmup(L.CosineDecay(1.0, 10), 5, init_value=1e-30, shape="exponential"),
+    "warmup exponential to 0": L.Warmup(L.Constant(0.0), 5, init_value=1e-3, shape="exponential"),
+    "sequence boundary 0": L.Sequence([L.Constant(1.0), L.Linear(0.0, 1.0, 1)], [0]),
+    "product with zeros": L.Product([L.Constant(0.0), L.StepDecay(1.0, 1, 0.0)]),
+    "scale factor=0": L.Scale(L.StepDecay(1.0, 1, 0.0), 0.0),
+    "clamp floor=ceiling": L.Clamp(L.Linear(0.0, 1.0, 10), 0.5, 0.5),
+    "piecewise_constant no boundaries": L.PiecewiseConstant([], [1.0]),
+    "piecewise_constant repeated boundary": L.PiecewiseConstant([5, 5], [1.0, 0.0, 0.5], side="right"),
+    "shift negative": L.Shift(L.InverseSqrt(1.0, 10), -5),
+    "shift fraction": L.Shift(L.CosineRestarts(1.0, 10, peak_decay=0.0), 0.5),
+    "switch gamma=0": L.Switch([L.StepDecay(1.0, 3, 0.0), L.Constant(0.0)], index=0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EDGES))
+def test_grad_finite_at_edge_values(case):
+    s = EDGES[case]
+    steps = np.unique(np.concatenate([_probe_steps(s), [0, 1, 2, 3, 4, 5, 9, 10, 11, 20, 99, 100, 2**31 - 1]]))
+    for ts in (jnp.asarray(steps, jnp.int32), jnp.asarray(steps, jnp.float32)):
+        v = np.asarray(_vmap_steps(s, ts))
+        assert np.all(np.isfinite(v)), f"{case}: values {v}"
+        g = _grad_fn(s, ts)
+        for path, leaf in jax.tree_util.tree_leaves_with_path(g):
+            bad = ~np.isfinite(np.asarray(leaf))
+            assert not bad.any(), f"{case}: d/d{jax.tree_util.keystr(path)} not finite at steps {steps[bad]}"
