@@ -37,18 +37,23 @@ def _restart_cycle(s: Step, first: jax.Array, mult: jax.Array):
     """
     t = s.t
     is_one = mult == 1.0
-    m = jnp.where(is_one, 2.0, mult)  # a safe stand-in on the unused branch (n stays logarithmic in t)
+    m = jnp.where(is_one, 2.0, mult)  # a safe stand-in on the unused branch
     n = jnp.maximum(jnp.floor(jnp.log1p(t * (m - 1.0) / first) / jnp.log(m)), 0.0)
 
+    def power(k):
+        # m ** 0 on the unused branch: nothing to overflow, and pow(x, 0) returns at once (a runtime
+        # period_mult computes both branches; this keeps the one of mult == 1 cheap).
+        return m ** jnp.where(is_one, 0.0, k)
+
     def start(k):
-        return first * (m**k - 1.0) / (m - 1.0)
+        return first * (power(k) - 1.0) / (m - 1.0)
 
     n = jnp.where(t < start(n), n - 1.0, n)
     n = jnp.where(t >= start(n + 1.0), n + 1.0, n)
     n = jnp.maximum(n, 0.0)
     tc_one, n_one = s.mod(first)
     return (jnp.where(is_one, n_one, n), jnp.where(is_one, tc_one, t - start(n)),
-            jnp.where(is_one, first, first * m**n))
+            jnp.where(is_one, first, first * power(n)))
 
 
 @register("cosine_restarts")
