@@ -344,7 +344,7 @@ class Step(NamedTuple):
         if self.n is None and self.hi is None:
             k = jnp.where(t < k * p, k - 1.0, k)
             k = jnp.where(t >= (k + 1.0) * p, k + 1.0, k)
-            return t - k * p, k
+            return _within(t - k * p, p), k
         if self.n is not None:
             # n - k p exactly in int32 (k is within a few hundred of the true count), then reduced.
             whole = jnp.floor(jnp.minimum(p, 2.0**30))
@@ -362,9 +362,15 @@ class Step(NamedTuple):
         above = r >= p
         r, k = jnp.where(above, r - p, r), jnp.where(above, k + 1.0, k)
         if self.n is None:
-            return r, k
+            return _within(r, p), k
         snap = (p != jnp.floor(p)) & (t >= (k + 1.0) * p) & (t < 2.0**24)
-        return jnp.where(snap, 0.0, r), jnp.where(snap, k + 1.0, k)
+        return jnp.where(snap, 0.0, _within(r, p)), jnp.where(snap, k + 1.0, k)
+
+
+def _within(r: jax.Array, p: jax.Array) -> jax.Array:
+    """``r`` kept in ``[0, p]``: a period far below the step's float32 resolution (``1e-30``) has no
+    meaningful phase, but the position stays in range and the rate between its bounds."""
+    return jnp.minimum(jnp.maximum(r, 0.0), p)
 
 
 def _float_step(t: jax.Array) -> Step:
