@@ -36,6 +36,7 @@ from lrjax.optim import (  # optax integration (optim helper)
     with_hyperparams,
 )
 from lrjax.schedules import (
+    Affine,
     Clamp,
     Constant,
     CosineDecay,
@@ -72,6 +73,7 @@ from lrjax.schedules import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Affine",
     "__version__",
     "accumulate",
     "as_step",

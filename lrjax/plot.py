@@ -186,7 +186,8 @@ def plot_schedules(
 
 def gallery_schedules() -> dict[str, Schedule]:
     """One example of every schedule family, by family name (what :func:`gallery` draws)."""
-    import lrjax as L
+    import lrjax.schedules as L
+    from lrjax.schedules._optax_families import Affine
 
     cos = L.CosineDecay(1.0, 900, floor=0.05)
     out: dict[str, Schedule] = {
@@ -216,6 +217,9 @@ def gallery_schedules() -> dict[str, Schedule]:
     out["piecewise_constant"] = L.PiecewiseConstant([200, 500, 800], [1.0, 0.6, 0.3, 0.1])
     out["shift"] = L.Shift(cos, 200)
     out["switch (index 1 of step, cosine)"] = L.Switch([L.StepDecay(1.0, 250, 0.5), cos], index=1)
+    out["lambda (0.7 ** (t / 100))"] = L.Lambda(lambda t, decay: decay ** (t / 100), decay=0.7)
+    out["table (tabulated Python)"] = L.Table.tabulate(lambda t: 1.0 if t < 300 else (0.5 if t < 600 else 0.2), 999)
+    out["affine (1 - cosine)"] = Affine(L.CosineDecay(1.0, 800), scale=-1.0, offset=1.0)
     return out
 
 

@@ -1,7 +1,12 @@
-"""Shared test settings: warnings are errors (pyproject), hypothesis profile for CI."""
+"""Shared test settings (warnings are errors: pyproject; hypothesis profile for CI) and tiny data files in
+every supported format, built by the tests themselves."""
 
+import gzip
 import os
+import pickle
 
+import numpy as np
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -18,3 +23,63 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
     import jax
 
     jax.config.update("jax_num_cpu_devices", 1)
+
+
+def write_idx(path, arr, *, gz):
+    arr = np.asarray(arr, np.uint8)
+    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in arr.shape)
+    data = header + arr.tobytes()
+    if gz:
+        with gzip.open(str(path) + ".gz", "wb") as fh:
+            fh.write(data)
+    else:
+        path.write_bytes(data)
+
+
+def tiny_images(n, shape, classes, seed):
+    """Separable images: class c lights up row block c."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    x = rng.integers(0, 60, (n, *shape)).astype(np.uint8)
+    for i, c in enumerate(y):
+        x[i, c % shape[0]] = 255
+    return x, y.astype(np.uint8)
+
+
+@pytest.fixture
+def idx_dir(tmp_path):
+    def make(gz):
+        d = tmp_path / ("idx_gz" if gz else "idx_raw")
+        d.mkdir()
+        xtr, ytr = tiny_images(96, (10, 10), 4, 0)
+        xte, yte = tiny_images(40, (10, 10), 4, 1)
+        write_idx(d / "train-images-idx3-ubyte", xtr, gz=gz)
+        write_idx(d / "train-labels-idx1-ubyte", ytr, gz=gz)
+        write_idx(d / "t10k-images-idx3-ubyte", xte, gz=gz)
+        write_idx(d / "t10k-labels-idx1-ubyte", yte, gz=gz)
+        return d
+
+    return make
+
+
+@pytest.fixture
+def cifar_dir(tmp_path):
+    d = tmp_path / "cifar"
+    d.mkdir()
+    for i, name in enumerate(["data_batch_1", "data_batch_2", "test_batch"]):
+        x, y = tiny_images(24, (3, 32, 32), 3, i)
+        with open(d / name, "wb") as fh:
+            pickle.dump({b"data": x.reshape(24, -1), b"labels": [int(v) for v in y]}, fh)
+    return d
+
+
+@pytest.fixture
+def npz_file(tmp_path):
+    rng = np.random.default_rng(0)
+    p = tmp_path / "tiny.npz"
+    xtr = rng.normal(size=(80, 6)).astype(np.float32)
+    ytr = (xtr[:, 0] > 0).astype(np.int64)
+    xte = rng.normal(size=(30, 6)).astype(np.float32)
+    yte = (xte[:, 0] > 0).astype(np.int64)
+    np.savez(p, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+    return p

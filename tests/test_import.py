@@ -37,3 +37,73 @@ def test_specs_and_cli_dispatch_stay_light():
 def test_plot_module_imports_matplotlib_lazily():
     mods = _loaded_after("import lrjax.plot")
     assert "matplotlib" not in mods
+
+
+def _modules() -> list[str]:
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1] / "lrjax"
+    mods = []
+    for p in sorted(root.rglob("*.py")):
+        parts = p.relative_to(root.parent).with_suffix("").parts
+        mods.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return mods
+
+
+def test_every_module_imports_on_its_own():
+    """Each module imported first, in a fresh interpreter: an import cycle fails here."""
+    code = ("import importlib, subprocess, sys, json\n"
+            f"mods = {_modules()!r}\n"
+            "bad = {}\n"
+            "for m in mods:\n"
+            "    r = subprocess.run([sys.executable, '-c', f'import {m}'], capture_output=True, text=True)\n"
+            "    if r.returncode:\n"
+            "        bad[m] = r.stderr.strip().splitlines()[-1]\n"
+            "print(json.dumps(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == {}
+
+
+# Layers, top-down: lower ones never import higher ones, and nothing below the commands imports the
+# top-level ``lrjax`` namespace (only the package's own modules).
+_LAYERS = {
+    "lrjax._checks": 0, "lrjax._yaml": 0, "lrjax._rundir": 0,
+    "lrjax.schedules": 1, "lrjax.optim": 2, "lrjax.compat": 3, "lrjax.plot": 3,
+    "lrjax.engine": 4, "lrjax.train": 5, "lrjax.sweep": 5, "lrjax.finder": 5, "lrjax.cli": 6,
+}
+
+
+def _layer(module: str) -> int | None:
+    best = None
+    for prefix, level in _LAYERS.items():
+        if module == prefix or module.startswith(prefix + "."):
+            best = level
+    return best
+
+
+def test_layers_import_top_down():
+    import ast
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1] / "lrjax"
+    bad = []
+    for p in sorted(root.rglob("*.py")):
+        parts = p.relative_to(root.parent).with_suffix("").parts
+        mod = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        own = _layer(mod)
+        if own is None:
+            continue
+        for node in ast.walk(ast.parse(p.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for name in names:
+                if name == "lrjax" and mod != "lrjax.cli":
+                    bad.append(f"{mod} imports the top-level lrjax namespace")
+                other = _layer(name)
+                # the finder's generic range test (part of `import lrjax`) sits on the engine's runner
+                if other is not None and other > own and not (mod.startswith("lrjax.train") and other == 5):
+                    bad.append(f"{mod} (layer {own}) imports {name} (layer {other})")
+    assert bad == []

@@ -1,27 +1,39 @@
-"""Learning-rate range tests: the sequential sweep, the parallel grid, suggestions.
+"""Learning-rate range tests: the sequential ramp, the parallel grid, suggestions, and the config entry
+point (``lrjax find-lr``), all on the engine's runner (:mod:`lrjax.engine`).
 
 >>> import lrjax
 >>> sorted(lrjax.finder.SUGGESTIONS)
 ['minimum', 'steepest', 'valley']
 """
 
-from lrjax.finder._parallel import ParallelRangeResult, parallel_range_test
+from lrjax.finder._range import FromSchedule, from_schedule, lr_range_test, parallel_range_test, range_schedule
+from lrjax.finder._result import ParallelRangeResult, RangeTestResult
 from lrjax.finder._suggest import SUGGESTIONS, Suggestion, loss_noise, minimum, steepest, suggest, valley
-from lrjax.finder._sweep import FromSchedule, RangeTestResult, from_schedule, lr_range_test, range_schedule
 
 __all__ = [
     "FromSchedule",
-    "from_schedule",
     "ParallelRangeResult",
-    "parallel_range_test",
     "RangeTestResult",
     "SUGGESTIONS",
     "Suggestion",
+    "find_lr_for_run",
+    "from_schedule",
     "loss_noise",
     "lr_range_test",
     "minimum",
+    "parallel_range_test",
     "range_schedule",
+    "range_test_config",
     "steepest",
     "suggest",
     "valley",
+    "with_peak",
 ]
+
+
+def __getattr__(name: str):  # PEP 562: the config entry points load the training stack (flax) on first use
+    if name in ("range_test_config", "with_peak", "find_lr_for_run", "ConfigRangeTest"):
+        from lrjax.finder import _config
+
+        return getattr(_config, name)
+    raise AttributeError(f"module 'lrjax.finder' has no attribute {name!r}")

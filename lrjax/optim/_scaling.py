@@ -50,6 +50,9 @@ _RATE_FIELDS: dict[str, tuple[str, ...]] = {
     "piecewise_constant": ("values",),
     "shift": (),
     "switch": (),  # every branch scaled
+    "lambda": ("scale",),
+    "table": ("scale",),
+    "affine": ("offset",),  # and its schedule: c (a s + b) = a (c s) + c b
 }
 # Warmup lengths lengthened by ``scale_warmup``.
 _WARMUP_FIELDS: dict[str, tuple[str, ...]] = {

@@ -15,10 +15,12 @@ from lrjax.schedules._decay import (
     TanhDecay,
 )
 from lrjax.schedules._lambda import Lambda, Table
+from lrjax.schedules._optax_families import Affine
 from lrjax.schedules._piecewise import PiecewiseConstant, Shift
 from lrjax.schedules._spec import from_spec, load_spec, to_spec
 
 __all__ = [
+    "Affine",
     "as_step",
     "Clamp",
     "Constant",

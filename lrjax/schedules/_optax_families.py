@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import jax
 
-from lrjax.schedules._base import Schedule, child, leaf, register
+from lrjax.schedules._base import Schedule, Step, child, leaf, register
 
 __all__ = ["Affine"]
 
@@ -35,8 +35,8 @@ class Affine(Schedule):
     scale: float = leaf(1.0)
     offset: float = leaf(0.0)
 
-    def _value(self, t):
-        return self.scale * self.schedule._value(t) + self.offset
+    def _eval(self, s: Step):
+        return self.scale * self.schedule._eval(s) + self.offset  # the exact step on to the child
 
     @property
     def horizon(self) -> jax.Array:

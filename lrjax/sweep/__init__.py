@@ -1,34 +1,36 @@
-"""Schedule sweeps: many training configurations, one compiled program per structure.
+"""Schedule sweeps that decide: many training configurations, one compiled program per structure, a
+validation split that chooses, and strategies (grid, successive halving, population-based training).
 
 Import it explicitly (``import lrjax.sweep``); like :mod:`lrjax.train` it loads flax, so ``import lrjax``
 does not import it.
 
->>> from lrjax.sweep import load_sweep, run_sweep          # doctest: +SKIP
+>>> from lrjax.sweep import load_sweep, run_sweep                            # doctest: +SKIP
 >>> res = run_sweep("configs/sweeps/warmup_cosine_grid.yaml", out_dir="runs/grid")  # doctest: +SKIP
->>> res.winner                                              # doctest: +SKIP
+>>> res.winner                                                              # doctest: +SKIP
 'peak=0.003 warmup_steps=30'
 
 Configurations whose train states share a tree structure (same schedule family and static options, same
-model and optimizer) are stacked and trained under ``jax.vmap``; each one's result equals training it
-alone with ``lrjax train`` (same initialisation, same batches). See :mod:`lrjax.sweep._engine`.
+model and optimizer) are stacked and trained under ``jax.vmap`` by the engine's runner
+(:mod:`lrjax.engine`); each one's result equals training it alone with ``lrjax train`` (same
+initialisation, same batches). See :mod:`lrjax.sweep._engine`.
 """
 
-from lrjax.sweep._engine import ConfigResult, eval_points, group_key, log_points, train_many, use_cpu_cores
+from lrjax.sweep._engine import ConfigResult, eval_points, log_points, train_many
 from lrjax.sweep._report import plot_sweep, rank, steps_to_target, table_rows, to_csv, to_markdown
 from lrjax.sweep._run import SweepResult, run_sweep
 from lrjax.sweep._spec import (
+    Strategy,
     SweepConfig,
     SweepError,
     SweepSpec,
     Target,
     expand,
     load_sweep,
-    merge,
     sweep_from_dict,
 )
 
 __all__ = [
-    "ConfigResult", "SweepConfig", "SweepError", "SweepResult", "SweepSpec", "Target", "eval_points", "expand",
-    "group_key", "load_sweep", "log_points", "merge", "plot_sweep", "rank", "run_sweep", "steps_to_target",
-    "sweep_from_dict", "table_rows", "to_csv", "to_markdown", "train_many", "use_cpu_cores",
+    "ConfigResult", "Strategy", "SweepConfig", "SweepError", "SweepResult", "SweepSpec", "Target", "eval_points",
+    "expand", "load_sweep", "log_points", "plot_sweep", "rank", "run_sweep", "steps_to_target", "sweep_from_dict",
+    "table_rows", "to_csv", "to_markdown", "train_many",
 ]

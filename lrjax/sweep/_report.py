@@ -1,12 +1,15 @@
 """A sweep's results as a table (CSV and markdown), one figure, and the winner.
 
-Ranking: completed configurations by their final ``rank_by`` eval metric (accuracy: higher is better;
-loss: lower), ties broken by the final eval loss, then the final train loss; non-finite runs last.
+Ranking: by the final ``rank_by`` metric on the *validation* split (the test set only when a sweep has
+no validation split; accuracy and R²: higher is better, loss: lower), ties broken by the validation loss,
+then the final train loss; configurations pruned by successive halving rank after those that finished
+(by the update they reached, then their last validation metric), non-finite runs last.
 
-Columns: ``rank, label, <swept values>, group, status, final_<metric>, best_eval_accuracy,
-best_step, final_eval_loss, final_train_loss, steps_to_target, time_s``. ``steps_to_target`` is the
-first evaluated update where the target metric reached its value (evaluations happen every
-``train.eval_every`` updates, so it is a multiple of that); empty when never reached.
+Columns: ``rank, label, <swept values>, group, status, stopped_at, val_<metrics>, test_<metrics>,
+best_val_<metric>, best_step, final_train_loss, steps_to_<metric>_<value>, steps, time_s``. ``val_*`` is
+what chose; ``test_*`` is measured and never used to choose. ``steps_to_target`` is the first evaluated
+update where the validation metric reached the target (evaluations happen every ``train.eval_every``
+updates, so it is a multiple of that); empty when never reached.
 """
 
 from __future__ import annotations
@@ -23,10 +26,15 @@ from lrjax.sweep._spec import Target
 __all__ = ["rank", "table_rows", "to_csv", "to_markdown", "plot_sweep", "steps_to_target"]
 
 
-def steps_to_target(records: Sequence[dict[str, Any]], target: Target) -> int | None:
-    """The first eval step where ``target.metric`` reaches ``target.value``, or None."""
+def _split(r: ConfigResult) -> str:
+    return "val" if any(k.startswith("val_") for rec in r.records for k in rec) else "test"
+
+
+def steps_to_target(records: Sequence[dict[str, Any]], target: Target, split: str = "val") -> int | None:
+    """The first evaluation step where ``target.metric`` on ``split`` reaches ``target.value``, or None."""
+    key = f"{split}_{target.metric}"
     for r in records:
-        v = r.get(target.metric)
+        v = r.get(key)
         if v is None:
             continue
         if (v >= target.value) if target.mode == "max" else (v <= target.value):
@@ -34,22 +42,28 @@ def steps_to_target(records: Sequence[dict[str, Any]], target: Target) -> int | 
     return None
 
 
-def _final(r: ConfigResult, metric: str) -> float | None:
-    v = r.final_eval.get(metric) if r.status == "completed" else None
+def _last(r: ConfigResult, key: str) -> float | None:
+    """The last evaluation's ``key`` (pruned runs: where they stopped); None for non-finite runs."""
+    if r.status == "nonfinite":
+        return None
+    evals = [x for x in r.records if key in x]
+    v = evals[-1][key] if evals else None
     return None if v is None or not math.isfinite(v) else float(v)
 
 
-def rank(results: Sequence[ConfigResult], rank_by: str = "eval_accuracy") -> list[int]:
-    """Indices of ``results`` from best to worst."""
-    sign = -1.0 if rank_by == "eval_accuracy" else 1.0
+def rank(results: Sequence[ConfigResult], rank_by: str = "accuracy") -> list[int]:
+    """Indices of ``results`` from best to worst (see the module docs)."""
+    higher = rank_by != "loss"
 
     def key(i: int) -> tuple:
         r = results[i]
-        v = _final(r, rank_by)
-        ev = _final(r, "eval_loss")
+        split = _split(r)
+        v = _last(r, f"{split}_{rank_by}")
+        ev = _last(r, f"{split}_loss")
         loss = r.final_train.get("train_loss")
-        return (v is None, sign * v if v is not None else 0.0, ev if ev is not None else math.inf,
-                loss if loss is not None else math.inf, i)
+        reached = r.stopped_at if r.stopped_at is not None else r.config.train.steps
+        return (r.status == "nonfinite", v is None, -reached, (-v if higher else v) if v is not None else 0.0,
+                ev if ev is not None else math.inf, loss if loss is not None else math.inf, i)
 
     return sorted(range(len(results)), key=key)
 
@@ -63,32 +77,36 @@ def _fmt(v: Any) -> Any:
 
 
 def table_rows(results: Sequence[ConfigResult], values: Sequence[dict[str, Any]], target: Target,
-               rank_by: str = "eval_accuracy") -> list[dict[str, Any]]:
+               rank_by: str = "accuracy") -> list[dict[str, Any]]:
     """One dict per configuration, best first (the CSV/markdown rows)."""
     order = rank(results, rank_by)
     keys: list[str] = []
     for v in values:
         keys += [k for k in v if k not in keys]
+    metrics: list[str] = []
+    for r in results:
+        for rec in r.records:
+            metrics += [k for k in rec if k.startswith(("val_", "test_")) and k not in metrics]
+    metrics.sort(key=lambda k: (not k.startswith("val_"), k))
     rows = []
     for pos, i in enumerate(order, 1):
         r = results[i]
+        split = _split(r)
         row: dict[str, Any] = {"rank": pos, "label": r.label}
         for k in keys:
             row[k] = _fmt(values[i].get(k))
         be = r.best_eval or {}
+        status = {"nonfinite": f"nonfinite@{r.nonfinite_step}"}.get(r.status, r.status)
+        row.update({"group": r.group, "status": status, "stopped_at": r.stopped_at})
+        row.update({k: _last(r, k) for k in metrics})
         row.update({
-            "group": r.group,
-            "status": r.status if r.status == "completed" else f"nonfinite@{r.nonfinite_step}",
-            f"final_{rank_by}": _final(r, rank_by),
-            "best_eval_accuracy": be.get("eval_accuracy"),
+            f"best_{split}_{rank_by}": be.get(f"{split}_{rank_by}"),
             "best_step": be.get("step"),
-            "final_eval_loss": _final(r, "eval_loss"),
-            "final_train_loss": r.final_train.get("train_loss") if r.status == "completed" else None,
-            f"steps_to_{target.metric}_{target.value:g}": steps_to_target(r.records, target),
+            "final_train_loss": r.final_train.get("train_loss") if r.status != "nonfinite" else None,
+            f"steps_to_{target.metric}_{target.value:g}": steps_to_target(r.records, target, split),
+            "steps": r.steps_trained,
             "time_s": r.time_s,
         })
-        if rank_by != "eval_accuracy":
-            row["final_eval_accuracy"] = _final(r, "eval_accuracy")
         rows.append(row)
     return rows
 
@@ -121,36 +139,42 @@ def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def plot_sweep(results: Sequence[ConfigResult], path: str, *, winner: int | None = None, title: str = "") -> str:
-    """One PNG: learning rate per update, train loss, eval loss and eval accuracy of every configuration."""
+    """One PNG: the learning rate applied at every update (a PBT member's piecewise rate as it was), train
+    loss, validation loss and the validation metric of every configuration (pruned ones end where they
+    stopped)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     n = len(results)
+    split = _split(results[0]) if results else "val"
+    metric = next((k[len(split) + 1:] for r in results for x in r.records for k in x
+                   if k.startswith(split + "_") and k != f"{split}_loss"), "loss")
     cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
     fig, axes = plt.subplots(2, 2, figsize=(13, 8), sharex=True, constrained_layout=True)
     (a_lr, a_tl), (a_el, a_ea) = axes
     for i, r in enumerate(results):
         best = i == winner
         kw = dict(color=cmap(i % cmap.N), lw=2.6 if best else 1.1, alpha=1.0 if best else 0.8,
-                  label=r.label + ("  (winner)" if best else ""), zorder=3 if best else 2)
+                  label=r.label + ("  (winner)" if best else "") + (f"  (pruned@{r.stopped_at})" if r.stopped_at
+                                                                     else ""), zorder=3 if best else 2)
         steps = range(1, len(r.rates) + 1)
         a_lr.plot(list(steps), r.rates, **kw)
-        tr = [x for x in r.records if "train_loss" in x and x["train_loss"] is not None]
-        ev = [x for x in r.records if "eval_loss" in x and x["eval_loss"] is not None]
+        tr = [x for x in r.records if x.get("train_loss") is not None]
+        ev = [x for x in r.records if x.get(f"{split}_loss") is not None]
         a_tl.plot([x["step"] for x in tr], [x["train_loss"] for x in tr], **kw)
-        a_el.plot([x["step"] for x in ev], [x["eval_loss"] for x in ev], marker=".", **kw)
-        a_ea.plot([x["step"] for x in ev], [x["eval_accuracy"] for x in ev], marker=".", **kw)
+        a_el.plot([x["step"] for x in ev], [x[f"{split}_loss"] for x in ev], marker=".", **kw)
+        a_ea.plot([x["step"] for x in ev], [x.get(f"{split}_{metric}") for x in ev], marker=".", **kw)
     a_lr.set_ylabel("learning rate")
     a_lr.set_title("rate used by each update")
     a_tl.set_ylabel("train loss (window mean)")
     a_tl.set_yscale("log")
-    a_el.set_ylabel("eval loss")
+    a_el.set_ylabel(f"{split} loss")
     a_el.set_yscale("log")
-    a_ea.set_ylabel("eval accuracy")
-    lo = [x["eval_accuracy"] for r in results for x in r.records if x.get("eval_accuracy") is not None]
-    if lo:
+    a_ea.set_ylabel(f"{split} {metric}")
+    lo = [x[f"{split}_{metric}"] for r in results for x in r.records if x.get(f"{split}_{metric}") is not None]
+    if lo and metric == "accuracy":
         top = max(lo)
         a_ea.set_ylim(max(min(lo), top - 0.25), min(1.0, top + 0.01) + 0.005)
     for a in (a_el, a_ea):

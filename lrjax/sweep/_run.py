@@ -1,4 +1,4 @@
-"""``run_sweep``: expand a sweep, train it (:func:`train_many`), write the run directory.
+"""``run_sweep``: expand a sweep, train it (:func:`train_many`), write the run directory; resume one.
 
 Run directory::
 
@@ -7,9 +7,14 @@ Run directory::
       configs/<label>.yaml    each configuration's resolved training config: `lrjax train` on it
                               reproduces that configuration alone
       metrics/<label>.jsonl   its curves, in the format of `lrjax train`'s metrics.jsonl
-      results.csv, results.md the table, best first
-      sweep.png               rates, train loss, eval loss, eval accuracy of every configuration
-      summary.json            the winner, groups (compilations, chunk sizes, timings), the table
+      results.csv, results.md the table, best first (val_* chose, test_* measured)
+      sweep.png               rates, train loss, validation loss and metric of every configuration
+      summary.json            the winner, strategy, configuration-steps, compilations, groups, lineage, table
+      winner_schedule.yaml    population-based training: the winner's effective schedule (an lrjax spec)
+      checkpoints/            the stacked states and the progress after each stage (``--resume``)
+
+The directory is locked while a process writes it (:func:`lrjax._rundir.lock_run_dir`); a new sweep
+refuses a directory that already holds one.
 """
 
 from __future__ import annotations
@@ -22,9 +27,21 @@ from typing import Any, Sequence
 
 import jax
 
+from lrjax._rundir import atomic_write_json, atomic_write_text, check_writable, lock_run_dir
+from lrjax.engine._util import default_run_dir
 from lrjax.sweep._engine import ConfigResult, train_many
 from lrjax.sweep._report import plot_sweep, rank, table_rows, to_csv, to_markdown
-from lrjax.sweep._spec import SweepConfig, SweepSpec, expand, load_sweep, safe_label, spec_to_dict
+from lrjax.sweep._spec import (
+    SweepConfig,
+    SweepError,
+    SweepSpec,
+    expand,
+    load_sweep,
+    safe_label,
+    spec_to_dict,
+    strategy_of,
+    sweep_from_dict,
+)
 
 __all__ = ["SweepResult", "run_sweep"]
 
@@ -41,24 +58,33 @@ class SweepResult:
     winner: str
     run_dir: str | None
     time_s: float
+    config_steps: int = 0
 
     def markdown(self) -> str:
         return to_markdown(self.rows)
 
 
-def _default_dir(name: str) -> str:
-    from lrjax.train._loop import default_run_dir
+def _yaml_dump(data: Any) -> str:
+    import yaml
 
-    return default_run_dir(f"sweep-{safe_label(name)}")
+    return yaml.safe_dump(data, sort_keys=False)
 
 
-def run_sweep(spec: SweepSpec | str | os.PathLike, *, out_dir: str | None = None, overrides: Sequence[str] = (),
-              max_parallel: int | None = None, devices: Sequence[Any] | None = None, plot: bool = True,
-              write: bool = True, verbose: bool = True, switch_families: bool = True) -> SweepResult:
+def _checkpoint_points(configs: list[SweepConfig]) -> int | None:
+    every = {c.config.train.checkpoint_every for c in configs}
+    return min(every) if every else None
+
+
+def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, out_dir: str | None = None,
+              overrides: Sequence[str] = (), max_parallel: int | None = None, devices: Sequence[Any] | None = None,
+              plot: bool = True, write: bool = True, verbose: bool = True, switch_families: bool = True,
+              model: Any = None, loss: Any = None, data: Any = None, resume: str | None = None) -> SweepResult:
     """Train every configuration of ``spec`` (a :class:`SweepSpec` or a sweep YAML path) and report.
 
-    ``max_parallel`` overrides the spec's. ``write=False`` keeps everything in memory (no run dir).
-    ``switch_families``: as in :func:`train_many` (``False``: one compiled group per schedule family).
+    ``max_parallel`` overrides the spec's. ``write=False`` keeps everything in memory (no run dir, no
+    checkpoints). ``model``, ``loss``, ``data``: your own factory, loss and data for every configuration.
+    ``resume``: a run directory of an interrupted sweep to finish (its saved sweep is used; the result is
+    the one an uninterrupted sweep gives).
 
     >>> from lrjax.sweep import run_sweep, sweep_from_dict
     >>> spec = sweep_from_dict({"config": {"train": {"steps": 30}, "model": {"hidden": [32]}},
@@ -68,78 +94,154 @@ def run_sweep(spec: SweepSpec | str | os.PathLike, *, out_dir: str | None = None
     True
     """
     t0 = time.perf_counter()
-    if not isinstance(spec, SweepSpec):
+    if resume is not None:
+        spec = _resumed_spec(resume)
+        out_dir, write = resume, True
+    elif not isinstance(spec, SweepSpec):
+        if spec is None:
+            raise SweepError("run_sweep: give a sweep (a SweepSpec or a YAML path) or resume=<run dir>")
         spec = load_sweep(spec, overrides)
     configs = expand(spec)
+    strategy = strategy_of(spec, configs)
     mp = max_parallel if max_parallel is not None else spec.max_parallel
-    say = print if verbose and jax.process_index() == 0 else (lambda *a, **k: None)
+    primary = jax.process_index() == 0
+    say = print if verbose and primary else (lambda *a, **k: None)
     devs = list(jax.devices() if devices is None else devices)
-    say(f"lrjax sweep: {spec.name}: {len(configs)} configurations, {len(devs)} {devs[0].platform} device(s)")
+    run_dir = None
+    if write:
+        run_dir = out_dir or default_run_dir(f"sweep-{safe_label(spec.name)}")
+        check_writable(run_dir, create=True, what="lrjax sweep")
+        if resume is None and os.path.exists(os.path.join(run_dir, "sweep.yaml")):
+            raise FileExistsError(f"{run_dir} already holds a sweep; use --resume {run_dir} or another --out")
+    say(f"lrjax sweep: {spec.name}: {len(configs)} configurations, strategy {strategy.name}, "
+        f"{len(devs)} {devs[0].platform} device(s)")
 
     def on_group(info: dict) -> None:
         say(f"  group {info['group']}: {len(info['members'])} configs in {info['chunks']} chunk(s) of "
             f"{info['chunk_size']} on {info['devices']} device(s), compile {info['compile_s']:.2f} s, "
             f"total {info['time_s']:.2f} s")
 
-    results, groups = train_many([c.config for c in configs], labels=[c.label for c in configs],
-                                 max_parallel=mp, devices=devices, on_group=on_group,
-                                 switch_families=switch_families)
-    rows = table_rows(results, [c.values for c in configs], spec.target, spec.rank_by)
-    best = rank(results, spec.rank_by)[0]
+    kw = dict(labels=[c.label for c in configs], strategy=strategy, model=model, loss=loss, data=data,
+              max_parallel=mp, devices=devices, on_group=on_group, switch_families=switch_families)
+    if run_dir is None:
+        results, groups = train_many([c.config for c in configs], **kw)
+    else:
+        with lock_run_dir(run_dir, "lrjax sweep") if primary else _nothing():
+            results, groups = _train_checkpointed(run_dir, spec, configs, kw, resume is not None)
+    rank_by = spec.rank_by or ("accuracy" if results[0].config.loss == "cross_entropy" else "loss")
+    rows = table_rows(results, [c.values for c in configs], spec.target, rank_by)
+    best = rank(results, rank_by)[0]
     winner = results[best].label
     total = time.perf_counter() - t0
-    run_dir = None
-    if write and jax.process_index() == 0:
-        run_dir = out_dir or _default_dir(spec.name)
-        _write(run_dir, spec, configs, results, rows, groups, winner, best, total, plot)
+    config_steps = sum(r.steps_trained for r in results)
+    if run_dir is not None and primary:
+        _write(run_dir, spec, strategy, configs, results, rows, groups, winner, best, total, plot, rank_by,
+               config_steps)
     say("")
     say(to_markdown(rows[: min(len(rows), 20)]))
-    v = results[best].final_eval.get(spec.rank_by)
-    say(f"winner: {winner}  (final {spec.rank_by} {v:.4f})" if v is not None else f"winner: {winner}")
+    key = next((k for k in rows[0] if k.startswith("val_") or k.startswith("test_")), None) if rows else None
+    v = rows[0].get(key) if key else None
+    say(f"winner: {winner}  ({key} {v:.4f})" if v is not None else f"winner: {winner}")
     if run_dir:
         say(f"run dir: {os.path.abspath(run_dir)}")
-    return SweepResult(spec, configs, results, rows, groups, winner, run_dir, round(total, 3))
+    return SweepResult(spec, configs, results, rows, groups, winner, run_dir, round(total, 3), config_steps)
 
 
-def _write(run_dir: str, spec: SweepSpec, configs: list[SweepConfig], results: list[ConfigResult],
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _resumed_spec(run_dir: str) -> SweepSpec:
+    path = os.path.join(run_dir, "sweep.yaml")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{run_dir}: not a sweep run directory (no sweep.yaml); expected the --out of an "
+                                "earlier `lrjax sweep`")
+    from lrjax.engine._config import read_yaml_mapping
+
+    data = read_yaml_mapping(path, "sweep", "runs/<sweep>/sweep.yaml", SweepError)
+    return sweep_from_dict(data, root=data.pop("root", None) if isinstance(data, dict) else None)
+
+
+def _train_checkpointed(run_dir: str, spec: SweepSpec, configs: list[SweepConfig], kw: dict, resuming: bool):
+    """:func:`train_many` with a checkpoint after every stage; from the latest one when resuming."""
+    from lrjax.engine._checkpoint import Checkpointer
+
+    os.makedirs(run_dir, exist_ok=True)
+    if not resuming and jax.process_index() == 0:
+        atomic_write_text(os.path.join(run_dir, "sweep.yaml"), _yaml_dump({**spec_to_dict(spec), "root": spec.root}))
+    ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), keep=2)
+    try:
+        restore = None
+        holder: dict[str, Any] = {}
+
+        def on_stage(step: int, snap: dict) -> None:
+            ckpt.save(step, snap["tree"], snap["host"])
+
+        if resuming and ckpt.latest_step() is not None:
+            def restore(template):
+                meta = ckpt.restore_meta()
+                tree, meta = ckpt.restore(template(meta))
+                return {"host": meta, "tree": tree}
+        holder.update(kw)
+        results, groups = train_many([c.config for c in configs], on_stage=on_stage, restore=restore,
+                                     checkpoint_every=_checkpoint_points(configs), **holder)
+    finally:
+        ckpt.close()
+    return results, groups
+
+
+def _write(run_dir: str, spec: SweepSpec, strategy: Any, configs: list[SweepConfig], results: list[ConfigResult],
            rows: list[dict[str, Any]], groups: list[dict[str, Any]], winner: str, best: int, total: float,
-           plot: bool) -> None:
-    import yaml
-
-    from lrjax.train._config import config_to_dict
+           plot: bool, rank_by: str, config_steps: int) -> None:
+    from lrjax.engine import config_to_dict
 
     os.makedirs(os.path.join(run_dir, "configs"), exist_ok=True)
     os.makedirs(os.path.join(run_dir, "metrics"), exist_ok=True)
-    with open(os.path.join(run_dir, "sweep.yaml"), "w") as fh:
-        yaml.safe_dump(spec_to_dict(spec), fh, sort_keys=False)
     for c, r in zip(configs, results):
         name = safe_label(c.label)
-        with open(os.path.join(run_dir, "configs", f"{name}.yaml"), "w") as fh:
-            yaml.safe_dump(config_to_dict(c.config), fh, sort_keys=False)
-        with open(os.path.join(run_dir, "metrics", f"{name}.jsonl"), "w") as fh:
-            for rec in r.records:
-                fh.write(json.dumps(rec, allow_nan=False) + "\n")
-    with open(os.path.join(run_dir, "results.csv"), "w") as fh:
-        fh.write(to_csv(rows))
-    with open(os.path.join(run_dir, "results.md"), "w") as fh:
-        fh.write(f"# {spec.name}\n\nWinner: **{winner}** (by final {spec.rank_by}).\n\n{to_markdown(rows)}")
+        atomic_write_text(os.path.join(run_dir, "configs", f"{name}.yaml"), _yaml_dump(config_to_dict(c.config)))
+        atomic_write_text(os.path.join(run_dir, "metrics", f"{name}.jsonl"),
+                          "".join(json.dumps(rec, allow_nan=False) + "\n" for rec in r.records))
+    atomic_write_text(os.path.join(run_dir, "results.csv"), to_csv(rows))
+    split = "validation" if any(k.startswith("val_") for k in (rows[0] if rows else {})) else "test (no validation split)"
+    atomic_write_text(os.path.join(run_dir, "results.md"),
+                      f"# {spec.name}\n\nWinner: **{winner}** (by final {split} {rank_by}; strategy "
+                      f"{strategy.name}).\n\n{to_markdown(rows)}")
     fig = None
     if plot:
-        fig = plot_sweep(results, os.path.join(run_dir, "sweep.png"), winner=best, title=f"{spec.name} — winner: {winner}")
+        try:
+            fig = plot_sweep(results, os.path.join(run_dir, "sweep.png"), winner=best,
+                             title=f"{spec.name} — winner: {winner}")
+        except Exception as e:  # noqa: BLE001 - the results are written; a figure is not worth failing for
+            import warnings
+
+            warnings.warn(f"lrjax sweep: could not draw sweep.png: {type(e).__name__}: {e}", RuntimeWarning,
+                          stacklevel=2)
+    winner_schedule = None
+    if results[best].schedule_spec is not None:
+        winner_schedule = "winner_schedule.yaml"
+        atomic_write_text(os.path.join(run_dir, winner_schedule), _yaml_dump(results[best].schedule_spec))
     summary = {
         "name": spec.name,
         "winner": winner,
-        "rank_by": spec.rank_by,
+        "rank_by": rank_by,
+        "strategy": strategy.to_dict(),
         "winner_final_eval": results[best].final_eval,
         "winner_config": f"configs/{safe_label(winner)}.yaml",
+        "winner_schedule": winner_schedule,
         "configurations": len(configs),
-        "groups": [{k: v for k, v in g.items()} for g in groups],
-        "compilations": len(groups),
+        "config_steps": config_steps,
+        "groups": [dict(g) for g in groups],
+        "compilations": sum(len(g.get("sizes") or [1]) for g in groups),
         "time_s": round(total, 3),
         "devices": jax.device_count(),
         "processes": jax.process_count(),
         "figure": os.path.basename(fig) if fig else None,
+        "lineage": [e for r in results for e in r.lineage],
         "table": rows,
     }
-    with open(os.path.join(run_dir, "summary.json"), "w") as fh:
-        json.dump(summary, fh, indent=2)
+    atomic_write_json(os.path.join(run_dir, "summary.json"), summary)

@@ -11,9 +11,10 @@ A sweep file is YAML::
     grid:                                # dotted key -> values; the cartesian product, times the list
       optimizer.args.weight_decay: [0.0, 1.0e-4]
       train.seed: [0, 1]
-    target: {metric: eval_accuracy, value: 0.95}   # "steps to target" column
-    rank_by: eval_accuracy               # the final eval metric that names the winner
+    target: {metric: accuracy, value: 0.95}   # "steps to target" column (on the validation split)
+    rank_by: accuracy                    # the final validation metric that names the winner (or loss)
     max_parallel: 16                     # configurations trained at once (chunks beyond that)
+    strategy: {name: halving, rungs: [100, 300], keep: 0.25}   # or grid (default), or pbt
 
 Configuration ``i`` of the list, crossed with grid point ``j``, is: the base, then ``config``, then the
 list entry, then the grid values. Overrides merge into nested sections, except ``schedule``,
@@ -32,13 +33,24 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
+import math
 import os
 import re
 from typing import Any, Mapping
 
-from lrjax.train._config import Config, ConfigError, config_from_dict, config_to_dict, read_yaml_mapping
+from lrjax._checks import closest
+from lrjax.engine._config import (
+    Config,
+    ConfigError,
+    config_from_dict,
+    config_to_dict,
+    parse_duration,
+    read_yaml_mapping,
+    with_validation,
+)
 
-__all__ = ["SweepError", "SweepSpec", "SweepConfig", "Target", "load_sweep", "sweep_from_dict", "expand"]
+__all__ = ["SweepError", "SweepSpec", "SweepConfig", "Strategy", "Target", "load_sweep", "sweep_from_dict",
+           "expand"]
 
 
 class SweepError(ConfigError):
@@ -46,21 +58,162 @@ class SweepError(ConfigError):
 
 
 _REPLACE = {("schedule",), ("plateau",), ("optimizer", "args")}
-_METRICS = {"eval_accuracy": "max", "eval_loss": "min"}
-_TOP_KEYS = ("name", "base", "config", "configs", "grid", "target", "rank_by", "max_parallel")
+# Metrics a sweep ranks on and targets, measured on the validation split (the test set without one).
+# ``eval_accuracy``/``eval_loss`` are the names of earlier versions.
+_METRICS = {"accuracy": "max", "loss": "min", "r2": "max"}
+_ALIASES = {"eval_accuracy": "accuracy", "eval_loss": "loss", "val_accuracy": "accuracy", "val_loss": "loss",
+            "val_r2": "r2"}
+_TOP_KEYS = ("name", "base", "config", "configs", "grid", "target", "rank_by", "max_parallel", "strategy")
+STRATEGIES = ("grid", "halving", "pbt")
+_STRATEGY_KEYS = {"grid": ("name",), "halving": ("name", "rungs", "keep", "eta"),
+                  "pbt": ("name", "interval", "quantile", "explore", "seed")}
+
+
+def _metric(value: Any, where: str) -> str:
+    m = _ALIASES.get(value, value)
+    if m not in _METRICS:
+        raise SweepError(f"{where} must be one of {', '.join(_METRICS)}, got {where}={value!r}"
+                         f"{closest(str(value), _METRICS)}")
+    return m
 
 
 @dataclasses.dataclass(frozen=True)
 class Target:
-    """``steps to target``: the first evaluated update where ``metric`` reaches ``value``
-    (``>=`` for accuracy, ``<=`` for a loss)."""
+    """``steps to target``: the first evaluated update where ``metric`` (on the validation split, the test
+    set without one) reaches ``value`` (``>=`` for accuracy and R², ``<=`` for a loss)."""
 
-    metric: str = "eval_accuracy"
+    metric: str = "accuracy"
     value: float = 0.95
 
     @property
     def mode(self) -> str:
         return _METRICS[self.metric]
+
+
+@dataclasses.dataclass(frozen=True)
+class Strategy:
+    """How a sweep spends its budget.
+
+    * ``grid`` (default): every configuration trains to the end.
+    * ``halving`` — successive halving (ASHA's rule, applied synchronously): at each update in ``rungs``
+      the configurations still training are ranked on the validation metric and only the best ``keep``
+      fraction (``max(1, floor(n * keep))`` of ``n``; ``eta`` gives ``keep = 1/eta``) goes on.
+    * ``pbt`` — population-based training (Jaderberg et al., 2017): every ``interval`` updates, the
+      bottom ``quantile`` of each group copies the parameters and optimizer state of a member of the top
+      ``quantile`` (exploit) and multiplies the hyperparameters named in ``explore`` (dotted config keys of
+      numeric schedule or optimizer leaves) by a factor drawn from each list (explore). ``seed`` draws the
+      choices.
+    """
+
+    name: str = "grid"
+    rungs: tuple[int, ...] = ()
+    keep: float = 0.25
+    interval: int = 0
+    quantile: float = 0.25
+    explore: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.name == "grid":
+            return {"name": "grid"}
+        if self.name == "halving":
+            return {"name": "halving", "rungs": list(self.rungs), "keep": self.keep}
+        return {"name": "pbt", "interval": self.interval, "quantile": self.quantile,
+                "explore": {k: list(v) for k, v in self.explore}, "seed": self.seed}
+
+    def stages(self, steps: int) -> list[int]:
+        """The updates after which the strategy decides, and the end of the run."""
+        if self.name == "halving":
+            return [*self.rungs, steps]
+        if self.name == "pbt":
+            return [*range(self.interval, steps, self.interval), steps]
+        return [steps]
+
+
+def _steps_value(value: Any, where: str, steps: int) -> int:
+    """A number of updates, or a duration string (``"10%"``, ``"200 steps"``) of the run."""
+    if isinstance(value, str):
+        amount, unit = parse_duration(value, where)
+        if unit not in ("fraction", "steps"):
+            raise SweepError(f"{where}={value!r}: give updates or a fraction of the run ('25%'), not {unit}")
+        value = amount * steps if unit == "fraction" else amount
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
+        raise SweepError(f"{where} must be a whole number of updates (or a string like '25%'), got {where}={value!r}")
+    return int(value)
+
+
+def parse_strategy(data: Any, steps: int, num_configs: int) -> Strategy:
+    """Validate a ``strategy`` mapping against the run length and the number of configurations."""
+    if data is None:
+        return Strategy()
+    if isinstance(data, str):
+        data = {"name": data}
+    if not isinstance(data, Mapping):
+        raise SweepError(f"strategy must be a mapping with a name ({', '.join(STRATEGIES)}), got strategy={data!r}")
+    name = data.get("name", "grid")
+    if name not in STRATEGIES:
+        raise SweepError(f"strategy.name must be one of {', '.join(STRATEGIES)}, got strategy.name={name!r}"
+                         f"{closest(str(name), STRATEGIES)}")
+    for k in data:
+        if k not in _STRATEGY_KEYS[name]:
+            raise SweepError(f"unknown key strategy.{k} for strategy {name!r}{closest(str(k), _STRATEGY_KEYS[name])}; "
+                             f"valid keys: {', '.join(_STRATEGY_KEYS[name])}")
+    if name == "grid":
+        return Strategy()
+    if name == "halving":
+        rungs_in = data.get("rungs")
+        if not isinstance(rungs_in, list) or not rungs_in:
+            raise SweepError(f"strategy.rungs must be a non-empty list of updates at which to prune, e.g. [200, 600], "
+                             f"got strategy.rungs={rungs_in!r}")
+        rungs = tuple(_steps_value(r, f"strategy.rungs[{i}]", steps) for i, r in enumerate(rungs_in))
+        for i, r in enumerate(rungs):
+            if not 0 < r < steps:
+                raise SweepError(f"strategy.rungs[{i}]={rungs_in[i]!r} is {r} updates: a rung must lie inside the run "
+                                 f"(0 < rung < train.steps={steps})")
+        if any(b <= a for a, b in zip(rungs, rungs[1:])):
+            raise SweepError(f"strategy.rungs must be strictly increasing, got strategy.rungs={list(rungs)}")
+        if "keep" in data and "eta" in data:
+            raise SweepError("strategy: give keep or eta (keep = 1/eta), not both")
+        if "eta" in data:
+            eta = data["eta"]
+            if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not eta > 1:
+                raise SweepError(f"strategy.eta must be a number > 1 (keep the best 1/eta), got strategy.eta={eta!r}")
+            keep = 1.0 / float(eta)
+        else:
+            keep = data.get("keep", 0.25)
+            if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0.0 < keep < 1.0:
+                raise SweepError(f"strategy.keep must be a fraction in (0, 1), got strategy.keep={keep!r}")
+        return Strategy("halving", rungs=rungs, keep=float(keep))
+    interval = _steps_value(data.get("interval", "25%"), "strategy.interval", steps)
+    if not 0 < interval < steps:
+        raise SweepError(f"strategy.interval must be in (0, train.steps={steps}) updates, got "
+                         f"strategy.interval={data.get('interval')!r}")
+    q = data.get("quantile", 0.25)
+    if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0.0 < q <= 0.5:
+        raise SweepError(f"strategy.quantile must be in (0, 0.5] (the bottom and top fractions), got "
+                         f"strategy.quantile={q!r}")
+    if int(num_configs * q) < 1:
+        raise SweepError(f"strategy.quantile={q!r} of {num_configs} configurations leaves nobody to copy "
+                         f"(floor({num_configs} x {q}) = 0); use at least {math.ceil(1 / q)} configurations or a "
+                         "larger quantile")
+    explore_in = data.get("explore") or {}
+    if not isinstance(explore_in, Mapping) or not explore_in:
+        raise SweepError("strategy.explore must map dotted keys of numeric hyperparameters to lists of factors, "
+                         "e.g. {schedule.schedule.peak: [0.8, 1.25]}, got strategy.explore=" + repr(explore_in))
+    explore = []
+    for k, v in explore_in.items():
+        if not str(k).startswith(("schedule.", "optimizer.args.")):
+            raise SweepError(f"strategy.explore.{k}: explore keys are schedule.<...> or optimizer.args.<name> "
+                             "(numeric leaves of the optimizer state)")
+        if not isinstance(v, list) or not v or any(isinstance(x, bool) or not isinstance(x, (int, float))
+                                                   or not x > 0 for x in v):
+            raise SweepError(f"strategy.explore.{k} must be a non-empty list of positive factors, got {v!r}")
+        explore.append((str(k), tuple(float(x) for x in v)))
+    seed = data.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise SweepError(f"strategy.seed must be an integer >= 0, got strategy.seed={seed!r}")
+    return Strategy("pbt", interval=interval, quantile=float(q), explore=tuple(explore), seed=seed)
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,8 +225,10 @@ class SweepSpec:
     configs: tuple[dict[str, Any], ...] = ()
     grid: dict[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict)
     target: Target = dataclasses.field(default_factory=Target)
-    rank_by: str = "eval_accuracy"
+    rank_by: str = ""      # accuracy, loss or r2 (default: accuracy for classification, else loss)
     max_parallel: int | None = None
+    strategy: Any = None   # the raw ``strategy`` mapping; validated by :func:`strategy_of` against the configs
+    root: str | None = None  # the sweep file's folder (model and loss modules are looked up there first)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,8 +285,6 @@ def sweep_from_dict(data: Mapping[str, Any], *, root: str | None = None) -> Swee
 
     ``root``: the directory a relative ``base`` path is read from (the sweep file's own directory).
     """
-    from lrjax._checks import closest
-
     if not isinstance(data, Mapping):
         raise SweepError(f"a sweep must be a mapping, got {type(data).__name__}: {data!r}")
     for k in data:
@@ -184,28 +337,29 @@ def sweep_from_dict(data: Mapping[str, Any], *, root: str | None = None) -> Swee
     tgt = data.get("target") or {}
     if not isinstance(tgt, Mapping) or set(tgt) - {"metric", "value"}:
         raise SweepError(f"target must be a mapping with 'metric' and 'value', got target={tgt!r}")
-    metric = tgt.get("metric", "eval_accuracy")
-    if metric not in _METRICS:
-        raise SweepError(f"target.metric must be one of {', '.join(_METRICS)}, got target.metric={metric!r}")
-    value = tgt.get("value", 0.95 if metric == "eval_accuracy" else 0.1)
+    metric = _metric(tgt.get("metric", "accuracy"), "target.metric")
+    value = tgt.get("value", {"accuracy": 0.95, "loss": 0.1, "r2": 0.9}[metric])
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SweepError(f"target.value must be a number, got target.value={value!r}")
-    rank_by = data.get("rank_by", "eval_accuracy")
-    if rank_by not in _METRICS:
-        raise SweepError(f"rank_by must be one of {', '.join(_METRICS)}, got rank_by={rank_by!r}"
-                         f"{closest(str(rank_by), _METRICS)}")
+    rank_by = data.get("rank_by")
+    if rank_by is not None:
+        rank_by = _metric(rank_by, "rank_by")
     mp = data.get("max_parallel")
     if mp is not None and (isinstance(mp, bool) or not isinstance(mp, int) or mp < 1):
         raise SweepError(f"max_parallel must be a positive integer or null, got max_parallel={mp!r}")
+    strategy = data.get("strategy")
+    if strategy is not None and not isinstance(strategy, (Mapping, str)):
+        raise SweepError(f"strategy must be a mapping with a name ({', '.join(STRATEGIES)}), got strategy={strategy!r}")
     return SweepSpec(name=name, base=base, configs=tuple(out_entries), grid=grid,
-                     target=Target(metric, float(value)), rank_by=rank_by, max_parallel=mp)
+                     target=Target(metric, float(value)), rank_by=rank_by or "", max_parallel=mp,
+                     strategy=copy.deepcopy(strategy), root=root)
 
 
 def load_sweep(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> SweepSpec:
     """Read a sweep YAML; ``overrides`` (``key=value``, value parsed as YAML) apply to the sweep file itself,
     e.g. ``config.train.steps=100``, ``max_parallel=4`` or ``grid.train.seed=[0,1,2]`` (a grid key is the
     whole dotted config path after ``grid.``; it replaces or adds that axis)."""
-    from lrjax.train._config import apply_overrides, parse_override
+    from lrjax.engine._config import apply_overrides, parse_override
 
     p = os.fspath(path)
     data = _read_yaml(p)
@@ -255,7 +409,11 @@ def safe_label(label: str) -> str:
 
 
 def expand(spec: SweepSpec) -> list[SweepConfig]:
-    """Every configuration of the sweep (list x grid), validated; errors name the configuration."""
+    """Every configuration of the sweep (list x grid), validated; errors name the configuration.
+
+    A sweep chooses, so each configuration's ``data.validation_fraction`` resolves to 0.1 when unset
+    (:func:`lrjax.engine.with_validation`); an explicit 0 warns that the test set selects.
+    """
     entries = list(spec.configs) or [{"label": ""}]
     keys = list(spec.grid)
     names = _grid_names(keys)
@@ -273,7 +431,7 @@ def expand(spec: SweepSpec) -> list[SweepConfig]:
             label = label or "config0"
             data["name"] = safe_label(label)
             try:
-                cfg = config_from_dict(data)
+                cfg = with_validation(config_from_dict(data, root=spec.root), selects=True)
             except ConfigError as err:
                 raise SweepError(f"configuration {label!r}: {err}") from None
             out.append(SweepConfig(label=label, values=values, config=cfg))
@@ -283,13 +441,22 @@ def expand(spec: SweepSpec) -> list[SweepConfig]:
     return out
 
 
+def strategy_of(spec: SweepSpec, configs: list[SweepConfig]) -> Strategy:
+    """The sweep's :class:`Strategy`, validated against its configurations (one run length for all)."""
+    strategy = spec.strategy
+    if strategy is None or (isinstance(strategy, Mapping) and strategy.get("name", "grid") == "grid"):
+        return parse_strategy(strategy, 1, len(configs))
+    steps = {c.config.train.steps for c in configs}
+    if len(steps) != 1:
+        name = strategy.get("name") if isinstance(strategy, Mapping) else strategy
+        raise SweepError(f"strategy {name!r} needs one run length for every configuration, got train.steps in "
+                         f"{sorted(steps)}")
+    return parse_strategy(strategy, steps.pop(), len(configs))
+
+
 def spec_to_dict(spec: SweepSpec) -> dict[str, Any]:
     """The sweep as a YAML-safe dict (written to the run directory)."""
     return {"name": spec.name, "config": spec.base, "configs": [dict(e) for e in spec.configs],
             "grid": {k: list(v) for k, v in spec.grid.items()},
             "target": {"metric": spec.target.metric, "value": spec.target.value},
-            "rank_by": spec.rank_by, "max_parallel": spec.max_parallel}
-
-
-def resolved_config(cfg: Config) -> dict[str, Any]:
-    return config_to_dict(cfg)
+            "rank_by": spec.rank_by or None, "max_parallel": spec.max_parallel, "strategy": spec.strategy}

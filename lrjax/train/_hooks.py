@@ -1,8 +1,9 @@
 """Periodic work as small hook objects.
 
 Every hook has ``every`` (in optimizer updates) and is called as ``hook(run, state)`` after the update
-whose number is a multiple of ``every`` (and after the last update). It returns a new state or
-``None`` (state unchanged). ``close(run)`` runs once at the end. That is the whole protocol::
+whose number is a multiple of ``every`` (and after the last update); the loop ends a span of compiled
+updates at every such point. It returns a new state or ``None`` (state unchanged). ``close(run)`` runs
+once at the end. That is the whole protocol::
 
     class PrintLR:
         every = 100
@@ -10,25 +11,26 @@ whose number is a multiple of ``every`` (and after the last update). It returns 
             run.defer(lambda: print(run.step, run.last_train.get("lr")))
 
 Hooks never fetch device values on the spot: they hand a function to ``run.defer``, which the loop calls
-after dispatching the next step (so fetching overlaps with compute), or at ``run.flush()``.
+after dispatching the next span (so fetching overlaps with compute), or at ``run.flush()``.
 
-Shipped hooks: :class:`LogHook` (train metrics to ``metrics.jsonl``), :class:`EvalHook` (test metrics),
-:class:`PlateauHook` (feeds the eval loss to :func:`lrjax.observe_metric`), :class:`CheckpointHook`,
-:class:`ProgressHook` (tqdm bar) and :class:`TensorBoardHook` (when ``tensorboard`` is installed).
+Shipped hooks: :class:`LogHook` (train metrics to ``metrics.jsonl``), :class:`EvalHook` (validation and
+test metrics), :class:`PlateauHook` (feeds the validation loss to :func:`lrjax.observe_metric`),
+:class:`CheckpointHook`, :class:`ProgressHook` (tqdm bar) and :class:`TensorBoardHook` (when
+``tensorboard`` is installed).
 """
 
 from __future__ import annotations
 
-import math
 import os
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import jax
-import numpy as np
+
+from lrjax.engine._records import eval_record, is_better, selection_key, train_record
 
 if TYPE_CHECKING:  # pragma: no cover
+    from lrjax.engine import TrainState
     from lrjax.train._loop import Run
-    from lrjax.train._step import TrainState
 
 __all__ = ["Hook", "LogHook", "EvalHook", "PlateauHook", "CheckpointHook", "ProgressHook", "TensorBoardHook"]
 
@@ -39,42 +41,22 @@ class Hook(Protocol):
     def __call__(self, run: "Run", state: "TrainState") -> "TrainState | None": ...
 
 
-def _py(x: Any) -> Any:
-    a = np.asarray(x)
-    if a.dtype.kind == "b":
-        return bool(a)
-    if a.dtype.kind in "iu":
-        return int(a)
-    v = float(a)
-    return v if math.isfinite(v) else None if math.isnan(v) else v
-
-
 class LogHook:
-    """Averages of the train metrics since the last log (on device), fetched one step late to
+    """Train metrics since the last log (rows of the device tables, fetched one span late) to
     ``metrics.jsonl``: ``step``, ``lr`` and ``momentum`` used by the last update, ``train_loss``,
-    ``train_accuracy``, ``grad_norm``, ``skipped``."""
+    ``train_accuracy``, ``grad_norm`` (means over the finite steps), ``skipped`` (skip mode)."""
 
     def __init__(self, every: int):
         self.every = every
 
     def __call__(self, run: "Run", state: "TrainState") -> None:
         step = run.step
-        window = run.take_window()  # device dict; the loop starts a fresh window
+        tables = run.take_pending()
 
         def fetch() -> None:
-            from lrjax.train._loop import window_values
-
-            w = window_values(jax.device_get(window))
-            sk = w["skipped"]
-            run.check_finite(w)
-            n = max(float(w["count"]), 1.0)
-            rec = {"step": step, "lr": _py(w["lr"])}
-            if not np.isnan(w["momentum"]):
-                rec["momentum"] = _py(w["momentum"])
-            rec.update(train_loss=_py(w["loss"] / n), train_accuracy=_py(w["accuracy"] / n),
-                       grad_norm=_py(w["grad_norm"] / n))
-            if run.config.train.on_nonfinite == "skip":
-                rec["skipped"] = int(sk)
+            rows = run.take_rows(tables)
+            skip = run.config.train.on_nonfinite == "skip"
+            rec = train_record(step, rows, run.skipped if skip else None, run.exp.task.classification)
             run.write(rec)
             run.last_train = rec
 
@@ -82,43 +64,45 @@ class LogHook:
 
 
 class EvalHook:
-    """Test-set loss and accuracy (``eval_loss``, ``eval_accuracy``); keeps the device value of the loss
-    in ``run.last_eval_loss`` for :class:`PlateauHook` and tracks the best accuracy."""
+    """Metrics on the validation split (``val_*``, when there is one) and the test set (``test_*``): loss,
+    and accuracy or R² as the task has them. Keeps the device values in ``run.last_eval_metrics`` for
+    :class:`PlateauHook`, and the best evaluation by the validation metric (the test metric without a
+    validation split) in ``run.best_eval``."""
 
     def __init__(self, every: int):
         self.every = every
 
     def __call__(self, run: "Run", state: "TrainState") -> None:
         step = run.step
-        m = run.exp.evaluate(state)
-        run.last_eval_loss = m["loss"]
+        metrics = {split: run.exp.evaluate(state, split) for split in run.exp.eval_splits}
+        run.last_eval_metrics = metrics
+        key, higher = selection_key(run.exp.task.classification, run.exp.data.has_validation)
 
         def fetch() -> None:
-            loss, acc = (float(v) for v in jax.device_get((m["loss"], m["accuracy"])))
-            rec = {"step": step, "eval_loss": _py(loss), "eval_accuracy": _py(acc)}
+            rec = eval_record(step, jax.device_get(metrics))
             run.write(rec)
             run.last_eval = rec
-            if run.best_eval is None or acc > run.best_eval["eval_accuracy"]:
+            if is_better(rec.get(key), (run.best_eval or {}).get(key), higher):
                 run.best_eval = rec
 
         run.defer(fetch)
 
 
 class PlateauHook:
-    """Reduce-on-plateau fed by the eval loss: ``opt_state = lrjax.observe_metric(opt_state, loss)``.
-
-    Runs right after :class:`EvalHook` with the same cadence; the value stays on the device.
-    """
+    """Reduce-on-plateau fed by the validation loss (the test loss without a validation split):
+    ``opt_state = lrjax.observe_metric(opt_state, loss)``. Runs right after :class:`EvalHook` with the same
+    cadence; the value stays on the device."""
 
     def __init__(self, every: int):
         self.every = every
 
     def __call__(self, run: "Run", state: "TrainState") -> "TrainState | None":
-        import lrjax
+        from lrjax.optim import observe_metric
 
-        if run.last_eval_loss is None:
+        metrics = run.last_eval_metrics.get(run.selection_split)
+        if metrics is None:
             return None
-        return state._replace(opt_state=lrjax.observe_metric(state.opt_state, run.last_eval_loss))
+        return state._replace(opt_state=observe_metric(state.opt_state, metrics["loss"]))
 
 
 class CheckpointHook:
@@ -146,13 +130,19 @@ class ProgressHook:
 
         def show() -> None:
             post = {}
-            if run.last_train:
-                post["loss"] = f"{run.last_train['train_loss']:.4f}"
-                post["acc"] = f"{run.last_train['train_accuracy']:.3f}"
-                lr = run.last_train.get("lr")
+            t = run.last_train
+            if t:
+                if t.get("train_loss") is not None:
+                    post["loss"] = f"{t['train_loss']:.4f}"
+                if t.get("train_accuracy") is not None:
+                    post["acc"] = f"{t['train_accuracy']:.3f}"
+                lr = t.get("lr")
                 post["lr"] = f"{lr:.3g}" if lr is not None else "nan"
-            if run.last_eval:
-                post["eval_acc"] = f"{run.last_eval['eval_accuracy']:.3f}"
+            e = run.last_eval
+            for k in (f"{run.selection_split}_accuracy", f"{run.selection_split}_loss"):
+                if e.get(k) is not None:
+                    post[k] = f"{e[k]:.3f}"
+                    break
             self.bar.set_postfix(post, refresh=False)
             self.bar.update(step - self._shown)
             self._shown = step

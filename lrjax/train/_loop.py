@@ -1,45 +1,49 @@
-"""The step loop: dispatch jitted steps, let hooks do the periodic work, never sync per step.
+"""The training run: the engine's runner span by span, host hooks between spans, never a sync per step.
 
-:func:`train` runs a :class:`~lrjax.train.Config` end to end and writes the run directory::
+:func:`train` runs a config (or your own model, loss and data) end to end and writes the run directory::
 
     run_dir/
       config.yaml      the resolved config (every default filled in)
-      metrics.jsonl    one JSON object per log or eval: step, lr, momentum, train_loss, train_accuracy,
-                       grad_norm / eval_loss, eval_accuracy
-      curves.png       rate, loss and eval curves on shared step axes
-      checkpoints/     orbax, the last few; params, optimizer state, data position, PRNG, metric offset
-      summary.json     status, best and final eval, timings
+      metrics.jsonl    one JSON object per log (step, lr, momentum, train_loss, train_accuracy, grad_norm)
+                       or evaluation (step, val_loss, val_accuracy, test_loss, test_accuracy, ...)
+      curves.png       rate, loss and evaluation curves on shared step axes
+      checkpoints/     orbax, the last few: the train state, data position, metrics-file offset
+      summary.json     status, best and final evaluation, timings
 
-The loop itself is a few lines: take the next batch indices from the seeded iterator, put the batch on
-the mesh, call the fused step (``train_step`` plus on-device metric sums, state and sums donated), and
-after each optimizer update call the hooks whose cadence divides the update number. Hooks defer device
-reads to after the next dispatch, so the host never waits for the device inside the loop except to
-write a checkpoint.
+The loop: the updates up to the next hook point (the next multiple of any hook's cadence, or the end) are
+one *span*; the batch indices of the span come from the seeded :class:`~lrjax.engine.BatchIterator` and
+go to the devices in one transfer; one compiled call of the engine's runner
+(:meth:`~lrjax.engine.Experiment.advance`, state donated) runs them and returns a table of per-micro-step
+metrics that stays on the device. Then the hooks due at that update run. Hooks defer their reads of
+device values until the next span has been dispatched, so the host never waits for the device inside the
+loop except to write a checkpoint.
 
->>> from lrjax.train import load_config, train
+>>> from lrjax.engine import load_config
 >>> summary = train(load_config(None, ["train.steps=100"]), out_dir="/tmp/lrjax-doc-run")  # doctest: +SKIP
->>> summary["final_eval"]["eval_accuracy"] > 0.9                                              # doctest: +SKIP
+>>> summary["final_eval"]["test_accuracy"] > 0.9                                            # doctest: +SKIP
 True
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
+import dataclasses
 import json
+import math
 import os
 import signal
 import threading
 import time
+import warnings
 from typing import Any, Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from lrjax.train._checkpoint import Checkpointer
-from lrjax.train._config import Config, config_from_dict, config_to_dict
-from lrjax.train._data import BatchIterator, Dataset
+from lrjax.engine import COLUMNS, BatchIterator, Config, Experiment, TrainState, build_experiment
+from lrjax.engine._checkpoint import Checkpointer
+from lrjax.engine._config import config_from_dict, config_to_dict, run_name, with_validation
+from lrjax.engine._util import default_run_dir, frozen_heap, unalias
 from lrjax.train._hooks import (
     CheckpointHook,
     EvalHook,
@@ -49,10 +53,10 @@ from lrjax.train._hooks import (
     ProgressHook,
     TensorBoardHook,
 )
-from lrjax.train._step import Experiment, TrainState, _unalias, build_experiment, frozen_heap, seed_key
 
-__all__ = ["train", "Run", "NonFiniteLossError", "enable_compilation_cache", "default_run_dir", "load_run_config",
-           "load_checkpoint"]
+__all__ = ["train", "Run", "NonFiniteLossError", "default_run_dir", "load_run_config", "load_checkpoint"]
+
+_COL = {c: i for i, c in enumerate(COLUMNS)}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -68,61 +72,14 @@ class NonFiniteLossError(RuntimeError):
         )
 
 
-# ----------------------------------------------------------------------------- on-device metric sums
-
-# The window is three arrays (few buffers per dispatch): float sums, last values, int counters.
-_SUMS = ("loss", "accuracy", "grad_norm", "count")
-_LAST = ("lr", "momentum", "bad_lr")
-_INTS = ("bad_step", "skipped")
-
-
-def _empty_window() -> dict[str, np.ndarray]:
-    return {"sums": np.zeros(len(_SUMS), np.float32), "last": np.full(len(_LAST), np.nan, np.float32),
-            "ints": np.array([-1, 0], np.int32)}
-
-
-def _fused_step(train_step: Callable) -> Callable:
-    """``(state, window, batch) -> (state, window)``: the train step plus running sums of its metrics."""
-
-    def step(state: TrainState, window: dict, batch: dict) -> tuple[TrainState, dict]:
-        micro = state.step
-        new, m = train_step(state, batch)
-        ok = m["finite"]
-        vals = jnp.stack([m["loss"], m["accuracy"], m["grad_norm"], jnp.float32(1.0)]).astype(jnp.float32)
-        sums = window["sums"] + jnp.where(ok, vals, 0.0)
-        bad_step, _ = window["ints"][0], window["ints"][1]
-        first = (bad_step < 0) & ~ok
-        mom = m.get("momentum", jnp.float32(jnp.nan))
-        last = jnp.stack([m["lr"], mom, jnp.where(first, m["lr"], window["last"][2])]).astype(jnp.float32)
-        ints = jnp.stack([jnp.where(first, micro, bad_step), new.skipped]).astype(jnp.int32)
-        return new, {"sums": sums, "last": last, "ints": ints}
-
-    return step
-
-
-def window_values(w: dict[str, Any]) -> dict[str, Any]:
-    """A fetched window as named values (``loss`` ... ``count``, ``lr``, ``momentum``, ``bad_lr``, ...)."""
-    out = {k: w["sums"][i] for i, k in enumerate(_SUMS)}
-    out.update({k: w["last"][i] for i, k in enumerate(_LAST)})
-    out.update({k: w["ints"][i] for i, k in enumerate(_INTS)})
-    return out
-
-
-unalias = _unalias
-
-
-def _reset_window(w: dict) -> dict:
-    """A new window: sums at zero, last values and counters (first non-finite step, skipped) kept."""
-    return {"sums": jnp.zeros_like(w["sums"]), "last": w["last"], "ints": w["ints"]}
-
-
-_reset_window_jit = jax.jit(_reset_window)
-
-
 # ----------------------------------------------------------------------------- the run
 
 class Run:
-    """What hooks see: the experiment, counters, the current metric window, deferred reads, files."""
+    """What hooks see: the experiment, the update count, metric rows not yet logged, deferred reads, files.
+
+    Per-micro-step metric tables of the spans since the last log stay on the device (``pending``) until a
+    hook reads them with :meth:`take_rows`; :meth:`flush` runs every deferred read.
+    """
 
     def __init__(self, exp: Experiment, run_dir: str, checkpointer: Checkpointer, iterator: BatchIterator):
         self.exp, self.config = exp, exp.config
@@ -130,52 +87,82 @@ class Run:
         self.checkpointer = checkpointer
         self.iterator = iterator
         self.step = 0                      # optimizer updates done
-        self.window: dict[str, jax.Array] = {}
+        self.pending: list[tuple[jax.Array, int]] = []   # (device table, rows used) not yet fetched
+        self.window = np.zeros((0, len(COLUMNS)), np.float32)  # fetched rows not yet logged
+        self.skipped = 0                   # micro-steps skipped as non-finite (on_nonfinite: skip)
         self.records: list[dict[str, Any]] = []
         self.last_train: dict[str, Any] = {}
         self.last_eval: dict[str, Any] = {}
         self.best_eval: dict[str, Any] | None = None
-        self.last_eval_loss: jax.Array | None = None
+        self.last_eval_metrics: dict[str, jax.Array] = {}   # device values of the last evaluation
         self.last_checkpoint: int | None = None
         self._deferred: list[Callable[[], None]] = []
-        self._reset = _reset_window_jit
         self.metrics_path = os.path.join(run_dir, "metrics.jsonl")
         # On several hosts only process 0 writes the run's files; every process keeps the records.
         self.primary = jax.process_index() == 0
         self._fh = open(self.metrics_path if self.primary else os.devnull, "a")
 
+    @property
+    def selection_split(self) -> str:
+        """The split whatever chooses looks at: ``val`` when there is one, else ``test``."""
+        return "val" if self.exp.data.has_validation else "test"
+
     # hooks' helpers ---------------------------------------------------------
     def defer(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` after the next step is dispatched (or at :meth:`flush`)."""
+        """Run ``fn`` after the next span is dispatched (or at :meth:`flush`)."""
         self._deferred.append(fn)
 
     def flush(self) -> None:
-        """Run every deferred read now (waits for the device)."""
+        """Run every deferred read now (waits for the device), then fetch the rows still pending."""
         while self._deferred:
             fns, self._deferred = self._deferred, []
             for fn in fns:
                 fn()
+        if self.pending:
+            self.window = self._fetch_rows(self.take_pending())
         self._fh.flush()
 
-    def take_window(self) -> dict[str, jax.Array]:
-        """The metric sums since the last call; the loop continues with a fresh window."""
-        w = self.window
-        self.window = self._reset(w)
-        return w
+    def take_pending(self) -> list[tuple[jax.Array, int]]:
+        """The device tables since the last call; the loop starts collecting anew."""
+        out, self.pending = self.pending, []
+        return out
+
+    def _fetch_rows(self, tables: list[tuple[jax.Array, int]]) -> np.ndarray:
+        """``window`` followed by the used rows of ``tables`` (a host read), checked for non-finite steps."""
+        host = jax.device_get([t for t, _ in tables])
+        rows = np.concatenate([self.window] + [h[:n] for h, (_, n) in zip(host, tables)])
+        self.check_finite(rows[len(self.window):], first_micro=self._micro_of_rows(len(rows) - len(self.window)))
+        return rows
+
+    def _micro_of_rows(self, n: int) -> int:
+        """The micro-step number of the first of the last ``n`` rows gathered so far."""
+        pending = sum(k for _, k in self.pending)
+        return self.step * self.exp.accumulation_steps - pending - n
+
+    def take_rows(self, tables: list[tuple[jax.Array, int]]) -> np.ndarray:
+        """Every metric row since the last log: the fetched ``window`` and ``tables`` (fetches them)."""
+        rows = self._fetch_rows(tables)
+        self.window = rows[:0]
+        return rows
 
     def write(self, record: dict[str, Any]) -> None:
         self._fh.write(json.dumps(record, allow_nan=False) + "\n")
         self.records.append(record)
 
-    def check_finite(self, window: dict[str, Any]) -> None:
-        if self.config.train.on_nonfinite == "stop" and int(window["bad_step"]) >= 0:
-            update = int(window["bad_step"]) // self.exp.accumulation_steps + 1
-            raise NonFiniteLossError(update, float(window["bad_lr"]), self.last_checkpoint)
+    def check_finite(self, rows: np.ndarray, first_micro: int) -> None:
+        """Count non-finite micro-steps; in ``stop`` mode raise :class:`NonFiniteLossError` at the first."""
+        bad = np.flatnonzero(rows[:, _COL["finite"]] < 0.5)
+        if not bad.size:
+            return
+        if self.config.train.on_nonfinite == "stop":
+            micro = first_micro + int(bad[0])
+            raise NonFiniteLossError(micro // self.exp.accumulation_steps + 1, float(rows[bad[0], _COL["lr"]]),
+                                     self.last_checkpoint)
+        self.skipped += int(bad.size)
 
     def save_checkpoint(self, state: TrainState) -> None:
         """Flush pending logs, refuse a non-finite state, then write an atomic checkpoint."""
         self.flush()
-        self.check_finite(window_values(jax.device_get(self.window)))
         meta = {
             "step": self.step,
             "iterator": self.iterator.state_dict(),
@@ -183,80 +170,68 @@ class Run:
             "last_train": self.last_train,
             "last_eval": self.last_eval,
             "best_eval": self.best_eval,
+            "skipped": self.skipped,
+            "window": [[None if not math.isfinite(v) else v for v in map(float, r)] for r in self.window],
         }
-        self.checkpointer.save(self.step, {"state": state, "window": self.window}, meta)
+        self.checkpointer.save(self.step, {"state": state}, meta)
         self.last_checkpoint = self.step
 
+    def restart(self) -> None:
+        """Start the run again from step 0 (no checkpoint is left): an empty metrics file."""
+        if self.primary:
+            self._fh.close()
+            self._fh = open(self.metrics_path, "w")
+
     def restore(self, state: TrainState) -> TrainState:
-        """Continue from the latest checkpoint: state, metric window, iterator, metrics.jsonl offset."""
-        tree, meta = self.checkpointer.restore({"state": state, "window": self.window})
-        self.window = tree["window"]
+        """Continue from the latest checkpoint: state, iterator, unlogged rows, metrics.jsonl offset."""
+        tree, meta = self.checkpointer.restore({"state": state})
         self.step = int(meta["step"])
         self.iterator.load_state_dict(meta["iterator"])
         self.last_train, self.last_eval = meta.get("last_train") or {}, meta.get("last_eval") or {}
         self.best_eval = meta.get("best_eval")
+        self.skipped = int(meta.get("skipped", 0))
+        window = meta.get("window") or []
+        self.window = np.array([[np.nan if v is None else v for v in r] for r in window], np.float32).reshape(
+            len(window), len(COLUMNS))
         self.last_checkpoint = self.step
         offset = int(meta["metrics_offset"])
+        with open(self.metrics_path, "rb") as fh:  # the checkpointed prefix (also what other hosts read)
+            text = fh.read(offset).decode(errors="replace")
+        if len(text.encode()) < offset or (text and not text.endswith("\n")):
+            # the file was cut short (a full disk, an editor): keep its whole lines and go on
+            text = text[: text.rfind("\n") + 1]
+            warnings.warn(f"lrjax train: {self.metrics_path} was shorter than at step {self.step}; kept its "
+                          f"{text.count(chr(10))} whole lines", RuntimeWarning, stacklevel=2)
+        self.records = [json.loads(line) for line in text.splitlines() if line.strip()]
         if self.primary:
             self._fh.close()
             with open(self.metrics_path, "r+b") as fh:
-                fh.truncate(offset)
+                fh.truncate(len(text.encode()))
             self._fh = open(self.metrics_path, "a")
-        with open(self.metrics_path, "rb") as fh:  # the checkpointed prefix (also what other hosts read)
-            self.records = [json.loads(line) for line in fh.read(offset).decode().splitlines() if line.strip()]
         return tree["state"]
 
     def close(self) -> None:
         self._fh.close()
 
 
-def _window_for(exp: Experiment, state: TrainState) -> dict[str, jax.Array]:
-    """An empty metric window."""
-    return _empty_window()
+# ----------------------------------------------------------------------------- run directories
 
-
-def load_checkpoint(run_dir: str, *, step: int | None = None, data: Dataset | None = None
-                    ) -> tuple[Experiment, TrainState, dict[str, Any]]:
+def load_checkpoint(run_dir: str, *, step: int | None = None, data: Any = None, model: Any = None,
+                    loss: Any = None) -> tuple[Experiment, TrainState, dict[str, Any]]:
     """``(experiment, state, meta)`` from a run directory's latest (or ``step``) checkpoint.
 
     >>> exp, state, meta = load_checkpoint("runs/my-run")   # doctest: +SKIP
     >>> exp.evaluate(state)                                  # doctest: +SKIP
     """
     config = load_run_config(run_dir)
-    exp = build_experiment(config, data)
-    state = exp.jit_init_state(seed_key(config.train.seed))
+    exp = build_experiment(config, model=model, loss=loss, data=data)
+    state = exp.initial_state(config.train.seed)
     ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), keep=config.train.keep_checkpoints)
     try:
-        tree, meta = ckpt.restore({"state": state, "window": exp.replicate(_window_for(exp, state))}, step)
+        tree, meta = ckpt.restore({"state": state}, step)
     finally:
         ckpt.close()
     return exp, tree["state"], meta
-
-
-def default_run_dir(name: str, root: str = "runs") -> str:
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = os.path.join(root, f"{stamp}-{name}")
-    path, i = base, 1
-    while os.path.exists(path):
-        path, i = f"{base}-{i}", i + 1
-    return path
-
-
-def enable_compilation_cache(directory: str | None = None) -> str:
-    """Turn on JAX's persistent compilation cache (every program, however small) in ``directory``
-    (default: the user cache dir, e.g. ``~/.cache/lrjax/jax``). Returns the directory."""
-    if directory is None:
-        try:
-            import platformdirs
-
-            directory = os.path.join(platformdirs.user_cache_dir("lrjax"), "jax")
-        except ImportError:  # pragma: no cover
-            directory = os.path.join(os.path.expanduser("~"), ".cache", "lrjax", "jax")
-    os.makedirs(directory, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", directory)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    return directory
 
 
 @contextlib.contextmanager
@@ -277,27 +252,36 @@ def _stop_on_signals(flag: dict[str, int]):
             signal.signal(s, h)
 
 
-def _write_config(cfg: Config, path: str) -> None:
+def _write_config(cfg: Config, path: str, archive_at: int | None = None) -> None:
+    """Write the resolved config (atomically); on a resume that changes it, the previous one is kept as
+    ``config.step<k>.yaml`` (the config of updates up to ``k``)."""
     import yaml
 
-    with open(path, "w") as fh:
-        yaml.safe_dump(config_to_dict(cfg), fh, sort_keys=False)
+    from lrjax._rundir import atomic_write_text
+
+    if archive_at is not None and os.path.isfile(path):
+        os.replace(path, os.path.join(os.path.dirname(path), f"config.step{archive_at}.yaml"))
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
 
 def load_run_config(run_dir: str) -> Config:
-    """The resolved config saved in a run directory."""
-    import yaml
+    """The resolved config saved in a run directory (a :class:`~lrjax.engine.ConfigError` names the file
+    when it is not a valid config)."""
+    from lrjax.engine._config import read_yaml_mapping
 
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{run_dir}: not a run directory (no config.yaml); expected the --out of an "
                                 "earlier `lrjax train`")
-    with open(path) as fh:
-        return config_from_dict(yaml.safe_load(fh))
+    data = read_yaml_mapping(path, "config", "runs/<run>/config.yaml")
+    try:
+        return config_from_dict(data)
+    except ValueError as e:
+        raise type(e)(f"{path}: {e}") from None
 
 
 def default_hooks(cfg: Config, run_dir: str, *, initial_step: int, progress: bool) -> list[Hook]:
-    """Log, eval, plateau, checkpoint; progress bar and TensorBoard on process 0 only."""
+    """Log, evaluate, plateau, checkpoint; progress bar and TensorBoard on process 0 only."""
     t = cfg.train
     primary = jax.process_index() == 0
     hooks: list[Hook] = [LogHook(t.log_every), EvalHook(t.eval_every)]
@@ -311,92 +295,178 @@ def default_hooks(cfg: Config, run_dir: str, *, initial_step: int, progress: boo
     return hooks
 
 
-def train(config: Config, *, out_dir: str | None = None, resume: str | None = None, data: Dataset | None = None,
-          hooks: Sequence[Hook] = (), progress: bool | None = None, plot: bool = True,
-          verbose: bool = True) -> dict[str, Any]:
+def _boundaries(hooks: Sequence[Hook], total: int) -> list[int]:
+    """Every update after which some hook runs: multiples of each cadence, and the last update."""
+    points = {total}
+    for h in hooks:
+        points.update(range(h.every, total, h.every))
+    return sorted(points)
+
+
+# ----------------------------------------------------------------------------- train
+
+def train(config: Config | None, *, model: Callable | None = None, loss: str | Callable | None = None,
+          data: Any = None, out_dir: str | None = None, resume: str | None = None, hooks: Sequence[Hook] = (),
+          progress: bool | None = None, plot: bool = True, verbose: bool = True) -> dict[str, Any]:
     """Train ``config`` and write the run directory; returns the summary (also in ``summary.json``).
 
-    ``resume``: a run directory to continue from its latest checkpoint (its saved config is used;
-    ``config`` may be None). ``hooks``: extra hooks after the default ones. Raises
-    :class:`NonFiniteLossError` when the loss stops being finite (``train.on_nonfinite: stop``).
+    Args:
+      config: a :class:`~lrjax.engine.Config` (``None`` with ``resume``: the run's saved config).
+      model: your model factory ``(rngs, **kw) -> nnx.Module`` instead of ``config.model``.
+      loss: ``"cross_entropy"``, ``"mse"``, ``"MODULE:NAME"`` or your function ``(outputs, targets) -> losses``.
+      data: a :class:`~lrjax.engine.Dataset` or a mapping with ``x_train, y_train, x_test, y_test`` arrays.
+      out_dir: the run directory (default ``runs/<timestamp>-<name>``).
+      resume: a run directory to continue from its latest checkpoint.
+      hooks: extra hooks after the default ones (see :mod:`lrjax.train._hooks`).
+
+    Raises :class:`NonFiniteLossError` when the loss stops being finite (``train.on_nonfinite: stop``).
+
+    >>> import numpy as np, lrjax.train
+    >>> from lrjax.engine import load_config
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(256, 3)).astype(np.float32); y = x @ np.array([1.0, -2.0, 0.5], np.float32)
+    >>> arrays = {"x_train": x[:200], "y_train": y[:200], "x_test": x[200:], "y_test": y[200:]}
+    >>> cfg = load_config(None, ["loss=mse", "train.steps=200", "model.hidden=[32]", "data.batch_size=32"])
+    >>> import tempfile
+    >>> s = lrjax.train.train(cfg, data=arrays, out_dir=tempfile.mkdtemp() + "/run", progress=False, verbose=False)
+    >>> s["final_eval"]["test_r2"] > 0.9
+    True
     """
     with frozen_heap():
-        return _train(config, out_dir=out_dir, resume=resume, data=data, hooks=hooks, progress=progress,
-                      plot=plot, verbose=verbose)
+        return _train(config, model=model, loss=loss, data=data, out_dir=out_dir, resume=resume, hooks=hooks,
+                      progress=progress, plot=plot, verbose=verbose)
 
 
-def _train(config: Config | None, *, out_dir: str | None, resume: str | None, data: Dataset | None,
-           hooks: Sequence[Hook], progress: bool | None, plot: bool, verbose: bool) -> dict[str, Any]:
+# What a resumed run may not change: the checkpoint holds a state of these.
+_FIXED_ON_RESUME = ("data", "model", "loss", "optimizer.name", "optimizer.accumulation_steps", "optimizer.clip_norm",
+                    "optimizer.cycle_momentum", "optimizer.batch_scaling", "optimizer.base_batch_size", "plateau",
+                    "train.seed", "train.on_nonfinite")
+
+
+def _section(cfg: Config, path: str) -> Any:
+    node: Any = cfg
+    for part in path.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def _replan(state: TrainState, exp: Experiment, saved: Config, config: Config) -> TrainState:
+    """The restored ``state`` with the plan of the new ``config`` (schedule, optimizer hyperparameters):
+    the plan lives in the optimizer state, so it is replaced, not rebuilt. A structural change is refused."""
+    from lrjax.engine import ConfigError
+    from lrjax.optim import InjectState, with_hyperparams
+
+    for path in _FIXED_ON_RESUME:
+        old, new = _section(saved, path), _section(config, path)
+        if old != new and not (path == "data" and dataclasses.replace(old, eval_batch_size=new.eval_batch_size) == new):
+            raise ConfigError(f"--resume cannot change {path} (the checkpoint holds a state trained with {old!r}; "
+                              f"got {new!r}); start a new run instead")
+    plans = [n.hyperparams for n in jax.tree.leaves(exp.tx.init(state.params),
+                                                      is_leaf=lambda x: isinstance(x, InjectState))
+             if isinstance(n, InjectState)]
+    try:
+        return state._replace(opt_state=with_hyperparams(state.opt_state, **plans[0]))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"--resume: the new config changes the plan's structure, which a checkpoint cannot take: "
+                          f"{e}") from None
+
+
+def _resume_state(run: Run, saved: Config, config: Config, make_exp: Callable[[Config], Experiment]) -> TrainState:
+    """The state to continue from: the latest checkpoint (onto the saved config's structure), with the new
+    config's plan when it differs; from step 0 (with a warning) when no checkpoint is left."""
+    from lrjax.engine import ConfigError
+
+    exp = run.exp
+    if run.checkpointer.latest_step() is None:
+        warnings.warn(f"lrjax train: {run.run_dir} has no checkpoint left; starting again from step 0",
+                      RuntimeWarning, stacklevel=3)
+        run.restart()
+        return exp.initial_state(config.train.seed)
+    old = exp if saved == config else make_exp(saved)
+    state = run.restore(old.initial_state(saved.train.seed))
+    if run.step > config.train.steps:
+        raise ConfigError(f"--resume: train.steps={config.train.steps} is below the checkpoint's step {run.step}; "
+                          f"set train.steps > {run.step} to train further")
+    if saved != config:
+        state = _replan(state, exp, saved, config)
+    return unalias(state)
+
+
+def _train(config: Config | None, *, model, loss, data, out_dir, resume, hooks, progress, plot, verbose):
+    from lrjax._rundir import check_writable, lock_run_dir
+
     t_start = time.perf_counter()
-    if resume is not None:
-        run_dir = resume
-        config = load_run_config(resume) if config is None else config
-    else:
-        run_dir = out_dir or default_run_dir(config.name)
-        if os.path.exists(os.path.join(run_dir, "metrics.jsonl")):
-            raise FileExistsError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+    saved = load_run_config(resume) if resume is not None else None
+    config = with_validation(saved if config is None else config)
     primary = jax.process_index() == 0
     if jax.process_count() > 1:  # every host has looked at the run dir before process 0 writes to it
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices("lrjax train: start")
+
+    def make_exp(cfg: Config) -> Experiment:
+        return build_experiment(cfg, model=model, loss=loss, data=data)
+
+    exp = make_exp(config)  # bad data/config leave no run directory
+    if not config.name:
+        config = dataclasses.replace(config, name=run_name(config, exp.data.name))
+    run_dir = resume or out_dir or default_run_dir(config.name)
+    check_writable(run_dir, create=True, what="lrjax train")
+    with lock_run_dir(run_dir, "lrjax train") if primary else contextlib.nullcontext():
+        if resume is None and os.path.exists(os.path.join(run_dir, "metrics.jsonl")):
+            raise FileExistsError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+        return _run(exp, config, saved, run_dir, make_exp=make_exp, resume=resume, hooks=hooks, progress=progress,
+                    plot=plot, verbose=verbose, t_start=t_start)
+
+
+def _run(exp: Experiment, config: Config, saved: Config | None, run_dir: str, *, make_exp, resume, hooks, progress,
+         plot, verbose, t_start) -> dict[str, Any]:
     tc = config.train
-    exp = build_experiment(config, data)  # before touching the disk: bad data/config leaves no run dir
-    os.makedirs(run_dir, exist_ok=True)
-    if resume is None and primary:
-        _write_config(config, os.path.join(run_dir, "config.yaml"))
+    primary = jax.process_index() == 0
     iterator = BatchIterator(exp.data.num_train, config.data.batch_size, tc.seed)
     ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), keep=tc.keep_checkpoints)
     run = Run(exp, run_dir, ckpt, iterator)
-
-    state = exp.jit_init_state(seed_key(tc.seed))
-    run.window = exp.replicate(_window_for(exp, state))
-    if resume is not None and ckpt.latest_step() is not None:
-        state = unalias(run.restore(state))
+    if resume is None:
+        state = exp.initial_state(tc.seed)
+    else:
+        state = _resume_state(run, saved, config, make_exp)
+    if primary and (resume is None or saved != config):
+        _write_config(config, os.path.join(run_dir, "config.yaml"), archive_at=run.step if resume else None)
     start_step = run.step
     if progress is None:
         progress = tc.progress
     all_hooks = list(default_hooks(config, run_dir, initial_step=start_step, progress=progress)) + list(hooks)
-
-    step_fn = jax.jit(_fused_step(exp.train_step), donate_argnums=(0, 1),
-                      in_shardings=(exp.replicated, exp.replicated, exp.batch_sharding),
-                      out_shardings=exp.replicated)
-    x_train, y_train = exp.data.x_train, exp.data.y_train
-    # One device: hand numpy to the jitted step (its own transfer is the cheapest); else shard explicitly.
-    feed = exp.shard_batch if (exp.mesh.size > 1 or exp.multi_host) else (lambda b: b)
+    points = _boundaries(all_hooks, exp.steps)
     accum = exp.accumulation_steps
-    total_micro = exp.micro_steps
+    rows = max(b - a for a, b in zip([0] + points, points)) * accum  # one compiled span length
     flag: dict[str, int] = {}
     status = "completed"
     error: str | None = None
     compile_s = 0.0
+    first_span = 0  # updates of the first span (timed with the compilation)
     t_end: float | None = None
     t_loop = time.perf_counter()
     try:
         with _stop_on_signals(flag):
-            micro = start_step * accum
             first = True
-            while micro < total_micro:
-                idx = iterator.next_indices()
-                batch = feed({"x": x_train[idx], "y": y_train[idx]})
-                state, run.window = step_fn(state, run.window, batch)
-                micro += 1
+            for nxt in (p for p in points if p > run.step):
+                lo, hi = run.step * accum, nxt * accum
+                index = np.stack([iterator.next_indices() for _ in range(hi - lo)])
+                state, table, _ = exp.advance(state, exp.source(index, lo), lo, hi, rows=rows)
                 if first:  # compile everything the hooks use now, then one sync: compile time apart
-                    jax.block_until_ready((exp.evaluate(state), run._reset(run.window)))
-                    jax.block_until_ready(run.window)
+                    jax.block_until_ready([exp.evaluate(state, s) for s in exp.eval_splits] + [table])
                     compile_s = time.perf_counter() - t_loop
                     t_loop = time.perf_counter()
-                    first = False
+                    first, first_span = False, nxt - run.step
                 if run._deferred:
                     run.flush()
-                if micro % accum == 0:
-                    run.step = micro // accum
-                    last = run.step == exp.steps
-                    for hook in all_hooks:
-                        if run.step % hook.every == 0 or last:
-                            new = hook(run, state)
-                            if new is not None:
-                                state = exp.replicate(unalias(new))
+                run.pending.append((table, hi - lo))
+                run.step = nxt
+                for hook in all_hooks:
+                    if nxt % hook.every == 0 or nxt == exp.steps:
+                        new = hook(run, state)
+                        if new is not None:
+                            state = exp.replicate(unalias(new))
                 if flag:
                     status = "interrupted"
                     if run.last_checkpoint != run.step:
@@ -410,47 +480,80 @@ def _train(config: Config | None, *, out_dir: str | None, resume: str | None, da
     except NonFiniteLossError as e:
         status, error = "nonfinite", str(e)
         raise
+    except OSError as e:  # a checkpoint the disk refused (CheckpointError), a log that could not be written
+        status, error = "failed", " ".join(str(e).split())
+        raise
     finally:
-        with contextlib.suppress(Exception):
-            run.flush()
-        for h in all_hooks:
-            close = getattr(h, "close", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    close(run)
-        run.close()
-        ckpt.close()
-        loop_s = (t_end if t_end is not None else time.perf_counter()) - t_loop
-        steps_done = run.step - start_step
-        summary = {
-            "status": status,
-            "error": error,
-            "name": config.name,
-            "run_dir": os.path.abspath(run_dir),
-            "steps": run.step,
-            "total_steps": exp.steps,
-            "resumed_from": start_step if resume is not None else None,
-            "final_train": run.last_train,
-            "final_eval": run.last_eval,
-            "best_eval": run.best_eval,
-            "last_checkpoint": run.last_checkpoint,
-            "time_s": round(time.perf_counter() - t_start, 3),
-            "compile_s": round(compile_s, 3),
-            "steps_per_s": round(max(steps_done - 1, 0) / loop_s, 1) if loop_s > 0 and steps_done > 1 else None,
-            "devices": int(exp.mesh.size),
-            "signal": flag.get("signal"),
-        }
-        if not primary:
-            return summary
-        with open(os.path.join(run_dir, "summary.json"), "w") as fh:
-            json.dump(summary, fh, indent=2)
-        if plot and run.records:
-            with contextlib.suppress(Exception):
-                from lrjax.train._report import plot_run
-
-                summary["plot"] = plot_run(run_dir)
-        if verbose:
-            from lrjax.train._report import format_summary
-
-            print(format_summary(summary))
+        timing = {"t_start": t_start, "t_loop": t_loop, "t_end": t_end, "compile_s": compile_s,
+                  "timed_steps": run.step - start_step - first_span}
+        summary = _finish(run, all_hooks, exp, config, status, error, flag, start_step, resume, timing, plot,
+                          verbose)
     return summary
+
+
+def _finish(run: Run, hooks: list[Hook], exp: Experiment, config: Config, status: str, error: str | None,
+            flag: dict, start_step: int, resume: str | None, timing: dict, plot: bool, verbose: bool
+            ) -> dict[str, Any]:
+    """Close hooks and files, write ``summary.json`` and the figure; never hides the run's own error."""
+    try:
+        run.flush()
+    except NonFiniteLossError:
+        pass  # already being raised, or found by the last read: the summary says so below
+    for h in hooks:
+        close = getattr(h, "close", None)
+        if close is not None:
+            try:
+                close(run)
+            except Exception as e:  # noqa: BLE001 - a hook's cleanup must not hide the run's outcome
+                warnings.warn(f"lrjax train: closing hook {type(h).__name__} failed: {e}", RuntimeWarning,
+                              stacklevel=2)
+    run.close()
+    run.checkpointer.close()
+    loop_s = (timing["t_end"] if timing["t_end"] is not None else time.perf_counter()) - timing["t_loop"]
+    steps_done = run.step - start_step
+    timed = timing["timed_steps"]
+    summary = {
+        "status": status,
+        "error": error,
+        "name": config.name,
+        "run_dir": os.path.abspath(run.run_dir),
+        "steps": run.step,
+        "total_steps": exp.steps,
+        "resumed_from": start_step if resume is not None else None,
+        "selection": run.selection_split,
+        "final_train": run.last_train,
+        "final_eval": run.last_eval,
+        "best_eval": run.best_eval,
+        "skipped": run.skipped if config.train.on_nonfinite == "skip" else None,
+        "last_checkpoint": run.last_checkpoint,
+        "time_s": round(time.perf_counter() - timing["t_start"], 3),
+        "compile_s": round(timing["compile_s"], 3),
+        "steps_per_s": round(timed / loop_s, 1) if loop_s > 0 and timed > 0 else None,
+        "devices": int(exp.mesh.size),
+        "signal": flag.get("signal"),
+    }
+    if summary["skipped"] and summary["skipped"] * 2 > max(steps_done * exp.accumulation_steps, 1):
+        warnings.warn(f"lrjax train: {summary['skipped']} of {steps_done * exp.accumulation_steps} steps were "
+                      "skipped as non-finite; lower the rate or clip the gradients", RuntimeWarning, stacklevel=2)
+    if not run.primary:
+        return summary
+    from lrjax._rundir import atomic_write_json
+
+    try:
+        atomic_write_json(os.path.join(run.run_dir, "summary.json"), summary)
+    except OSError as e:  # a full disk: the run's own error (if any) matters more
+        warnings.warn(f"lrjax train: could not write summary.json: {e}", RuntimeWarning, stacklevel=2)
+    if plot and run.records:
+        try:
+            from lrjax.train._report import plot_run
+
+            summary["plot"] = plot_run(run.run_dir)
+        except Exception as e:  # noqa: BLE001 - the run is done and saved; a figure is not worth failing for
+            warnings.warn(f"lrjax train: could not draw {run.run_dir}/curves.png: {type(e).__name__}: {e}",
+                          RuntimeWarning, stacklevel=2)
+    if verbose:
+        from lrjax.train._report import format_summary
+
+        print(format_summary(summary))
+    return summary
+

@@ -23,7 +23,7 @@ def read_metrics(run_dir_or_file: str) -> dict[str, dict[str, list[Any]]]:
     with open(path) as fh:
         rows = [json.loads(line) for line in fh if line.strip()]
     for kind in ("train", "eval"):
-        sel = [r for r in rows if ("eval_loss" in r) == (kind == "eval")]
+        sel = [r for r in rows if ("train_loss" in r) == (kind == "train")]
         keys: list[str] = []
         for r in sel:
             keys += [k for k in r if k not in keys]
@@ -37,6 +37,7 @@ def plot_run(run_dir: str, path: str | None = None) -> str:
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    import numpy as np
 
     cols = read_metrics(run_dir)
     tr, ev = cols["train"], cols["eval"]
@@ -49,13 +50,17 @@ def plot_run(run_dir: str, path: str | None = None) -> str:
         ax2 = ax.twinx()
         ax2.plot(tr["step"], tr["momentum"], color="C1", ls="--", label="momentum")
         ax2.set_ylabel("momentum")
-    for ax, what in zip(axes[1:], ("loss", "accuracy")):  # train curve and eval points on one panel each
-        if tr.get(f"train_{what}"):
-            ax.plot(tr["step"], tr[f"train_{what}"], label=f"train {what}")
-        if ev.get(f"eval_{what}"):
-            ax.plot(ev["step"], ev[f"eval_{what}"], "o-", label=f"eval {what}")
-        ax.set_ylabel(what)
-        ax.legend()
+    second = "accuracy" if (tr.get("train_accuracy") or ev.get("test_accuracy")) else "r2"
+    for ax, what in zip(axes[1:], ("loss", second)):  # train curve and evaluation points, one panel each
+        if tr.get(f"train_{what}") and any(v is not None for v in tr[f"train_{what}"]):
+            ax.plot(tr["step"], [np.nan if v is None else v for v in tr[f"train_{what}"]], label=f"train {what}")
+        for split in ("val", "test"):
+            if ev.get(f"{split}_{what}"):
+                ax.plot(ev["step"], [np.nan if v is None else v for v in ev[f"{split}_{what}"]], "o-",
+                        label=f"{split} {what}")
+        ax.set_ylabel("R²" if what == "r2" else what)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     axes[1].set_yscale("log")
     axes[2].set_xlabel("step (optimizer updates)")
     fig.suptitle(os.path.basename(os.path.normpath(run_dir)))
@@ -66,9 +71,15 @@ def plot_run(run_dir: str, path: str | None = None) -> str:
 
 
 def _fmt_eval(rec: dict[str, Any] | None) -> str:
+    """``val accuracy 0.9812 loss 0.0712 | test accuracy ... (step 600)``: every split and metric recorded."""
     if not rec:
         return "-"
-    return f"accuracy {rec['eval_accuracy']:.4f}  loss {rec['eval_loss']:.4f}  (step {rec['step']})"
+    parts = []
+    for split in ("val", "test"):
+        vals = [(k[len(split) + 1:], v) for k, v in rec.items() if k.startswith(split + "_")]
+        if vals:
+            parts.append(f"{split} " + "  ".join(f"{k} {'-' if v is None else format(v, '.4f')}" for k, v in vals))
+    return " | ".join(parts) + f"  (step {rec['step']})"
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -79,13 +90,15 @@ def format_summary(s: dict[str, Any]) -> str:
         f"  steps        {s['steps']}/{s['total_steps']}"
         + (f"  (resumed at {s['resumed_from']})" if s.get("resumed_from") is not None else ""),
         f"  final eval   {_fmt_eval(s.get('final_eval'))}",
-        f"  best eval    {_fmt_eval(s.get('best_eval'))}",
+        f"  best eval    {_fmt_eval(s.get('best_eval'))}" + (f"  [by {s['selection']}]" if s.get("selection") else ""),
     ]
     ft = s.get("final_train") or {}
     if ft:
-        lr = ft.get("lr")
-        lines.append(f"  final train  loss {ft.get('train_loss', float('nan')):.4f}  accuracy "
-                     f"{ft.get('train_accuracy', float('nan')):.4f}  lr {lr if lr is None else format(lr, '.3g')}")
+        fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+        acc = f"  accuracy {fmt(ft['train_accuracy'], '.4f')}" if "train_accuracy" in ft else ""
+        lines.append(f"  final train  loss {fmt(ft.get('train_loss'), '.4f')}{acc}  lr {fmt(ft.get('lr'), '.3g')}")
+    if s.get("skipped"):
+        lines.append(f"  skipped      {s['skipped']} non-finite steps")
     sps = s.get("steps_per_s")
     lines.append(f"  time         {s['time_s']:.1f} s total, {s['compile_s']:.2f} s first step (compile)"
                  + (f", {sps:.0f} steps/s after" if sps else "") + f", {s['devices']} device(s)")

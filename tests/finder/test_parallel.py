@@ -137,7 +137,7 @@ def test_json_and_png(tmp_path, grid):
     [
         (dict(num_rates=1), ValueError, "num_rates must be an integer >= 2, got num_rates=1"),
         (dict(num_steps=0), ValueError, "num_steps must be an integer >= 1, got num_steps=0"),
-        (dict(slow_fraction=2.0), ValueError, r"slow_fraction must be in \[0, 1\], got slow_fraction=2.0"),
+        (dict(slow_fraction=2.0), ValueError, r"slow_fraction must be a number in \[0, 1\], got slow_fraction=2.0"),
         (dict(eval_data=B), ValueError, "eval_data was given without eval_fn"),
         (dict(schedule=lambda lr: lr), TypeError, "schedule\\(lr\\) must return an lrjax schedule, got float"),
         (dict(max_lr=1e-9), ValueError, "max_lr must be finite and > min_lr"),

@@ -138,6 +138,12 @@ CASES["switch"] = (
     L.Switch([L.Constant(1e-3), L.CosineDecay(1e-2, 1000)], index=1),
 )
 
+from lrjax.schedules._optax_families import Affine  # noqa: E402 - the family lrjax.compat.optax needs
+
+CASES["affine"] = (Affine(L.Linear(0.0, 1.0, 10), scale=-1.0, offset=0.5),
+                   Affine(L.Linear(0.5, 0.1, 100), scale=2.0, offset=-0.1),
+                   Affine(L.Linear(1e-4, 1e-2, 7), scale=0.5, offset=0.0))
+
 NAMES = sorted(CASES)
 HUGE = [2**31, 2**31 + 7, 2**40]
 PROBES = 32

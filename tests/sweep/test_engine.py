@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 import lrjax
+from lrjax.engine import load_config
 from lrjax.sweep import eval_points, log_points, train_many
 from lrjax.sweep._engine import _chunks
-from lrjax.train import load_config, train
+from lrjax.train import train
 
 BASE = ["train.steps=24", "train.log_every=4", "train.eval_every=8", "train.checkpoint_every=1000",
         "model.hidden=[16]", "data.batch_size=32", "train.progress=false"]
@@ -78,7 +79,7 @@ def test_each_config_equals_lrjax_train_alone(swept, tmp_path_factory, key):
 def test_rates_are_the_schedule(swept):
     results, _ = swept
     r = results["b"]
-    sched = __import__("lrjax.train", fromlist=["make_schedule"]).make_schedule(CONFIGS["b"])
+    sched = __import__("lrjax.engine", fromlist=["make_schedule"]).make_schedule(CONFIGS["b"])
     np.testing.assert_allclose(r.rates, np.asarray(sched(np.arange(24))), rtol=1e-6)
     assert r.rates[0] == 0.0 and r.rates.argmax() == 4  # 4 warmup steps, then the peak
     np.testing.assert_allclose(results["const"].rates, 0.01)
@@ -87,9 +88,9 @@ def test_rates_are_the_schedule(swept):
 def test_seeds_differ_and_configs_learn(swept):
     results, _ = swept
     a, b, b1 = results["a"], results["b"], results["b_seed1"]
-    assert b.final_eval["eval_accuracy"] > 0.7 and b.final_eval["eval_accuracy"] > a.final_eval["eval_accuracy"]
+    assert b.final_eval["test_accuracy"] > 0.7 and b.final_eval["test_accuracy"] > a.final_eval["test_accuracy"]
     assert b.final_train["train_loss"] != b1.final_train["train_loss"]
-    assert [r["step"] for r in b.records if "eval_loss" in r] == eval_points(CONFIGS["b"]) == [8, 16, 24]
+    assert [r["step"] for r in b.records if "test_loss" in r] == eval_points(CONFIGS["b"]) == [8, 16, 24]
     assert [r["step"] for r in b.records if "train_loss" in r] == log_points(CONFIGS["b"])
 
 
@@ -134,7 +135,7 @@ def test_bad_arguments():
 
 
 def test_use_cpu_cores_rejects_bad_counts_and_leaves_a_chosen_count():
-    from lrjax.sweep import use_cpu_cores
+    from lrjax.sweep._engine import use_cpu_cores
 
     for bad in (0, -2, True, 2.0, "4"):
         with pytest.raises(ValueError, match=rf"count must be a positive integer or None, got count={bad!r}"):
@@ -157,16 +158,16 @@ def _fresh_python(code: str, **env) -> str:
 @pytest.mark.slow
 def test_use_cpu_cores_in_a_fresh_process():
     cores = len(os.sched_getaffinity(0))
-    got = _fresh_python("import jax, lrjax.sweep as s; n = s.use_cpu_cores(); "
+    got = _fresh_python("import jax, lrjax.sweep._engine as s; n = s.use_cpu_cores(); "
                         "print(n, jax.device_count(), s.use_cpu_cores(3), jax.device_count())")
     assert got == (f"{cores} {cores} 0 {cores}" if cores > 1 else "0 1 0 1")
-    assert _fresh_python("import jax, lrjax.sweep as s; print(s.use_cpu_cores(3), jax.device_count())") == "3 3"
+    assert _fresh_python("import jax, lrjax.sweep._engine as s; print(s.use_cpu_cores(3), jax.device_count())") == "3 3"
     # too late once JAX computed something; a count chosen in the environment is kept
-    assert _fresh_python("import jax, lrjax.sweep as s; jax.numpy.zeros(1); print(s.use_cpu_cores(3), "
+    assert _fresh_python("import jax, lrjax.sweep._engine as s; jax.numpy.zeros(1); print(s.use_cpu_cores(3), "
                          "jax.device_count())") == "0 1"
-    assert _fresh_python("import jax, lrjax.sweep as s; print(s.use_cpu_cores(), jax.device_count())",
+    assert _fresh_python("import jax, lrjax.sweep._engine as s; print(s.use_cpu_cores(), jax.device_count())",
                          XLA_FLAGS="--xla_force_host_platform_device_count=5") == "0 5"
-    assert _fresh_python("import jax, lrjax.sweep as s; print(s.use_cpu_cores(), jax.device_count())",
+    assert _fresh_python("import jax, lrjax.sweep._engine as s; print(s.use_cpu_cores(), jax.device_count())",
                          JAX_NUM_CPU_DEVICES="1") == "0 1"
 
 
@@ -196,7 +197,7 @@ def test_cpu_chunks_keep_states_within_half_the_cache(monkeypatch):
     monkeypatch.setattr(engine, "_last_level_cache", lambda: 2 * 2 * per + 7)
     res, groups = train_many([CONFIGS[k] for k in ("a", "b", "a", "b")])
     assert [(g["chunks"], g["chunk_size"]) for g in groups] == [(2, 2)]
-    np.testing.assert_allclose(res[0].final_eval["eval_loss"], res[2].final_eval["eval_loss"], rtol=1e-6)
+    np.testing.assert_allclose(res[0].final_eval["test_loss"], res[2].final_eval["test_loss"], rtol=1e-6)
 
 
 def test_last_level_cache_reads_sysfs():

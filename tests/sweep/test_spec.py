@@ -2,7 +2,8 @@
 
 import pytest
 
-from lrjax.sweep import SweepError, expand, load_sweep, merge, sweep_from_dict
+from lrjax.sweep import SweepError, expand, load_sweep, sweep_from_dict
+from lrjax.sweep._spec import merge
 
 SHORT = {"train": {"steps": 20}}
 
@@ -76,9 +77,11 @@ def test_grid_overrides_take_the_whole_dotted_key(tmp_path):
     ({"grid": {"train.seed": []}}, r"grid.train.seed must be a non-empty list"),
     ({"configs": [{"label": "a"}, {"label": "a"}]}, r"labels must be unique, got 'a'"),
     ({"configs": {"a": 1}}, r"configs must be a list of mappings"),
-    ({"target": {"metric": "acc"}}, r"target.metric must be one of eval_accuracy, eval_loss, got target.metric='acc'"),
+    ({"target": {"metric": "acc"}}, r"target.metric must be one of accuracy, loss, r2, got target.metric='acc' "
+                                    r"\(did you mean 'accuracy'\?\)"),
     ({"target": {"value": "high"}}, r"target.value must be a number"),
-    ({"rank_by": "accuracy"}, r"rank_by must be one of eval_accuracy, eval_loss, got rank_by='accuracy'"),
+    ({"rank_by": "test_accuracy"}, r"rank_by must be one of accuracy, loss, r2, got rank_by='test_accuracy'"),
+    ({"strategy": 3}, r"strategy must be a mapping with a name \(grid, halving, pbt\), got strategy=3"),
     ({"max_parallel": 0}, r"max_parallel must be a positive integer or null, got max_parallel=0"),
     ({"base": 3}, r"base must be a path to a training config or a mapping, got base=3"),
     ({"base": "/nonexistent/x.yaml"}, r"file '/nonexistent/x.yaml' does not exist"),

@@ -24,7 +24,7 @@ if n > 1:
     jax.distributed.initialize(f"localhost:{port}", num_processes=n, process_id=pid)
 from lrjax.train import load_config, train
 s = train(load_config(None, sys.argv[5:]), out_dir=out, progress=False, verbose=False, plot=False)
-print("RESULT", jax.process_index(), jax.device_count(), s["final_eval"]["eval_loss"])
+print("RESULT", jax.process_index(), jax.device_count(), s["final_eval"]["test_loss"])
 """
 
 
@@ -33,7 +33,7 @@ from lrjax.train import load_config
 from lrjax.sweep import train_many
 cfgs = [load_config(None, [f"schedule.schedule.peak={p}", *sys.argv[5:]]) for p in (1e-3, 3e-3, 1e-2, 3e-2)]
 res, groups = train_many(cfgs)
-print("RESULT", jax.process_index(), jax.device_count(), *[r.final_eval["eval_loss"] for r in res])
+print("RESULT", jax.process_index(), jax.device_count(), *[r.final_eval["test_loss"] for r in res])
 """
 
 
@@ -70,7 +70,7 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path):
     m, s = read_metrics(multi), read_metrics(single)
     assert m["train"]["step"] == s["train"]["step"] == [10, 20, 30]  # written once, by process 0
     np.testing.assert_allclose(m["train"]["train_loss"], s["train"]["train_loss"], rtol=1e-5)
-    np.testing.assert_allclose(m["eval"]["eval_loss"], s["eval"]["eval_loss"], rtol=1e-5)
+    np.testing.assert_allclose(m["eval"]["test_loss"], s["eval"]["test_loss"], rtol=1e-5)
     assert sorted(os.listdir(os.path.join(multi, "checkpoints"))) == ["15", "30"]
     summary = json.loads(open(os.path.join(multi, "summary.json")).read())
     assert summary["devices"] == 2 and summary["status"] == "completed"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from lrjax.train import Config, ConfigError, config_from_dict, config_to_dict, load_config
-from lrjax.train._config import parse_duration, resolve_durations
+from lrjax.engine import Config, ConfigError, config_from_dict, config_to_dict, load_config
+from lrjax.engine._config import parse_duration, resolve_durations
 
 
 def test_defaults_live_in_the_schema():

@@ -6,14 +6,14 @@ pairs (the value is parsed with ``yaml.safe_load``), and validated into
 :class:`ConfigError` naming the key path, the value and what is allowed, with
 the closest valid key when there is one.
 
->>> from lrjax.train import load_config
+>>> from lrjax.engine import load_config
 >>> cfg = load_config(None, ["train.steps=50", "data.batch_size=32"])
 >>> cfg.train.steps, cfg.data.batch_size, cfg.optimizer.name
 (50, 32, 'adamw')
 >>> load_config(None, ["train.stepz=5"])
 Traceback (most recent call last):
 ...
-lrjax.train._config.ConfigError: unknown key 'train.stepz' (did you mean 'steps'?); valid keys in 'train': steps, ...
+lrjax.engine._config.ConfigError: unknown key 'train.stepz' (did you mean 'steps'?); valid keys in 'train': steps, ...
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import types
 import typing
 from typing import Any, Literal, Mapping, Union
 
-from lrjax._checks import closest
+from lrjax._checks import closest, fail
 
 __all__ = [
     "Config",
@@ -38,6 +38,12 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "apply_overrides",
+    "parse_override",
+    "resolve_durations",
+    "run_name",
+    "LOSSES",
+    "TestSetSelectsWarning",
+    "with_validation",
 ]
 
 
@@ -59,29 +65,57 @@ def _default_schedule() -> dict[str, Any]:
 class DataConfig:
     """Where the examples come from and how they are batched.
 
-    ``source``: ``digits`` (scikit-learn's bundled 8x8 digits, no download), a ``.npz`` with
-    ``x_train, y_train, x_test, y_test``, a directory of MNIST/Fashion-MNIST IDX files (``.gz`` or raw)
-    or a directory of CIFAR-10 python batches. ``batch_size`` is the global batch per micro-step
-    (split across devices). ``test_fraction`` only applies to ``digits`` (it has no official split).
+    ``source``: ``digits`` (scikit-learn's bundled 8x8 digits, no download), ``mnist1d`` (MNIST-1D,
+    generated locally and cached), a ``.npz`` with ``x_train, y_train, x_test, y_test`` (integer labels,
+    or float targets for regression), a directory of MNIST/Fashion-MNIST IDX files (``.gz`` or raw) or a
+    directory of CIFAR-10 python batches. ``batch_size`` is the global batch per micro-step (split across
+    devices). ``test_fraction`` only applies to sources without an official test split (``digits``).
+
+    ``validation_fraction``: the share of the *training* examples held out as a validation split, drawn
+    with the data seed. Whatever chooses — a sweep's ranking, pruning, population-based training,
+    reduce-on-plateau, the parallel range test's ranking — looks at it, never at the test set. ``null``
+    (default): 0.1 where something chooses (a sweep, a ``plateau``, the parallel range test), else 0 (a
+    plain run keeps every training example). ``0`` with something choosing warns that the test set
+    selects. ``seed``: the seed of the data splits (default: ``train.seed``).
     """
 
     source: str = "digits"
     batch_size: int = 64
     test_fraction: float = 0.2
+    validation_fraction: float | None = None
+    seed: int | None = None
     eval_batch_size: int = 1024
     normalize: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """``mlp`` (``hidden`` widths), ``cnn`` (``channels`` per conv block, then ``hidden``) or ``resnet``
-    (``channels`` per stage, ``blocks`` residual blocks per stage, GroupNorm). Input shape and class count
-    come from the data."""
+    """The model: a built-in ``kind`` or your own ``factory``.
+
+    Built-in: ``mlp`` (``hidden`` widths), ``cnn`` (``channels`` per conv block, then ``hidden``) or
+    ``resnet`` (``channels`` per stage, ``blocks`` residual blocks per stage, GroupNorm).
+
+    ``factory: "MODULE:NAME"`` names any callable returning a Flax NNX module that maps a batch ``x`` to
+    outputs (then ``kind``, ``hidden``, ``channels`` and ``blocks`` are not used). ``MODULE`` is a dotted
+    module name looked up in the config file's own folder first, then the working directory, then
+    ``sys.path``, or a path to a ``.py`` file (``models/net.py:Net``). It is called as
+    ``NAME(rngs=nnx.Rngs(...), **args)``, plus ``input_shape=`` (one example's shape) and
+    ``num_outputs=`` (classes, or regression targets) when its signature accepts them. Input shape and
+    output count come from the data.
+    """
 
     kind: Literal["mlp", "cnn", "resnet"] = "mlp"
     hidden: tuple[int, ...] = (256, 256)
     channels: tuple[int, ...] = (32, 64)
     blocks: int = 2
+    factory: str | None = None
+    args: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __hash__(self) -> int:  # args is a dict: hash its canonical JSON (model structures are cached by config)
+        import json
+
+        return hash((self.kind, self.hidden, self.channels, self.blocks, self.factory,
+                     json.dumps(self.args, sort_keys=True, default=repr)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,9 +158,17 @@ class TrainConfig:
 @dataclasses.dataclass(frozen=True)
 class Config:
     """A whole run. ``schedule`` is a schedule spec (see :func:`lrjax.from_spec`); ``plateau`` (optional)
-    holds the arguments of :func:`lrjax.reduce_on_plateau`, fed by the eval loss at every eval."""
+    holds the arguments of :func:`lrjax.reduce_on_plateau`, fed by the validation loss (the test loss
+    without a validation split) at every evaluation.
 
-    name: str = "digits-mlp-adamw-warmup-cosine"
+    ``loss``: ``cross_entropy`` (integer labels; accuracy is reported), ``mse`` (float targets; R² in
+    the summary) or ``"MODULE:NAME"``, a function ``loss(outputs, targets)`` returning per-example losses
+    or their mean (found like ``model.factory``). ``name``: the run's name (default: from the data, the
+    model, the optimizer and the schedule, see :func:`run_name`).
+    """
+
+    name: str | None = None
+    loss: str = "cross_entropy"
     schedule: dict[str, Any] = dataclasses.field(default_factory=_default_schedule)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -235,15 +277,69 @@ def _build(cls: type, data: Mapping[str, Any], path: str) -> Any:
     return cls(**kwargs)
 
 
-def config_from_dict(data: Mapping[str, Any] | None) -> Config:
-    """Validate a nested dict (e.g. from YAML) into a :class:`Config`."""
+def config_from_dict(data: Mapping[str, Any] | None, *, root: str | os.PathLike | None = None) -> Config:
+    """Validate a nested dict (e.g. from YAML) into a :class:`Config`.
+
+    ``root``: the folder of the config file; a ``model.factory`` or ``loss`` module found there (or, next,
+    in the working directory) is recorded by its absolute file path (``/abs/dir/mymodel.py:Net``), so the
+    config written to a run directory finds it again from anywhere (``--resume``).
+    """
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"a config must be a mapping of keys to values, got {type(data).__name__}: {data!r}")
     cfg = _build(Config, data, "")
+    cfg = _resolve_references(cfg, root)
     validate(cfg)
     return cfg
+
+
+LOSSES = ("cross_entropy", "mse")
+_REFERENCE = re.compile(r"^(?P<module>[^:]+):(?P<name>[A-Za-z_][A-Za-z0-9_.]*)$")
+
+
+def parse_reference(ref: str, path: str) -> tuple[str, str]:
+    """``"MODULE:NAME"`` -> ``(MODULE, NAME)``; a ConfigError naming ``path`` otherwise."""
+    m = _REFERENCE.match(ref.strip()) if isinstance(ref, str) else None
+    if m is None:
+        raise ConfigError(
+            f"{path} must be 'MODULE:NAME' (a dotted module or a path to a .py file, a colon, then the name "
+            f"of a function or class in it, e.g. 'mymodel:Net' or 'models/net.py:Net'), got {path}={ref!r}"
+        )
+    return m["module"], m["name"]
+
+
+def _module_file(module: str, folder: str) -> str | None:
+    """The file that ``module`` (dotted name or ``.py`` path) names relative to ``folder``, if it exists."""
+    if module.endswith(".py"):
+        cand = module if os.path.isabs(module) else os.path.join(folder, module)
+        return os.path.abspath(cand) if os.path.isfile(cand) else None
+    base = os.path.join(folder, *module.split("."))
+    for cand in (base + ".py", os.path.join(base, "__init__.py")):
+        if os.path.isfile(cand):
+            return os.path.abspath(cand)
+    return None
+
+
+def _resolve_reference(ref: str, path: str, root: str | os.PathLike | None) -> str:
+    module, name = parse_reference(ref, path)
+    for folder in ([os.fspath(root)] if root is not None else []) + [os.getcwd()]:
+        found = _module_file(module, folder)
+        if found is not None:
+            return f"{found}:{name}"
+    return ref
+
+
+def _resolve_references(cfg: Config, root: str | os.PathLike | None) -> Config:
+    model, loss = cfg.model, cfg.loss
+    if model.factory is not None:
+        model = dataclasses.replace(model, factory=_resolve_reference(model.factory, "model.factory", root))
+    if loss not in LOSSES:
+        if ":" not in loss:
+            raise ConfigError(f"loss must be one of {', '.join(map(repr, LOSSES))} or 'MODULE:NAME' (your own "
+                              f"function loss(outputs, targets)), got loss={loss!r}{closest(loss, LOSSES)}")
+        loss = _resolve_reference(loss, "loss", root)
+    return dataclasses.replace(cfg, model=model, loss=loss)
 
 
 def config_to_dict(cfg: Config) -> dict[str, Any]:
@@ -329,18 +425,77 @@ def read_yaml_mapping(path: str | os.PathLike, what: str, example: str,
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read a YAML config (``None``: the defaults), apply ``key=value`` overrides, validate."""
+    """Read a YAML config (``None``: the defaults), apply ``key=value`` overrides, validate.
+
+    Module references (``model.factory``, ``loss``) are looked up in the file's folder first.
+    """
     data = read_yaml_mapping(path, "config", "configs/cosine.yaml") if path is not None else {}
     if overrides:
         data = apply_overrides(data, overrides)
-    return config_from_dict(data)
+    root = os.path.dirname(os.path.abspath(os.fspath(path))) if path is not None else None
+    return config_from_dict(data, root=root)
+
+
+def run_name(cfg: Config, data_name: str | None = None) -> str:
+    """``cfg.name``, or one made of the data, the model, the optimizer and the schedule family.
+
+    >>> run_name(Config(), "digits")
+    'digits-mlp-adamw-warmup-cosine_decay'
+    >>> run_name(Config(name="mine"), "digits")
+    'mine'
+    """
+    if cfg.name:
+        return cfg.name
+    data = data_name or _source_name(cfg.data.source)
+    if cfg.model.factory is not None:
+        model = parse_reference(cfg.model.factory, "model.factory")[1].split(".")[-1]
+    else:
+        model = cfg.model.kind
+    sched = cfg.schedule.get("name", "schedule") if isinstance(cfg.schedule, Mapping) else "schedule"
+    if sched == "warmup" and isinstance(cfg.schedule.get("schedule"), Mapping):
+        sched = f"warmup-{cfg.schedule['schedule'].get('name', 'schedule')}"
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", f"{data}-{model}-{cfg.optimizer.name}-{sched}").strip("_")
+
+
+def _source_name(source: str) -> str:
+    base = os.path.basename(os.path.normpath(os.path.expanduser(source)))
+    return base[:-4] if base.endswith(".npz") else base
 
 
 # ----------------------------------------------------------------------------- value checks
 
+class TestSetSelectsWarning(UserWarning):
+    """Something chooses (a sweep's ranking, reduce-on-plateau, ...) and there is no validation split, so
+    the test set chooses: its figures are then no longer an unbiased estimate."""
+
+
+def with_validation(cfg: Config, *, selects: bool = False) -> Config:
+    """``cfg`` with ``data.validation_fraction`` resolved: ``null`` becomes 0.1 when something chooses on
+    the evaluation (``selects``, or a ``plateau``), else 0. An explicit 0 where something chooses warns
+    (:class:`TestSetSelectsWarning`): the test set then selects.
+
+    >>> with_validation(Config(), selects=True).data.validation_fraction
+    0.1
+    >>> with_validation(Config()).data.validation_fraction
+    0.0
+    """
+    chooses = selects or cfg.plateau is not None
+    v = cfg.data.validation_fraction
+    if v is None:
+        v = 0.1 if chooses else 0.0
+    elif v == 0 and chooses:
+        import warnings
+
+        what = "reduce-on-plateau" if not selects else "the selection"
+        warnings.warn(f"data.validation_fraction=0: {what} looks at the test set, whose figures are then no "
+                      "longer an unbiased estimate; hold out a validation split (e.g. 0.1)", TestSetSelectsWarning,
+                      stacklevel=2)
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, validation_fraction=float(v)))
+
+
 def _positive(value: float, path: str, *, allow_zero: bool = False) -> None:
     if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{path} must be {'>= 0' if allow_zero else '> 0'}, got {path}={value!r}")
+        raise fail("", path, value, ">= 0" if allow_zero else "> 0", ConfigError)
 
 
 def _walk_spec(spec: Any, path: str):
@@ -360,12 +515,25 @@ def validate(cfg: Config) -> None:
 
     t, d, o, m = cfg.train, cfg.data, cfg.optimizer, cfg.model
     _positive(t.steps, "train.steps")
+    _positive(t.seed, "train.seed", allow_zero=True)
+    if d.seed is not None:
+        _positive(d.seed, "data.seed", allow_zero=True)
+    if d.validation_fraction is not None and not 0.0 <= d.validation_fraction < 1.0:
+        raise fail("", "data.validation_fraction", d.validation_fraction,
+                   "in [0, 1) (or null: 0.1 where something chooses, else 0)", ConfigError)
+    if m.args and m.factory is None:
+        raise ConfigError("model.args are the arguments of model.factory; set model.factory: 'MODULE:NAME' "
+                          f"(or use the built-in kinds' own keys), got model.args={m.args!r}")
+    if m.factory is not None:
+        for k in ("rngs",):
+            if k in m.args:
+                raise ConfigError(f"model.args.{k}: lrjax passes {k}= itself (from train.seed)")
     for k in ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints"):
         _positive(getattr(t, k), f"train.{k}")
     _positive(d.batch_size, "data.batch_size")
     _positive(d.eval_batch_size, "data.eval_batch_size")
     if not 0.0 < d.test_fraction < 1.0:
-        raise ConfigError(f"data.test_fraction must be in (0, 1), got data.test_fraction={d.test_fraction!r}")
+        raise fail("", "data.test_fraction", d.test_fraction, "in (0, 1)", ConfigError)
     _positive(o.accumulation_steps, "optimizer.accumulation_steps")
     if o.clip_norm is not None:
         _positive(o.clip_norm, "optimizer.clip_norm")
@@ -466,10 +634,10 @@ def resolve_durations(spec: Any, *, total_steps: int, batch_size: int | None = N
 
 
 def _to_steps(value: float, unit: str, **kw: Any) -> int:
-    import lrjax
+    from lrjax.optim import to_steps
 
     try:
-        return int(lrjax.to_steps(value, unit, batch_size=kw["batch_size"],
+        return int(to_steps(value, unit, batch_size=kw["batch_size"],
                                   accumulation_steps=kw["accumulation_steps"],
                                   num_examples=kw["num_examples"], total_steps=kw["total_steps"]))
     except (TypeError, ValueError) as e:

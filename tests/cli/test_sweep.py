@@ -39,7 +39,8 @@ def run_dir(tmp_path_factory):
 
 def test_run_dir_contents(run_dir):
     names = sorted(os.listdir(run_dir))
-    assert names == ["configs", "metrics", "results.csv", "results.md", "summary.json", "sweep.png", "sweep.yaml"]
+    assert names == ["checkpoints", "configs", "metrics", "results.csv", "results.md", "summary.json", "sweep.png",
+                     "sweep.yaml"]
     assert sorted(os.listdir(run_dir / "configs")) == ["cosine.yaml", "fast.yaml", "slow.yaml"]
     assert os.path.getsize(run_dir / "sweep.png") > 20_000
 
@@ -49,15 +50,15 @@ def test_table_and_winner(run_dir):
         rows = list(csv.DictReader(fh))
     assert [r["label"] for r in rows][-1] == "slow"   # 1e-4 for 16 steps learns least
     assert [int(r["rank"]) for r in rows] == [1, 2, 3]
-    accs = [float(r["final_eval_accuracy"]) for r in rows]
+    accs = [float(r["val_accuracy"]) for r in rows]
     assert accs == sorted(accs, reverse=True)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["winner"] == rows[0]["label"] and summary["compilations"] == 1  # constant x2 and cosine: one Switch
     assert summary["winner_config"] == f"configs/{rows[0]['label']}.yaml"
     slow = next(r for r in rows if r["label"] == "slow")
-    assert slow["steps_to_eval_accuracy_0.5"] == "" and slow["status"] == "completed"
+    assert slow["steps_to_accuracy_0.5"] == "" and slow["status"] == "completed"
     fast = next(r for r in rows if r["label"] == "fast")
-    assert int(fast["steps_to_eval_accuracy_0.5"]) in (8, 16)
+    assert int(fast["steps_to_accuracy_0.5"]) in (8, 16)
     md = (run_dir / "results.md").read_text()
     assert f"Winner: **{rows[0]['label']}**" in md and "| rank | label |" in md
     metrics = [json.loads(x) for x in (run_dir / "metrics" / "fast.jsonl").read_text().splitlines()]
@@ -72,7 +73,8 @@ def test_saved_config_reproduces_the_row(run_dir, tmp_path):
     cfg = load_config(str(run_dir / "configs" / "cosine.yaml"), ["train.checkpoint_every=1000"])
     s = train(cfg, out_dir=str(tmp_path / "alone"), progress=False, plot=False, verbose=False)
     rows = {r["label"]: r for r in csv.DictReader(open(run_dir / "results.csv"))}
-    assert float(rows["cosine"]["final_eval_loss"]) == pytest.approx(s["final_eval"]["eval_loss"], rel=1e-4)
+    assert float(rows["cosine"]["val_loss"]) == pytest.approx(s["final_eval"]["val_loss"], rel=1e-4)
+    assert float(rows["cosine"]["test_loss"]) == pytest.approx(s["final_eval"]["test_loss"], rel=1e-4)
 
 
 def test_bad_input_exit_codes(tmp_path, capsys):
@@ -111,7 +113,7 @@ def test_configs_sharded_over_two_devices_match_one_device():
             for x, y in zip(jax.tree.leaves(a.state.params), jax.tree.leaves(b.state.params)):
                 np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
             assert a.records == b.records or all(
-                abs((ra.get("eval_loss") or 0) - (rb.get("eval_loss") or 0)) < 1e-5 for ra, rb in zip(a.records, b.records))
+                abs((ra.get("test_loss") or 0) - (rb.get("test_loss") or 0)) < 1e-5 for ra, rb in zip(a.records, b.records))
         print("OK")
     """)
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
@@ -139,4 +141,4 @@ def test_command_gives_each_core_a_device_and_the_same_table(run_dir, tmp_path):
     rows = {r["label"]: r for r in csv.DictReader(open(tmp_path / "run" / "results.csv"))}
     want = {r["label"]: r for r in csv.DictReader(open(run_dir / "results.csv"))}  # one device, one at a time
     for label, r in want.items():
-        assert float(rows[label]["final_eval_loss"]) == pytest.approx(float(r["final_eval_loss"]), rel=1e-4)
+        assert float(rows[label]["val_loss"]) == pytest.approx(float(r["val_loss"]), rel=1e-4)

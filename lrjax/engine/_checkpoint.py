@@ -59,7 +59,7 @@ from typing import Any, Iterator
 
 import jax
 
-__all__ = ["Checkpointer", "CheckpointError", "CheckpointNotFound", "CheckpointFallbackWarning"]
+__all__ = ["Checkpointer", "CheckpointError", "CheckpointSaveError", "CheckpointNotFound", "CheckpointFallbackWarning"]
 
 _TMP_SUFFIX = ".orbax-checkpoint-tmp"  # orbax's name for a step being written: <step>.orbax-checkpoint-tmp[...]
 _UNREADABLE = ".unreadable"
@@ -77,6 +77,11 @@ class CheckpointError(OSError):
         super().__init__(message)
         self.directory, self.step, self.reason = directory, step, reason
         self.errno = errno
+
+
+class CheckpointSaveError(CheckpointError):
+    """A checkpoint could not be written (a full disk, a file-size limit, ...): the run fails; the earlier
+    checkpoints are intact."""
 
 
 class CheckpointNotFound(CheckpointError, FileNotFoundError):
@@ -272,7 +277,7 @@ class Checkpointer:
             reason = os_err[1] if os_err else self._reason(e)
             last = self.latest_step()
             kept = f"step {last} is the last good checkpoint" if last is not None else "there is no earlier checkpoint"
-            raise CheckpointError(f"checkpoint step {step} not saved in {self.directory}: {reason}; {kept}",
+            raise CheckpointSaveError(f"checkpoint step {step} not saved in {self.directory}: {reason}; {kept}",
                                   directory=self.directory, step=step, reason=reason,
                                   errno=os_err[0] if os_err else None) from e
 
@@ -378,6 +383,22 @@ class Checkpointer:
         reasons = "; ".join(f"step {s}: {r}" for s, r, _ in failed)
         raise CheckpointError(f"no readable checkpoint in {self.directory} ({reasons})",
                               directory=self.directory, reason=failed[0][1]) from failed[0][2]
+
+    def restore_meta(self, step: int | None = None) -> dict[str, Any]:
+        """The ``meta`` item alone of the latest (or ``step``) checkpoint: what describes the ``state``
+        item's structure when that depends on the run's progress (a sweep's surviving chunks)."""
+        ocp = self._ocp
+        self._mngr.reload()
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise CheckpointNotFound(f"{self.directory}: no finished checkpoint to resume from",
+                                     directory=self.directory, reason="no checkpoint", errno=_errno.ENOENT)
+        try:
+            with _quiet_orbax_failure():
+                out = self._mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        except Exception as e:
+            raise self._unreadable_error(step, e) from e
+        return dict(out["meta"])
 
     def _unreadable_error(self, step: int, e: BaseException) -> CheckpointError:
         reason = self._reason(e)

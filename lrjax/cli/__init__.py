@@ -1,6 +1,6 @@
 """The ``lrjax`` command: ``lrjax {train,plot,find-lr,sweep} ...``.
 
-Each subcommand lives in its own module and is imported only when it runs, so
+Each subcommand lives in its own module of this package and is imported only when it runs, so
 ``lrjax plot`` never loads flax and ``import lrjax`` never loads any of them.
 """
 
@@ -11,10 +11,10 @@ import sys
 
 # subcommand -> (module, function taking argv and returning an exit code, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "train": ("lrjax.train._cli", "main", "train a model with a schedule (default: digits, AdamW, warmup+cosine)"),
+    "train": ("lrjax.cli.train", "main", "train a model with a schedule (default: digits, AdamW, warmup+cosine)"),
     "plot": ("lrjax.plot", "main", "plot schedule specs (default: a gallery of every family)"),
-    "find-lr": ("lrjax.finder._cli", "main", "learning-rate range test"),
-    "sweep": ("lrjax.sweep._cli", "main", "train many schedule configurations in one compiled program"),
+    "find-lr": ("lrjax.cli.find_lr", "main", "learning-rate range test"),
+    "sweep": ("lrjax.cli.sweep", "main", "train many schedule configurations in one compiled program"),
 }
 
 
@@ -25,7 +25,15 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings on the command line: one line each, ``lrjax: <Category>: <message>``."""
+    return f"lrjax: {category.__name__}: {' '.join(str(message).split())}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.formatwarning = _one_line_warning
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-h", "--help"):
         print(_usage())
@@ -44,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lrjax: unknown command {cmd!r}{closest(cmd, COMMANDS)}\n\n{_usage()}", file=sys.stderr)
         return 2
     module, func, _ = COMMANDS[cmd]
-    return int(getattr(importlib.import_module(module), func)(argv) or 0)
+    try:
+        return int(getattr(importlib.import_module(module), func)(argv) or 0)
+    except KeyboardInterrupt:  # Ctrl-C before a run installs its own handler (start-up, compiling)
+        print(f"lrjax {cmd}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

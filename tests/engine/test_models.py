@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from lrjax.train import ModelConfig, init_params, make_model
+from lrjax.engine import ModelConfig, init_params, make_model
 
 
 @pytest.mark.parametrize("kind, shape", [("mlp", (8, 8, 1)), ("mlp", (6,)), ("cnn", (8, 8, 1)),
@@ -26,7 +26,7 @@ def test_output_shape_and_params(kind, shape):
 
 
 def test_image_models_need_images():
-    with pytest.raises(ValueError, match=r"model.kind='cnn' needs image inputs \(H, W, C\), got input shape \(6,\)"):
+    with pytest.raises(ValueError, match=r"model.kind='cnn' needs image inputs \(H, W, C\) or \(H, W\), got input shape \(6,\)"):
         make_model(ModelConfig(kind="cnn"), (6,), 3, nnx.Rngs(0))
 
 

@@ -10,7 +10,7 @@ import optax
 import pytest
 
 import lrjax
-from lrjax.finder import _sweep, lr_range_test, range_schedule
+from lrjax.finder import _range, _result, lr_range_test, range_schedule
 
 # A noisy quadratic: 0.5 * sum_i c_i (p_i - b_i)^2 with curvatures up to L. Gradient descent
 # converges for lr < 2/L and diverges above; the batch noise keeps every direction excited,
@@ -172,10 +172,10 @@ def test_non_finite_loss_stops_the_sweep_and_is_dropped_by_suggestions():
 def test_new_rates_reuse_the_compiled_sweep():
     kw = dict(num_steps=50)
     lr_range_test(quad_loss, jnp.ones(3), optax.sgd, B, min_lr=1e-3, max_lr=3.0, **kw)
-    before = _sweep._start._cache_size()
+    before = _range._start._cache_size()
     lr_range_test(quad_loss, jnp.asarray(np.full(3, 2.0, np.float32)), optax.sgd, B + 1, min_lr=1e-5, max_lr=0.1, smoothing=0.9,
                   diverge_factor=8, **kw)
-    assert _sweep._start._cache_size() == before
+    assert _range._start._cache_size() == before
 
 
 def test_iterator_chunks_donate_their_own_state_never_the_callers():
@@ -201,7 +201,7 @@ def test_result_json_and_png(tmp_path, quad_result):
 
 def test_missing_suggestion_raises_with_the_reason():
     res = lr_range_test(quad_loss, jnp.ones(3), optax.sgd, B, min_lr=1e-3, max_lr=3.0, num_steps=50)
-    flat = _sweep.RangeTestResult(res.lrs, res.losses, np.full(res.lrs.size, 1.0), "completed",
+    flat = _result.RangeTestResult(res.lrs, res.losses, np.full(res.lrs.size, 1.0), "completed",
                                   lrjax.finder.suggest(res.lrs, np.full(res.lrs.size, 1.0)), res.settings)
     with pytest.raises(ValueError, match="no 'valley' suggestion: the curve is too flat"):
         flat.suggestion("valley")

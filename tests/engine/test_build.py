@@ -1,18 +1,18 @@
-"""The functional core: pure steps, hyperparameters in the state, vmap over differing schedules."""
+"""The experiment: pure steps, hyperparameters in the state, vmap over differing schedules, one advance."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lrjax.train import ConfigError, build_experiment, load_config, load_dataset
+from lrjax.engine import COLUMNS, BatchIterator, ConfigError, build_experiment, load_config, load_dataset, seed_key
 
 DATA = load_dataset("digits", seed=0)
 BASE = ["model.hidden=[16]", "train.steps=100", "data.batch_size=32"]
 
 
-def exp_with(*overrides):
-    return build_experiment(load_config(None, BASE + list(overrides)), DATA)
+def exp_with(*overrides, data=DATA):
+    return build_experiment(load_config(None, BASE + list(overrides)), data=data)
 
 
 @pytest.fixture(scope="module")
@@ -29,26 +29,26 @@ def batch(i=0, bs=32):
 def test_state_holds_the_schedule_and_step_reports_the_rate_used(exps):
     a, b = exps
     step = jax.jit(a.train_step)
-    sb = b.init_state(jax.random.key(0))
+    sb = b.init_state(seed_key(0))
     lrs = []
     for i in range(3):
         sb, m = step(sb, batch(i))  # a's step, b's state: b's plan is followed
         lrs.append(float(m["lr"]))
     np.testing.assert_allclose(lrs, [float(b.schedule(t)) for t in range(3)], rtol=1e-6)
     assert lrs[1] == pytest.approx(0.01 / 30)
-    assert int(sb.step) == 3 and sb.rng.shape == (2,)
+    assert int(sb.step) == 3 and sb.rng.shape == (2,) and sb.extra == {}
     assert step._cache_size() == 1  # a's state would reuse the same executable
-    sa = a.init_state(jax.random.key(0))
+    sa = a.init_state(seed_key(0))
     sa, m = step(sa, batch(0))
     assert step._cache_size() == 1
     assert float(m["lr"]) == float(a.schedule(0)) == 0.0
     assert float(m["momentum"]) == pytest.approx(0.9)
-    assert set(m) == {"loss", "accuracy", "grad_norm", "lr", "momentum", "finite"}
+    assert set(m) == set(COLUMNS)
 
 
 def test_vmap_over_states_with_different_schedules(exps):
     a, b = exps
-    key = jax.random.key(1)
+    key = seed_key(1)
     states = jax.tree.map(lambda x, y: jnp.stack([x, y]), a.init_state(key), b.init_state(key))
     vstep = jax.jit(jax.vmap(a.train_step, in_axes=(0, None)))
     sa, sb = a.init_state(key), b.init_state(key)
@@ -65,35 +65,60 @@ def test_vmap_over_states_with_different_schedules(exps):
     assert not np.allclose(jax.tree.leaves(states.params)[0][0], jax.tree.leaves(states.params)[0][1])
 
 
-def test_eval_step_sums_with_a_mask(exps):
+def test_advance_is_the_step_loop_with_device_batches(exps):
+    """One compiled span equals calling the step on the iterator's batches; rows hold its metrics."""
     a, _ = exps
-    s = a.init_state(jax.random.key(0))
-    full = a.evaluate(s)
+    it = BatchIterator(DATA.num_train, 32, 0)
+    index = np.stack([it.next_indices() for _ in range(7)])
+    state, table, n = a.advance(a.initial_state(0), a.source(index), 0, 7, rows=10)
+    ref = a.init_state(seed_key(0))
+    step = jax.jit(a.train_step)
+    losses = []
+    for rows in index:
+        ref, m = step(ref, {"x": DATA.x_train[rows], "y": DATA.y_train[rows]})
+        losses.append(float(m["loss"]))
+    table = np.asarray(table)
+    assert int(n) == 7 and table.shape == (10, len(COLUMNS)) and np.isnan(table[7:]).all()
+    np.testing.assert_allclose(table[:7, COLUMNS.index("loss")], losses, rtol=1e-5)
+    np.testing.assert_allclose(table[:7, COLUMNS.index("lr")], [float(a.schedule(t)) for t in range(7)], rtol=1e-6)
+    for x, y in zip(jax.tree.leaves(state.params), jax.tree.leaves(ref.params)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    # a later span continues from its offset, with the same compiled program
+    state, table2, _ = a.advance(state, a.source(index[3:], offset=7), 7, 10, rows=10)
+    assert len(a._programs) == 1 and np.isfinite(np.asarray(table2)[:3]).all()
+
+
+def test_evaluation_sums_with_a_mask(exps):
+    a, _ = exps
+    s = a.init_state(seed_key(0))
+    full = a.evaluate(s, "test")
     b = {"x": DATA.x_test[:10], "y": DATA.y_test[:10], "mask": np.ones(10, np.float32)}
-    m = a.eval_step(s, b)
+    m = a.eval_sums(s, b)
     b2 = {k: np.concatenate([v, v[:3]]) for k, v in b.items()}
     b2["mask"][10:] = 0
-    m2 = a.eval_step(s, b2)
+    m2 = a.eval_sums(s, b2)
     for k in m:
         np.testing.assert_allclose(m[k], m2[k], rtol=1e-6)
     assert float(m["count"]) == 10
-    assert 0.0 <= float(full["accuracy"]) <= 1.0 and float(full["loss"]) > 0
+    # the whole test set, padded to eval_batch_size batches, equals a direct computation
+    logits = a.model.apply(s.params, s.extra, DATA.x_test, train=False)[0]
+    np.testing.assert_allclose(float(full["accuracy"]), np.mean(np.argmax(logits, -1) == DATA.y_test), rtol=1e-6)
+    assert set(full) == {"loss", "accuracy"} and float(full["loss"]) > 0
 
 
-def test_donated_jitted_step_and_nonfinite_flag():
+def test_donated_advance_and_nonfinite_flag():
     e = exp_with("schedule={name: constant, value: 1.0e+30}", "optimizer.name=sgd", "optimizer.args={}")
-    s = e.replicate(e.init_state(jax.random.key(0)))
+    s = e.initial_state(0)
     old = s
-    for i in range(3):
-        s, m = e.jit_train_step(s, e.shard_batch(batch(i)))
+    s, table, _ = e.advance(s, e.source(np.arange(96).reshape(3, 32)), 0, 3)
     assert old.params["head"]["kernel"].is_deleted()  # donated
-    assert not bool(m["finite"])
+    assert not np.asarray(table)[:, COLUMNS.index("finite")].all()
 
 
 def test_skip_mode_keeps_the_state():
     e = exp_with("schedule={name: constant, value: 1.0e+30}", "optimizer.name=sgd", "optimizer.args={}",
                  "train.on_nonfinite=skip")
-    s = e.init_state(jax.random.key(0))
+    s = e.init_state(seed_key(0))
     step = jax.jit(e.train_step)
     for i in range(4):
         s, m = step(s, batch(i))
@@ -107,36 +132,41 @@ def test_impossible_for_this_data():
         exp_with("data.batch_size=5000")
     with pytest.raises(ConfigError, match=r"optimizer.cycle_momentum needs a schedule with a momentum companion"):
         exp_with("optimizer.cycle_momentum=true")
-    with pytest.raises(ConfigError, match=r"plateau: .*factor must be in \(0, 1\), got factor=2"):
+    with pytest.raises(ConfigError, match=r"plateau: .*factor must be a number in \(0, 1\), got factor=2"):
         exp_with("plateau={factor: 2}")
     with pytest.raises(ConfigError, match=r"optimizer.args: inject: adamw has no argument 'beta1'"):
         exp_with("optimizer.args={beta1: 0.9}")
+    # one rule for the momentum argument, from the optimizer's signature: adagrad has none
+    with pytest.raises(ConfigError, match=r"optimizer 'adagrad' has no momentum argument"):
+        exp_with("schedule={name: one_cycle, max_lr: 0.01, total_steps: 100}", "optimizer.cycle_momentum=true",
+                 "optimizer.name=adagrad", "optimizer.args={}")
+
+
+def test_momentum_argument_follows_the_signature():
+    from lrjax.engine._build import momentum_arg
+
+    assert [momentum_arg(n) for n in ("adamw", "sgd", "rmsprop", "adagrad", "lion", "novograd")] == \
+        ["b1", "momentum", "momentum", None, "b1", "b1"]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 7, 12345, 2**31 - 1, 2**31, -3])
 def test_seed_key_is_jax_key_data(seed):
-    from lrjax.train import seed_key
-
     np.testing.assert_array_equal(seed_key(seed), jax.random.key_data(jax.random.key(seed)))
 
 
-def test_init_params_concrete_and_traced_agree(exps):
+def test_init_concrete_traced_and_vmapped_agree(exps):
     a, _ = exps
-    key = jax.random.key_data(jax.random.key(4))
-    eager, _ = a.init_params(key)              # the compiled program
-    traced, _ = jax.jit(a.init_params)(key)    # traced inline into another program
-    vmapped, _ = jax.vmap(a.init_params)(jnp.stack([key, key]))
+    key = seed_key(4)
+    eager = a.init_state(key).params              # the compiled program
+    traced = jax.jit(a.init_state)(key).params    # traced into another program
+    vmapped = jax.vmap(a.init_state)(jnp.stack([key, key])).params
     for x, y, z in zip(jax.tree.leaves(eager), jax.tree.leaves(traced), jax.tree.leaves(vmapped)):
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(x, z[1], rtol=1e-6, atol=1e-7)
-    state = a.init_state(key)
-    assert all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(state.params), jax.tree.leaves(eager)))
 
 
 def test_experiments_of_one_model_share_their_init_programs():
     # a sweep builds one experiment per configuration: only the first one's initialisation compiles
-    from lrjax.train import seed_key
-
     compiles = []
 
     def listen(name, *_, **__):
@@ -160,7 +190,7 @@ def test_experiments_of_one_model_share_their_init_programs():
 def test_frozen_heap_freezes_for_the_run_and_leaves_a_callers_freeze_alone():
     import gc
 
-    from lrjax.train._step import frozen_heap
+    from lrjax.engine._util import frozen_heap
 
     assert gc.get_freeze_count() == 0
     with frozen_heap():

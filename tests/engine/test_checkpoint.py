@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lrjax.train._checkpoint import (
+from lrjax.engine._checkpoint import (
     Checkpointer,
     CheckpointError,
     CheckpointFallbackWarning,
@@ -228,7 +228,7 @@ SAVE_UNDER_LIMIT = """
     import json, os, resource, signal, sys
     sys.path.insert(0, sys.argv[3])
     from test_checkpoint import meta, tree
-    from lrjax.train._checkpoint import CheckpointError, Checkpointer
+    from lrjax.engine._checkpoint import CheckpointError, Checkpointer
 
     directory, limit = sys.argv[1], int(sys.argv[2])
     ck = Checkpointer(directory, keep=2)
@@ -255,7 +255,7 @@ def test_a_save_that_cannot_write_raises_one_clear_error_and_keeps_the_last_good
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)  # stdout: a pipe, no limit
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out == {"type": "CheckpointError", "errno": errno.EFBIG, "step": 30, "is_oserror": True,
+    assert out == {"type": "CheckpointSaveError", "errno": errno.EFBIG, "step": 30, "is_oserror": True,
                    "message": f"checkpoint step 30 not saved in {d}: File too large; step 20 is the last good checkpoint",
                    "steps": [10, 20], "listing": ["10", "20"]}  # keep=2 deleted nothing, the partial save is gone
     assert "raised an exception" not in proc.stderr  # orbax's writer-thread tracebacks are not printed

@@ -1,0 +1,81 @@
+"""``lrjax find-lr [CONFIG.yaml] [--data PATH] [--set key=value ...] [--out DIR] ...``.
+
+Runs the range test(s) on the config's model, loss, data and optimizer (:func:`lrjax.finder.range_test_config`)
+and writes ``range_test.json`` (curve, suggestions, parallel grid) and ``range_test.png`` (loss vs rate,
+suggestions marked) to ``--out``. Exit codes: 0 a rate was suggested, 1 the chosen method has no
+suggestion (the reason is printed), 2 bad config/data/arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from lrjax.cli._common import add_config_arguments, fail, load_command_config, user_errors
+
+__all__ = ["main"]
+
+PROG = "lrjax find-lr"
+METHODS = ("steepest", "minimum", "valley", "parallel")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Learning-rate range test (Smith) on a training config: the rate grows exponentially from "
+                    "--min-lr to --max-lr over --steps optimizer updates in one compiled loop, stopping when the "
+                    "smoothed loss exceeds --diverge-factor x its best. Optionally also a parallel test: "
+                    "--parallel K rates trained --parallel-steps updates each, in one vmapped program, ranked on "
+                    "a validation split.",
+        epilog="Examples:\n  lrjax find-lr\n  lrjax find-lr configs/one_cycle.yaml --parallel 8\n"
+               "  lrjax find-lr --data ~/mnist --set model.kind=cnn --out runs/find-lr-mnist\n"
+               "Then: lrjax train CONFIG --find-lr [METHOD] runs the test and trains at the suggested peak.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_config_arguments(p, out_help="output directory (default: runs/<timestamp>-<name>-find-lr)")
+    p.add_argument("--min-lr", type=float, default=1e-6, help="first rate of the sweep (default 1e-6)")
+    p.add_argument("--max-lr", type=float, default=1.0, help="last rate of the sweep (default 1)")
+    p.add_argument("--steps", type=int, default=100, help="optimizer updates in the sweep (default 100)")
+    p.add_argument("--mode", choices=("exp", "linear"), default="exp", help="ramp shape (default exp)")
+    p.add_argument("--smoothing", type=float, default=0.98, help="EMA factor of the smoothed loss (default 0.98)")
+    p.add_argument("--diverge-factor", type=float, default=4.0,
+                   help="stop once the smoothed loss exceeds this x its best (default 4)")
+    p.add_argument("--parallel", type=int, default=0, metavar="K",
+                   help="also train K log-spaced rates in parallel (default 0: off)")
+    p.add_argument("--parallel-steps", type=int, default=50, help="updates per rate in the parallel test (default 50)")
+    p.add_argument("--method", choices=METHODS, default="steepest",
+                   help="which suggestion to report as THE rate (default steepest)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.method == "parallel" and args.parallel < 2:
+        return fail(PROG, "--method parallel needs --parallel K with K >= 2")
+    if args.steps < 2 and not args.parallel:
+        return fail(PROG, f"--steps must be >= 2 (or use --parallel K alone), got --steps {args.steps}")
+    try:
+        cfg = load_command_config(args)
+        from lrjax.engine import run_name
+        from lrjax.engine._util import default_run_dir
+        from lrjax.finder import range_test_config
+
+        out = args.out or default_run_dir(f"{run_name(cfg)}-find-lr")
+        result = range_test_config(
+            cfg, min_lr=args.min_lr, max_lr=args.max_lr, num_steps=max(args.steps, 0), mode=args.mode,
+            smoothing=args.smoothing, diverge_factor=args.diverge_factor, parallel_rates=args.parallel,
+            parallel_steps=args.parallel_steps)
+        paths = result.save(out, args.method)
+    except user_errors() + (ValueError, TypeError) as e:
+        return fail(PROG, e)
+    if result.sweep is not None:
+        print(result.sweep)
+    if result.grid is not None:
+        print(result.grid)
+    print(f"wrote {paths['json']} and {paths['png']}")
+    try:
+        chosen = result.suggestion(args.method)
+    except ValueError as e:
+        return fail(PROG, e, 1)
+    print(f"suggested peak rate ({args.method}): {chosen:.4g}\n"
+          f"train with it: lrjax train {args.config or ''} --find-lr {args.method}".replace("  ", " "))
+    return 0

@@ -1,0 +1,81 @@
+"""The rows of ``metrics.jsonl``, one format for ``lrjax train`` and every member of a sweep.
+
+* a *train record*, every ``train.log_every`` updates: ``step``, ``lr`` and ``momentum`` used by the last
+  update, ``train_loss``, ``train_accuracy`` (classification) and ``grad_norm`` — means over the finite
+  micro-steps since the previous record (None when every one was skipped) — and ``skipped`` (the count of
+  non-finite micro-steps so far) in ``on_nonfinite: skip`` mode;
+* an *evaluation record*, every ``train.eval_every`` updates: ``step`` and ``<split>_<metric>`` for the
+  validation split (``val``, when there is one) and the test set (``test``): ``loss``, and ``accuracy``
+  or ``r2`` as the task has them.
+
+Whatever chooses looks at :func:`selection_key`: the validation metric, the test metric only without a
+validation split.
+
+>>> import numpy as np
+>>> from lrjax.engine import COLUMNS
+>>> rows = np.array([[0.5, 0.9, 1.0, 1e-3, np.nan, 1.0], [0.3, 1.0, 2.0, 2e-3, np.nan, 1.0]], np.float32)
+>>> train_record(20, rows, None)
+{'step': 20, 'lr': 0.0020000000949949026, 'train_loss': 0.4000000059604645, 'train_accuracy': 0.949999988079071, 'grad_norm': 1.5}
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = ["py_value", "train_record", "eval_record", "selection_key", "is_better"]
+
+# the engine's per-micro-step columns (lrjax.engine.COLUMNS), by name
+_COL = {c: i for i, c in enumerate(("loss", "accuracy", "grad_norm", "lr", "momentum", "finite"))}
+
+
+def py_value(x: Any) -> Any:
+    """A host scalar as a JSON-safe Python value (non-finite floats become None)."""
+    a = np.asarray(x)
+    if a.dtype.kind == "b":
+        return bool(a)
+    if a.dtype.kind in "iu":
+        return int(a)
+    v = float(a)
+    return v if math.isfinite(v) else None
+
+
+def train_record(step: int, rows: np.ndarray, skipped: int | None, accuracy: bool = True) -> dict[str, Any]:
+    """The train record of the micro-step ``rows`` (``(n, len(COLUMNS))``) since the previous one."""
+    ok = rows[:, _COL["finite"]] > 0.5
+    last = rows[-1]
+    rec: dict[str, Any] = {"step": int(step), "lr": py_value(last[_COL["lr"]])}
+    if not np.isnan(last[_COL["momentum"]]):
+        rec["momentum"] = py_value(last[_COL["momentum"]])
+    for key, col in (("train_loss", "loss"), ("train_accuracy", "accuracy"), ("grad_norm", "grad_norm")):
+        if col == "accuracy" and not accuracy:
+            continue
+        vals = rows[ok, _COL[col]]
+        rec[key] = py_value(vals.astype(np.float64).mean()) if vals.size else None
+    if skipped is not None:
+        rec["skipped"] = int(skipped)
+    return rec
+
+
+def eval_record(step: int, metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``{"step": step, "<split>_<metric>": value, ...}`` from host metrics by split."""
+    rec: dict[str, Any] = {"step": int(step)}
+    for split, vals in metrics.items():
+        rec.update({f"{split}_{k}": py_value(v) for k, v in vals.items()})
+    return rec
+
+
+def selection_key(classification: bool, has_validation: bool) -> tuple[str, bool]:
+    """``(record key, higher is better)`` of the metric that chooses: ``val_accuracy`` (classification) or
+    ``val_loss``, on the test set only when there is no validation split."""
+    split = "val" if has_validation else "test"
+    return (f"{split}_accuracy", True) if classification else (f"{split}_loss", False)
+
+
+def is_better(value: float | None, best: float | None, higher: bool) -> bool:
+    """``value`` beats ``best`` (a missing ``best`` is beaten by any value; None never wins)."""
+    if value is None:
+        return False
+    return best is None or (value > best if higher else value < best)

@@ -1,0 +1,177 @@
+"""Data loaders for each format, their errors, and the seeded iterator."""
+
+import gzip
+import pickle
+
+import numpy as np
+import pytest
+
+from lrjax.engine import BatchIterator, DataError, load_dataset
+
+
+def test_digits_is_bundled_and_split_by_seed():
+    ds = load_dataset("digits", seed=0, test_fraction=0.2)
+    assert ds.input_shape == (8, 8, 1) and ds.num_classes == 10
+    assert ds.num_train + len(ds.y_test) == 1797 and len(ds.y_test) == 359
+    assert abs(float(ds.x_train.mean())) < 1e-5  # standardised with train statistics
+    again = load_dataset("digits", seed=0, test_fraction=0.2)
+    np.testing.assert_array_equal(ds.y_test, again.y_test)
+    assert not np.array_equal(ds.y_test, load_dataset("digits", seed=1).y_test)
+
+
+def test_npz(npz_file):
+    ds = load_dataset(str(npz_file), normalize=False)
+    assert ds.input_shape == (6,) and ds.num_classes == 2 and ds.num_train == 80
+    assert ds.y_train.dtype == np.int32 and ds.x_train.dtype == np.float32
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_directory(idx_dir, gz):
+    d = idx_dir(gz)
+    ds = load_dataset(str(d), normalize=False)
+    assert ds.input_shape == (10, 10, 1) and ds.num_train == 96 and len(ds.y_test) == 40
+    assert ds.x_train.max() == 1.0  # uint8 scaled to [0, 1]
+
+
+def test_cifar_directory(cifar_dir):
+    ds = load_dataset(str(cifar_dir), normalize=False)
+    assert ds.input_shape == (32, 32, 3) and ds.num_train == 48 and len(ds.y_test) == 24
+    with open(cifar_dir / "test_batch", "rb") as fh:
+        raw = pickle.load(fh)[b"data"]
+    # channel-first rows become NHWC
+    np.testing.assert_allclose(ds.x_test[0, 0, 1, 2], raw[0][2 * 1024 + 1] / 255.0)
+
+
+def test_missing_and_malformed_files_name_the_path(tmp_path, npz_file, idx_dir):
+    with pytest.raises(DataError, match=r"nope.npz: no such file or directory \(expected 'digits', 'mnist1d', a .npz"):
+        load_dataset(str(tmp_path / "nope.npz"))
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x_train=np.zeros((3, 2)))
+    with pytest.raises(DataError, match=r"bad.npz: a .npz dataset needs arrays x_train, y_train, x_test, y_test; "
+                                        r"missing y_train, x_test, y_test"):
+        load_dataset(str(bad))
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(DataError, match=r"junk.npz: cannot read as a .npz"):
+        load_dataset(str(junk))
+    txt = tmp_path / "data.csv"
+    txt.write_text("1,2")
+    with pytest.raises(DataError, match=r"data.csv: a data file must be a .npz"):
+        load_dataset(str(txt))
+    d = idx_dir(True)
+    (d / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match=r"missing t10k-labels-idx1-ubyte"):
+        load_dataset(str(d))
+    with gzip.open(d / "t10k-labels-idx1-ubyte.gz", "wb") as fh:
+        fh.write(b"\x00\x00\x08\x01\x00\x00\x00\x28abc")  # says 40 labels, holds 3
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz: IDX header says shape \(40,\)"):
+        load_dataset(str(d))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match=r"empty: an MNIST-style directory needs IDX files"):
+        load_dataset(str(empty))
+
+
+def test_cifar_malformed(cifar_dir):
+    (cifar_dir / "data_batch_2").write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r"data_batch_2: cannot read as a CIFAR-10 python batch"):
+        load_dataset(str(cifar_dir))
+
+
+def test_iterator_is_a_function_of_its_state():
+    it = BatchIterator(10, 3, seed=7)
+    first = [it.next_indices() for _ in range(7)]  # 3 batches per epoch: crosses two epoch ends
+    assert it.state_dict() == {"seed": 7, "epoch": 2, "position": 1}
+    assert sorted(np.concatenate(first[:3]).tolist()) == sorted(np.random.default_rng([7, 0]).permutation(10)[:9])
+    it2 = BatchIterator(10, 3, seed=7)
+    for _ in range(4):
+        it2.next_indices()
+    saved = it2.state_dict()
+    it3 = BatchIterator(10, 3, seed=0)
+    it3.load_state_dict(saved)
+    np.testing.assert_array_equal(it3.next_indices(), first[4])
+    np.testing.assert_array_equal(it3.next_indices(), first[5])
+    assert not np.array_equal(BatchIterator(10, 3, seed=8).next_indices(), first[0])
+    with pytest.raises(ValueError, match=r"data.batch_size=11 is larger than the training set \(10 examples\)"):
+        BatchIterator(10, 11)
+
+
+def test_truncated_gz_and_overflowing_idx_headers_are_data_errors(tmp_path, idx_dir):
+    d = idx_dir(True)
+    raw = (d / "train-images-idx3-ubyte.gz").read_bytes()
+    (d / "train-images-idx3-ubyte.gz").write_bytes(raw[: len(raw) // 2])  # a download cut short
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz: cannot read IDX file \(EOFError"):
+        load_dataset(str(d))
+    with gzip.open(d / "train-images-idx3-ubyte.gz", "wb") as fh:  # dimensions whose product overflows int64
+        fh.write(b"\x00\x00\x08\x03" + b"\xff\xff\xff\xff" * 3 + b"abc")
+    with pytest.raises(DataError, match=r"IDX header says shape \(4294967295, 4294967295, 4294967295\)"):
+        load_dataset(str(d))
+
+
+def test_non_finite_inputs_are_refused_naming_the_array_and_row(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 3)).astype(np.float32)
+    x[7, 1] = np.nan
+    p = tmp_path / "nan.npz"
+    np.savez(p, x_train=x, y_train=np.zeros(20, np.int64), x_test=x[:5] * 0, y_test=np.zeros(5, np.int64))
+    with pytest.raises(DataError, match=r"nan.npz: x_train holds non-finite values \(NaN or inf\), first in row 7"):
+        load_dataset(str(p))
+
+
+def test_float_targets_are_a_regression_and_any_input_shape_is_kept(tmp_path):
+    rng = np.random.default_rng(0)
+    for shape in [(30, 12), (30, 12, 2), (30, 4, 4, 3)]:
+        p = tmp_path / f"seq{len(shape)}.npz"
+        np.savez(p, x_train=rng.normal(size=shape), y_train=rng.normal(size=30), x_test=rng.normal(size=(9, *shape[1:])),
+                 y_test=rng.normal(size=9))
+        ds = load_dataset(str(p), normalize=False)
+        assert ds.x_train.shape == shape and ds.num_classes is None and ds.num_outputs == 1
+        assert ds.y_train.dtype == np.float32 and not ds.is_classification
+    np.savez(tmp_path / "multi.npz", x_train=rng.normal(size=(30, 4)), y_train=rng.normal(size=(30, 3)),
+             x_test=rng.normal(size=(9, 4)), y_test=rng.normal(size=(9, 3)))
+    assert load_dataset(str(tmp_path / "multi.npz")).num_outputs == 3
+
+
+def test_validation_split_is_carved_from_training_by_the_seed():
+    full = load_dataset("digits", seed=0)
+    a = load_dataset("digits", seed=0, validation_fraction=0.1)
+    b = load_dataset("digits", seed=0, validation_fraction=0.1)
+    c = load_dataset("digits", seed=1, validation_fraction=0.1)
+    assert len(a.y_val) == round(0.1 * full.num_train) and a.num_train + len(a.y_val) == full.num_train
+    np.testing.assert_array_equal(a.x_val, b.x_val)
+    assert not np.array_equal(a.y_val, c.y_val)
+    np.testing.assert_array_equal(a.y_test, full.y_test)  # the test set is untouched
+    # validation rows are training rows, never test rows (normalised with the training part's statistics)
+    raw = load_dataset("digits", seed=0, normalize=False)
+    rawv = load_dataset("digits", seed=0, normalize=False, validation_fraction=0.1)
+    train_rows = {r.tobytes() for r in raw.x_train}
+    assert all(r.tobytes() in train_rows for r in rawv.x_val)
+    with pytest.raises(DataError, match=r"validation_fraction=0.9999 of 1438 training examples leaves 1438"):
+        load_dataset("digits", validation_fraction=0.9999)
+
+
+def test_from_arrays_checks_and_keeps_user_data():
+    from lrjax.engine import from_arrays
+
+    x = np.arange(40, dtype=np.float32).reshape(20, 2)
+    ds = from_arrays({"x_train": x, "y_train": np.arange(20) % 3, "x_test": x[:4], "y_test": np.arange(4) % 3},
+                     validation_fraction=0.25)
+    assert ds.num_classes == 3 and ds.num_train == 15 and len(ds.y_val) == 5
+    assert ds.x_train.max() == 39  # used as given: no normalisation
+    with pytest.raises(DataError, match=r"missing y_test, unknown x_tst"):
+        from_arrays({"x_train": x, "y_train": np.zeros(20), "x_test": x, "x_tst": x})
+    with pytest.raises(DataError, match=r"y_train must have one target per example of x \(20\), got shape \(3,\)"):
+        from_arrays({"x_train": x, "y_train": np.zeros(3), "x_test": x, "y_test": np.zeros(20)})
+
+
+@pytest.mark.slow
+def test_mnist1d_is_generated_once_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("LRJAX_CACHE_DIR", str(tmp_path))
+    state = np.random.get_state()
+    a = load_dataset("mnist1d", normalize=False)
+    assert np.random.get_state()[1].tolist() == state[1].tolist()  # the global generator is left alone
+    assert (a.x_train.shape, a.x_test.shape, a.num_classes) == ((4000, 40), (1000, 40), 10)
+    assert (tmp_path / "mnist1d-v1.npz").is_file()
+    b = load_dataset("mnist1d", normalize=False)  # from the cache
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+    assert np.bincount(a.y_train).min() > 300  # ten balanced classes
