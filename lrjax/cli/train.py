@@ -57,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     except user_errors() as e:
         return fail(PROG, e)
     if args.print_config:
-        import yaml
+        import lrjax._yaml as _yaml
 
-        print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
+        print(_yaml.dump(config_to_dict(cfg)), end="")
         return 0
     if cfg.train.compilation_cache:
         from lrjax.engine import enable_compilation_cache

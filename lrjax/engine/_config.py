@@ -1,7 +1,7 @@
 """One typed schema for a training run: frozen dataclasses, defaults in ONE place.
 
 A config is read from YAML (or built in Python), overridden with ``--set a.b=c``
-pairs (the value is parsed with ``yaml.safe_load``), and validated into
+pairs (the value is parsed as YAML, :func:`lrjax._yaml.load`: every number people write is a number), and validated into
 :class:`Config`. Unknown keys, wrong types and impossible values raise
 :class:`ConfigError` naming the key path, the value and what is allowed, with
 the closest valid key when there is one.
@@ -25,6 +25,7 @@ import types
 import typing
 from typing import Any, Literal, Mapping, Union
 
+import lrjax._yaml as _yaml
 from lrjax._checks import closest, fail
 
 __all__ = [
@@ -358,7 +359,7 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
 
 
 def parse_override(item: str) -> tuple[str, Any]:
-    """``"a.b.c=value"`` -> ``("a.b.c", value)``, the value parsed with ``yaml.safe_load``; a
+    """``"a.b.c=value"`` -> ``("a.b.c", value)``, the value parsed as YAML (``1e-2`` is a number); a
     :class:`ConfigError` names the item for a missing ``=``, an empty key part or unparsable YAML."""
     import yaml
 
@@ -369,13 +370,13 @@ def parse_override(item: str) -> tuple[str, Any]:
     if not key or any(not p for p in key.split(".")):
         raise ConfigError(f"--set expects a dotted key like train.steps, got {key!r}")
     try:
-        return key, yaml.safe_load(raw)
+        return key, _yaml.load(raw)
     except yaml.YAMLError as e:
         raise ConfigError(f"--set {key}: cannot parse value {raw!r} as YAML: {e}") from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Apply ``a.b.c=value`` overrides to a nested dict (value parsed with ``yaml.safe_load``).
+    """Apply ``a.b.c=value`` overrides to a nested dict (each value parsed as YAML).
 
     A mapping the dict does not have yet starts as its default (``--set schedule.peak=0.01`` on the
     default config edits the default schedule). Unknown keys are left for :func:`config_from_dict` to
@@ -414,7 +415,7 @@ def read_yaml_mapping(path: str | os.PathLike, what: str, example: str,
         raise error(f"{what} file {p!r} does not exist (expected a YAML file like {example})")
     with open(p) as fh:
         try:
-            loaded = yaml.safe_load(fh)
+            loaded = _yaml.load(fh)
         except yaml.YAMLError as e:
             raise error(f"{p}: not valid YAML: {e}") from None
     if loaded is None:
@@ -436,7 +437,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tu
     return config_from_dict(data, root=root)
 
 
-def run_name(cfg: Config, data_name: str | None = None) -> str:
+def run_name(cfg: Config, data_name: str | None = None, model_name: str | None = None) -> str:
     """``cfg.name``, or one made of the data, the model, the optimizer and the schedule family.
 
     >>> run_name(Config(), "digits")
@@ -447,7 +448,9 @@ def run_name(cfg: Config, data_name: str | None = None) -> str:
     if cfg.name:
         return cfg.name
     data = data_name or _source_name(cfg.data.source)
-    if cfg.model.factory is not None:
+    if model_name:
+        model = model_name
+    elif cfg.model.factory is not None:
         model = parse_reference(cfg.model.factory, "model.factory")[1].split(".")[-1]
     else:
         model = cfg.model.kind

@@ -250,8 +250,8 @@ def load_reference(ref: str, path: str = "model.factory") -> Callable:
 
 
 def _accepts(fn: Callable, name: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
+    try:  # a class: its __init__ (NNX's metaclass shows a catch-all signature for the class itself)
+        params = inspect.signature(fn.__init__ if isinstance(fn, type) else fn).parameters
     except (TypeError, ValueError):  # pragma: no cover - builtins
         return False
     return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
@@ -307,6 +307,8 @@ def _unwrap_keys(tree: Any) -> Any:
     """Typed PRNG keys as raw uint32 key data (checkpoint- and vmap-friendly leaves)."""
     def f(x):
         if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            if isinstance(x, jax.ShapeDtypeStruct):  # an abstract model's key
+                return jax.eval_shape(jax.random.key_data, x)
             return jax.random.key_data(x)
         return x
 

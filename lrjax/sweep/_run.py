@@ -65,9 +65,9 @@ class SweepResult:
 
 
 def _yaml_dump(data: Any) -> str:
-    import yaml
+    import lrjax._yaml as _yaml
 
-    return yaml.safe_dump(data, sort_keys=False)
+    return _yaml.dump(data)
 
 
 def _checkpoint_points(configs: list[SweepConfig]) -> int | None:

@@ -255,13 +255,12 @@ def _stop_on_signals(flag: dict[str, int]):
 def _write_config(cfg: Config, path: str, archive_at: int | None = None) -> None:
     """Write the resolved config (atomically); on a resume that changes it, the previous one is kept as
     ``config.step<k>.yaml`` (the config of updates up to ``k``)."""
-    import yaml
-
+    import lrjax._yaml as _yaml
     from lrjax._rundir import atomic_write_text
 
     if archive_at is not None and os.path.isfile(path):
         os.replace(path, os.path.join(os.path.dirname(path), f"config.step{archive_at}.yaml"))
-    atomic_write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    atomic_write_text(path, _yaml.dump(config_to_dict(cfg)))
 
 
 def load_run_config(run_dir: str) -> Config:
@@ -409,7 +408,7 @@ def _train(config: Config | None, *, model, loss, data, out_dir, resume, hooks, 
 
     exp = make_exp(config)  # bad data/config leave no run directory
     if not config.name:
-        config = dataclasses.replace(config, name=run_name(config, exp.data.name))
+        config = dataclasses.replace(config, name=run_name(config, exp.data.name, getattr(model, "__name__", None)))
     run_dir = resume or out_dir or default_run_dir(config.name)
     check_writable(run_dir, create=True, what="lrjax train")
     with lock_run_dir(run_dir, "lrjax train") if primary else contextlib.nullcontext():

@@ -75,3 +75,17 @@ def test_durations_resolve_through_to_steps():
     assert out["schedule"]["decay_steps"] == 2 * (1438 // 64)
     # mode names that start with a digit are not durations
     assert resolve_durations({"name": "wsd", "decay_shape": "1-sqrt"}, total_steps=10)["decay_shape"] == "1-sqrt"
+
+
+def test_every_numeric_form_people_write_is_a_number(tmp_path):
+    """YAML 1.1 reads 1e-3 and 3E-4 as strings; configs, overrides and sweeps read them as numbers."""
+    p = tmp_path / "c.yaml"
+    p.write_text("schedule: {name: warmup, warmup_steps: 1_0, schedule: {name: cosine_decay, peak: 1e-3, "
+                 "decay_steps: 90}}\noptimizer: {args: {weight_decay: 3E-4}}\ntrain: {steps: 1_000}\n")
+    cfg = load_config(p, ["data.test_fraction=.25", "schedule.schedule.floor=+1e-5"])
+    assert cfg.schedule["schedule"]["peak"] == 1e-3 and cfg.optimizer.args["weight_decay"] == 3e-4
+    assert cfg.schedule["warmup_steps"] == 10 and cfg.train.steps == 1000 and cfg.data.test_fraction == 0.25
+    assert cfg.schedule["schedule"]["floor"] == 1e-5
+    assert load_config(None, ["schedule.schedule.peak=1e-2"]).schedule["schedule"]["peak"] == 0.01
+    # strings stay strings: durations, mode names
+    assert load_config(None, ["schedule.warmup_steps=10%"]).schedule["warmup_steps"] == "10%"

@@ -110,3 +110,11 @@ def test_shipped_recipes_expand():
     labels = [c.label for c in expand(load_sweep(root / "schedules.yaml"))]
     assert labels == ["constant", "step", "exponential", "inverse-time", "cosine", "warmup+cosine", "one-cycle",
                       "cyclic", "restarts"]
+
+
+def test_sweep_files_read_every_numeric_form(tmp_path):
+    (tmp_path / "s.yaml").write_text("config: {train: {steps: 20}}\n"
+                                     "grid: {schedule.schedule.peak: [1e-3, 3E-3], optimizer.args.weight_decay: [1e-4]}\n")
+    cfgs = expand(load_sweep(tmp_path / "s.yaml", ["grid.train.seed=[0]"]))
+    assert [c.config.schedule["schedule"]["peak"] for c in cfgs] == [1e-3, 3e-3]
+    assert [c.label for c in cfgs] == ["peak=0.001 weight_decay=0.0001 seed=0", "peak=0.003 weight_decay=0.0001 seed=0"]
