@@ -29,7 +29,7 @@ from lrjax.engine._config import (
     DataConfig,
     ModelConfig,
     OptimizerConfig,
-    TestSetSelectsWarning,
+    SelectionOnTestSetWarning,
     TrainConfig,
     apply_overrides,
     config_from_dict,
@@ -54,7 +54,7 @@ _LAZY = {
 __all__ = [
     "BatchIterator", "CNN", "COLUMNS", "Config", "ConfigError", "DataConfig", "DataError", "Dataset", "Experiment",
     "MLP", "ModelConfig", "ModelStructure", "Monitor", "OptimizerConfig", "ResNet", "Source", "Task",
-    "TestSetSelectsWarning", "TrainConfig", "TrainState", "advance", "apply_overrides", "batch_at",
+    "SelectionOnTestSetWarning", "TrainConfig", "TrainState", "advance", "apply_overrides", "batch_at",
     "build_experiment", "build_optimizer", "config_from_dict", "config_to_dict", "enable_compilation_cache",
     "eval_batches", "evaluate", "from_arrays", "init_params", "load_config", "load_dataset", "make_model",
     "make_schedule", "make_task", "model_structure", "run_name", "seed_key", "with_validation",

@@ -43,7 +43,7 @@ __all__ = [
     "resolve_durations",
     "run_name",
     "LOSSES",
-    "TestSetSelectsWarning",
+    "SelectionOnTestSetWarning",
     "with_validation",
 ]
 
@@ -467,7 +467,7 @@ def _source_name(source: str) -> str:
 
 # ----------------------------------------------------------------------------- value checks
 
-class TestSetSelectsWarning(UserWarning):
+class SelectionOnTestSetWarning(UserWarning):
     """Something chooses (a sweep's ranking, reduce-on-plateau, ...) and there is no validation split, so
     the test set chooses: its figures are then no longer an unbiased estimate."""
 
@@ -475,7 +475,7 @@ class TestSetSelectsWarning(UserWarning):
 def with_validation(cfg: Config, *, selects: bool = False) -> Config:
     """``cfg`` with ``data.validation_fraction`` resolved: ``null`` becomes 0.1 when something chooses on
     the evaluation (``selects``, or a ``plateau``), else 0. An explicit 0 where something chooses warns
-    (:class:`TestSetSelectsWarning`): the test set then selects.
+    (:class:`SelectionOnTestSetWarning`): the test set then selects.
 
     >>> with_validation(Config(), selects=True).data.validation_fraction
     0.1
@@ -491,7 +491,7 @@ def with_validation(cfg: Config, *, selects: bool = False) -> Config:
 
         what = "reduce-on-plateau" if not selects else "the selection"
         warnings.warn(f"data.validation_fraction=0: {what} looks at the test set, whose figures are then no "
-                      "longer an unbiased estimate; hold out a validation split (e.g. 0.1)", TestSetSelectsWarning,
+                      "longer an unbiased estimate; hold out a validation split (e.g. 0.1)", SelectionOnTestSetWarning,
                       stacklevel=2)
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, validation_fraction=float(v)))
 

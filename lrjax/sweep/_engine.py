@@ -430,11 +430,15 @@ class _Group:
     def place(self, ids: list[int], states: Any) -> Any:
         return put_global(states, NamedSharding(self.mesh(len(ids)), P("config")))
 
-    def rechunk(self, alive: list[int]) -> list[list[int]]:
-        """Alive members in equal chunks (a multiple of the devices each, padded by repeating the last)."""
+    def rechunk(self, alive: list[int], size: int | None = None) -> list[list[int]]:
+        """Alive members in equal chunks of ``size`` (default: :func:`_chunks`' layout; a multiple of the
+        devices each), the last padded by repeating its last member."""
         if not alive:
             return []
-        count, size, _ = _chunks(len(alive), self.max_parallel, len(self.devs))
+        if size is None:
+            count, size, _ = _chunks(len(alive), self.max_parallel, len(self.devs))
+        else:
+            count = _ceil_div(len(alive), size)
         out = []
         for c in range(count):
             part = alive[c * size:(c + 1) * size]
@@ -849,6 +853,18 @@ class _Sweep:
         return self._results(), infos
 
     # -- strategies ------------------------------------------------------------------
+    @staticmethod
+    def _survivor_size(g: _Group, n: int) -> int:
+        """The chunk size for ``n`` survivors: a size this group has compiled already, padded up to, when that
+        is cheap — on an accelerator any larger size (the extra rows run in parallel; a compilation costs
+        seconds), on CPUs, where every row costs its share of the time, at most 1.5 times their own layout —
+        else their own layout (one more compilation). Deterministic (the sizes so far are part of a
+        checkpoint), so a resumed sweep computes exactly what an uninterrupted one does."""
+        _, own, _ = _chunks(n, g.max_parallel, len(g.devs))
+        limit = 1.5 * own if g.devs[0].platform == "cpu" else float("inf")
+        reuse = [s for s in g.sizes if own <= s <= limit]
+        return min(reuse) if reuse else own
+
     def _halve(self, step: int) -> None:
         alive = [m.index for m in self.members if m.alive]
         ranked = _rank_alive(self.members, alive, step, self.key, self.higher)
@@ -859,8 +875,9 @@ class _Sweep:
         for g in self.groups:
             pos = {i: (c, r) for c, ch in enumerate(g.chunks) for r, i in enumerate(ch.ids)}
             alive_g = [m.index for m in g.members if m.index in survivors]
+            size = self._survivor_size(g, len(alive_g)) if alive_g else None
             new = []
-            for ids in g.rechunk(alive_g):
+            for ids in g.rechunk(alive_g, size):
                 states = g.place(ids, _gather([ch.states for ch in g.chunks], [pos[i] for i in ids]))
                 new.append(_Chunk(ids, len(dict.fromkeys(ids)), states))
                 if len(ids) not in g.sizes:
