@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["plot_schedules", "gallery", "gallery_schedules", "describe"]
+__all__ = ["plot_schedules", "gallery", "gallery_schedules", "describe", "companion_momentum"]
 
 
 # -- helpers -------------------------------------------------------------------
@@ -83,6 +83,16 @@ def _steps_array(steps: Any, scheds: Seq[Schedule]) -> np.ndarray:
     return np.asarray(steps)
 
 
+def companion_momentum(s: Schedule) -> Schedule | None:
+    """The momentum schedule that goes with ``s`` (one-cycle, cyclic: ``s.momentum``), or None.
+
+    >>> import lrjax
+    >>> companion_momentum(lrjax.OneCycle(1.0, 100)) is not None, companion_momentum(lrjax.Constant(1.0))
+    (True, None)
+    """
+    return s.momentum if hasattr(s, "momentum") and hasattr(s, "_momentum") else None
+
+
 def describe(s: Schedule, *, max_items: int = 4) -> str:
     """Class name and the hyperparameters that differ from their defaults, for titles.
 
@@ -125,7 +135,7 @@ def plot_schedules(
     schedules: Schedule | Seq[Schedule] | Mapping[str, Schedule],
     steps: int | Seq[int] | np.ndarray | None = None,
     *,
-    momentum: bool = True,
+    momentum: bool | Mapping[str, Schedule | None] = True,
     ax: "Axes | None" = None,
     title: str | None = None,
     log: bool = False,
@@ -138,7 +148,9 @@ def plot_schedules(
       steps: the number of steps to draw (``0 .. steps-1``) or an array of steps; default
         1.15 x the longest horizon (at least 100).
       momentum: also draw the companion momentum of one-cycle / cyclic schedules, dashed, on
-        a twin y axis.
+        a twin y axis; or a mapping ``label -> momentum schedule`` (or ``None``) that says which
+        momentum goes with which label (labels it does not name get none), e.g. the momentum an
+        optimizer is actually given.
       ax: draw into this axis (its figure is returned); default: a new figure.
       title: the axis title.
       log: logarithmic rate axis.
@@ -147,6 +159,10 @@ def plot_schedules(
     >>> fig = plot_schedules([lrjax.CosineDecay(1.0, 100), lrjax.StepDecay(1.0, 30, 0.5)], steps=150)
     >>> len(fig.axes[0].lines)
     2
+    >>> fig = plot_schedules({"a": lrjax.OneCycle(1.0, 100), "b": lrjax.Constant(0.1)},
+    ...                      momentum={"b": lrjax.Constant(0.9)})  # b's momentum, not a's companion
+    >>> [line.get_label() for line in fig.axes[1].lines]
+    ['b momentum']
     """
     named = _as_named(schedules)
     t = _steps_array(steps, list(named.values()))
@@ -159,12 +175,16 @@ def plot_schedules(
     for i, (label, s) in enumerate(named.items()):
         color = f"C{i % 10}"
         ax.plot(t, np.asarray(s(t)), color=color, lw=1.8, label=label)
-        if momentum and hasattr(s, "momentum") and hasattr(s, "_momentum"):
+        if isinstance(momentum, Mapping):
+            mom = momentum.get(label)
+            mom = None if mom is None else from_spec(mom, where=f"momentum[{label!r}]")
+        else:
+            mom = companion_momentum(s) if momentum else None
+        if mom is not None:
             if twin is None:
                 twin = ax.twinx()
                 twin.set_ylabel("momentum", color="0.35")
-            twin.plot(t, np.asarray(s.momentum(t)), color=color, lw=1.2, ls="--", alpha=0.8,
-                      label=f"{label} momentum")
+            twin.plot(t, np.asarray(mom(t)), color=color, lw=1.2, ls="--", alpha=0.8, label=f"{label} momentum")
     ax.set_xlabel("step")
     ax.set_ylabel("learning rate")
     if log:

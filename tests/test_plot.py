@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import lrjax
-from lrjax.plot import describe, gallery_schedules, plot_schedules
+from lrjax.plot import companion_momentum, describe, gallery_schedules, plot_schedules
 
 
 def _lines(ax):
@@ -35,6 +35,20 @@ def test_momentum_of_one_cycle_goes_on_a_twin_axis():
     np.testing.assert_allclose(y, s.momentum(x))
     assert x[-1] >= 200  # default steps cover the horizon
     assert len(plot_schedules(s, momentum=False).axes) == 1
+
+
+def test_momentum_mapping_says_which_momentum_goes_with_which_label():
+    one, const = lrjax.OneCycle(1.0, 200), lrjax.Constant(0.1)
+    mom = lrjax.Cyclic(0.8, 0.9, 50).momentum
+    fig = plot_schedules({"a": one, "b": const}, steps=100, momentum={"b": mom, "a": None})
+    (line,) = fig.axes[1].get_lines()  # a's companion is not drawn: the mapping names none for it
+    x, y = line.get_data()
+    assert line.get_label() == "b momentum" and line.get_color() == _lines(fig.axes[0])["b"].get_color()
+    np.testing.assert_allclose(y, mom(x))
+    spec = {"name": "constant", "value": 0.9}  # a spec works too
+    np.testing.assert_allclose(plot_schedules({"b": const}, 10, momentum={"b": spec}).axes[1].lines[0].get_ydata(), 0.9)
+    assert len(plot_schedules({"a": one}, 10, momentum={}).axes) == 1
+    assert companion_momentum(one) is not None and companion_momentum(const) is None
 
 
 def test_inputs_sequence_spec_and_existing_axis():
