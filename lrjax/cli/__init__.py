@@ -12,7 +12,7 @@ import sys
 # subcommand -> (module, function taking argv and returning an exit code, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("lrjax.cli.train", "main", "train a model with a schedule (default: digits, AdamW, warmup+cosine)"),
-    "plot": ("lrjax.cli.plot", "main", "plot schedule specs (default: a gallery of every family)"),
+    "plot": ("lrjax.cli.plot", "main", "plot schedule specs or a config's schedule (default: every family)"),
     "find-lr": ("lrjax.cli.find_lr", "main", "learning-rate range test"),
     "sweep": ("lrjax.cli.sweep", "main", "train many schedule configurations in one compiled program"),
 }
