@@ -71,7 +71,7 @@ def main() -> None:
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     print(f"jax {jax.__version__}, {jax.devices()[0].platform}; train() with {n} steps: {wall:.2f} s wall, "
           f"{cpu:.2f} s CPU ({cpu / wall:.2f} cores), first step at {summary['compile_s']:.2f} s, "
-          f"test accuracy {summary['final_eval']['eval_accuracy']:.4f}")
+          f"test accuracy {summary['final_eval']['test_accuracy']:.4f}")
     per: dict[str, dict[str, float]] = {}
     for name, kind, s in events:
         per.setdefault(name, {"lower": 0.0, "compile": 0.0})[kind] += s
@@ -84,10 +84,10 @@ def main() -> None:
     import optax
     from flax import nnx
 
-    from lrjax.train import build_experiment
+    from lrjax.engine import build_experiment, seed_key
 
-    exp = build_experiment(cfg, data)
-    params, _ = exp.init_params(jax.random.key_data(jax.random.key(0)))
+    exp = build_experiment(cfg, data=data)
+    params = exp.init_state(seed_key(0)).params
     tx = optax.adamw(optax.cosine_onecycle_schedule(n, 1e-2), weight_decay=1e-4)
 
     def step(p, o, x, y):

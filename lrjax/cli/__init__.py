@@ -52,11 +52,39 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lrjax: unknown command {cmd!r}{closest(cmd, COMMANDS)}\n\n{_usage()}", file=sys.stderr)
         return 2
     module, func, _ = COMMANDS[cmd]
-    try:
+    with _exit_on_interrupt(f"lrjax {cmd}"):
         return int(getattr(importlib.import_module(module), func)(argv) or 0)
-    except KeyboardInterrupt:  # Ctrl-C before a run installs its own handler (start-up, compiling)
-        print(f"lrjax {cmd}: interrupted", file=sys.stderr)
-        return 130
+
+
+class _exit_on_interrupt:
+    """Ctrl-C or SIGTERM outside a training loop (imports, loading data, compiling, a sweep): one line and
+    exit ``128 + signal`` at once. A KeyboardInterrupt would surface wherever Python happens to be — inside a
+    GC callback (swallowed), inside XLA's compiler — and files are only ever replaced whole, so stopping is
+    safe; ``lrjax train``'s loop installs its own handlers meanwhile and saves a checkpoint first."""
+
+    def __init__(self, prog: str):
+        self.prog, self.old = prog, {}
+
+    def _exit(self, signum: int, frame) -> None:  # pragma: no cover - exercised in subprocesses
+        import os
+
+        sys.stderr.write(f"{self.prog}: interrupted (signal {signum}); files written so far are complete\n")
+        sys.stderr.flush()
+        os._exit(128 + signum)
+
+    def __enter__(self) -> None:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self.old = {s: signal.signal(s, self._exit) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def __exit__(self, *exc) -> bool:
+        import signal
+
+        for s, h in self.old.items():
+            signal.signal(s, h)
+        return False
 
 
 if __name__ == "__main__":  # pragma: no cover

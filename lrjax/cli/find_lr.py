@@ -55,11 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         return fail(PROG, f"--steps must be >= 2 (or use --parallel K alone), got --steps {args.steps}")
     try:
         cfg = load_command_config(args)
+        from lrjax._rundir import check_writable
         from lrjax.engine import run_name
         from lrjax.engine._util import default_run_dir
         from lrjax.finder import range_test_config
 
         out = args.out or default_run_dir(f"{run_name(cfg)}-find-lr")
+        check_writable(out, what=PROG)  # an impossible --out fails now, not after the test
         result = range_test_config(
             cfg, min_lr=args.min_lr, max_lr=args.max_lr, num_steps=max(args.steps, 0), mode=args.mode,
             smoothing=args.smoothing, diverge_factor=args.diverge_factor, parallel_rates=args.parallel,

@@ -48,7 +48,7 @@ _LAZY = {
     "model_structure": "_models", "ModelStructure": "_models",
     "Task": "_task", "make_task": "_task",
     "Experiment": "_build", "TrainState": "_build", "build_experiment": "_build", "build_optimizer": "_build",
-    "make_schedule": "_build", "COLUMNS": "_build",
+    "make_schedule": "_build", "COLUMNS": "_build", "load_data": "_build",
 }
 
 __all__ = [
@@ -56,7 +56,7 @@ __all__ = [
     "MLP", "ModelConfig", "ModelStructure", "Monitor", "OptimizerConfig", "ResNet", "Source", "Task",
     "SelectionOnTestSetWarning", "TrainConfig", "TrainState", "advance", "apply_overrides", "batch_at",
     "build_experiment", "build_optimizer", "config_from_dict", "config_to_dict", "enable_compilation_cache",
-    "eval_batches", "evaluate", "from_arrays", "init_params", "load_config", "load_dataset", "make_model",
+    "eval_batches", "evaluate", "from_arrays", "init_params", "load_config", "load_data", "load_dataset", "make_model",
     "make_schedule", "make_task", "model_structure", "run_name", "seed_key", "with_validation",
 ]
 

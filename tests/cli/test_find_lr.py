@@ -54,3 +54,15 @@ def test_train_find_lr_sets_and_records_the_peak(tmp_path, capsys):
     metrics = [json.loads(line) for line in open(out / "metrics.jsonl")]
     logged = [m["lr"] for m in metrics if "lr" in m]
     assert logged and max(logged) <= lr * (1 + 1e-6)  # the run followed the new peak
+
+
+def test_find_lr_refuses_bad_steps_and_an_impossible_out_in_one_line(tmp_path, capsys):
+    assert lrjax_main(["find-lr", *SMALL, "--steps", "0", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "lrjax find-lr: --steps must be >= 2 (or use --parallel K alone), got --steps 0"
+    assert not (tmp_path / "o").exists()  # nothing half-written
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert lrjax_main(["find-lr", *SMALL, "--steps", "10", "--out", str(f / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write to" in err[0] and "Not a directory" in err[0]

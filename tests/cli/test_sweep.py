@@ -142,3 +142,32 @@ def test_command_gives_each_core_a_device_and_the_same_table(run_dir, tmp_path):
     want = {r["label"]: r for r in csv.DictReader(open(run_dir / "results.csv"))}  # one device, one at a time
     for label, r in want.items():
         assert float(rows[label]["val_loss"]) == pytest.approx(float(r["val_loss"]), rel=1e-4)
+
+
+def test_a_sweep_refuses_a_directory_that_holds_one(run_dir, capsys, tmp_path):
+    (tmp_path / "tiny.yaml").write_text(SWEEP)
+    before = (run_dir / "results.csv").read_bytes()
+    assert main(["sweep", str(tmp_path / "tiny.yaml"), "--out", str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already holds a sweep; use --resume" in err[0]
+    assert (run_dir / "results.csv").read_bytes() == before  # nothing overwritten
+
+
+def test_ctrl_c_while_starting_exits_130_without_a_traceback(tmp_path):
+    """SIGINT during imports and compilation: one line, exit 130, nothing half-written."""
+    (tmp_path / "tiny.yaml").write_text(SWEEP)
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    for delay, cmd in ((0.4, ["train", "--set", "train.compilation_cache=false", "--out", str(tmp_path / "t")]),
+                       (1.5, ["train", "--set", "train.compilation_cache=false", "--out", str(tmp_path / "t2")]),
+                       (1.5, ["sweep", str(tmp_path / "tiny.yaml"), "--out", str(tmp_path / "s")])):
+        p = subprocess.Popen([sys.executable, "-m", "lrjax.cli", *cmd], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        import signal
+        import time
+
+        time.sleep(delay)  # inside the imports, the data loading or the first compilation
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=300)
+        assert "Traceback" not in err, err[-2000:]
+        assert p.returncode == 130, (p.returncode, err[-2000:])
+        assert err.strip().splitlines()[-1].endswith("interrupted (signal 2); files written so far are complete")
