@@ -3,7 +3,7 @@
 import pytest
 
 from lrjax.sweep import SweepError, expand, load_sweep, sweep_from_dict
-from lrjax.sweep._spec import merge
+from lrjax.sweep._spec import merge, strategy_of
 
 SHORT = {"train": {"steps": 20}}
 
@@ -106,7 +106,11 @@ def test_shipped_recipes_expand():
 
     root = pathlib.Path(__file__).resolve().parents[2] / "configs" / "sweeps"
     sizes = {p.stem: len(expand(load_sweep(p))) for p in sorted(root.glob("*.yaml"))}
-    assert sizes == {"schedules": 9, "seeds": 6, "warmup_cosine_grid": 16}
+    assert {k: sizes[k] for k in ("schedules", "seeds", "warmup_cosine_grid", "mnist1d_grid", "halving", "pbt")} == \
+        {"schedules": 9, "seeds": 6, "warmup_cosine_grid": 16, "mnist1d_grid": 16, "halving": 16, "pbt": 16}
+    for name in ("halving", "pbt"):  # the strategies validate against their configurations
+        spec = load_sweep(root / f"{name}.yaml")
+        assert strategy_of(spec, expand(spec)).name == name
     labels = [c.label for c in expand(load_sweep(root / "schedules.yaml"))]
     assert labels == ["constant", "step", "exponential", "inverse-time", "cosine", "warmup+cosine", "one-cycle",
                       "cyclic", "restarts"]
