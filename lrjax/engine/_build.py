@@ -38,7 +38,14 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from lrjax.engine._config import Config, ConfigError, resolve_durations
+from lrjax.engine._config import (
+    SCHEDULE_FREE,
+    Config,
+    ConfigError,
+    optimizer_factory,
+    resolve_average,
+    resolve_durations,
+)
 from lrjax.engine._data import Dataset, from_arrays, load_dataset
 from lrjax.engine._evaluate import eval_batches, evaluate
 from lrjax.engine._models import ModelStructure, model_structure
@@ -48,8 +55,8 @@ from lrjax.engine._util import put_global, unalias
 from lrjax.optim import accumulate, current_hyperparams, effective_batch_size, inject, reduce_on_plateau, scale_lr
 from lrjax.schedules import Schedule, from_spec
 
-__all__ = ["TrainState", "Experiment", "build_experiment", "build_optimizer", "make_schedule", "momentum_arg",
-           "COLUMNS", "load_data"]
+__all__ = ["TrainState", "Average", "Experiment", "build_experiment", "build_optimizer", "make_schedule",
+           "momentum_arg", "COLUMNS", "load_data"]
 
 # The per-micro-step metrics the runner records, in table order.
 COLUMNS = ("loss", "accuracy", "grad_norm", "lr", "momentum", "finite")
@@ -64,7 +71,8 @@ class TrainState(NamedTuple):
     own takes ``jax.random.fold_in(rng, step)``, the same after a resume; NNX layers such as ``Dropout``
     keep their own streams in ``extra``). ``skipped``: updates skipped because the loss or gradient was
     not finite (``on_nonfinite: skip``). ``extra``: the model's state that is not a parameter (BatchNorm
-    statistics, NNX RNG counters), ``{}`` for the built-in models.
+    statistics, NNX RNG counters), ``{}`` for the built-in models. ``average``: the averaged weights
+    (:class:`Average`, ``train.average``), ``None`` when not configured.
     """
 
     step: jax.Array
@@ -73,6 +81,45 @@ class TrainState(NamedTuple):
     rng: jax.Array
     skipped: jax.Array
     extra: Any = None
+    average: Any = None
+
+
+class Average(NamedTuple):
+    """Averaged weights in the train state (``train.average``; a pytree, vmappable: a sweep stacks it).
+
+    After each optimizer update :math:`u` (the count of the optimizer state, so skipped micro-steps and
+    accumulation micro-steps do not count) with parameters :math:`\theta_u` — the *evaluated* ones
+    (:meth:`Experiment.eval_params`: schedule-free's averaged point) — and :math:`u > \mathit{start}`:
+
+    .. math:: n \leftarrow n + 1, \qquad \bar\theta \leftarrow \begin{cases} \theta_u & n = 1 \\
+              \bar\theta + w\,(\theta_u - \bar\theta) & n > 1 \end{cases}, \qquad
+              w = \begin{cases} 1/n & \text{SWA} \\ 1 - d & \text{EMA} \end{cases}
+
+    so SWA is the arithmetic mean of :math:`\theta_{start+1}, \dots, \theta_u` and EMA the recursion
+    started from a copy. Before that (:math:`n = 0`) ``params`` follows the parameters and evaluations
+    report no averaged metrics. ``start``, ``decay`` and ``ema`` are leaves, so one compiled step serves
+    both kinds and any start or decay.
+    """
+
+    params: Any        # the averaged parameters
+    count: jax.Array   # int32: updates averaged so far (n)
+    start: jax.Array   # int32: updates before averaging starts
+    decay: jax.Array   # float32: the EMA decay d (NaN for SWA)
+    ema: jax.Array     # bool: EMA, else SWA
+
+    def update(self, params: Any, updates: jax.Array, applied: jax.Array) -> "Average":
+        """The average after an optimizer step that left ``params`` and ``updates`` applied updates;
+        ``applied``: whether this call applied one (accumulation micro-steps do not)."""
+        active = applied & (updates > self.start)
+        n = self.count + active.astype(jnp.int32)
+        w = jnp.where(self.ema, 1.0 - self.decay, 1.0 / jnp.maximum(n, 1).astype(jnp.float32))
+        copy = (n == 0) | (active & (n == 1))
+
+        def one(avg: jax.Array, p: jax.Array) -> jax.Array:
+            blended = avg + w.astype(avg.dtype) * (p - avg)
+            return jnp.where(copy, p, jnp.where(active, blended, avg))
+
+        return self._replace(params=jax.tree.map(one, self.params, params), count=n)
 
 
 # ----------------------------------------------------------------------------- optimizer
@@ -102,7 +149,7 @@ def make_schedule(config: Config, *, num_examples: int | None = None) -> Schedul
 def momentum_arg(name: str) -> str | None:
     """The argument of ``optax.<name>`` that a momentum schedule drives (``b1``, ``momentum``), or None
     when the optimizer has none. Read from its signature, so every optax optimizer is covered."""
-    params = inspect.signature(getattr(optax, name)).parameters
+    params = inspect.signature(optimizer_factory(name)).parameters
     for key in ("b1", "momentum", "beta1"):
         if key in params:
             return key
@@ -114,7 +161,7 @@ def _momentum_default(name: str) -> float | None:
     key = momentum_arg(name)
     if key is None:
         return None
-    default = inspect.signature(getattr(optax, name)).parameters[key].default
+    default = inspect.signature(optimizer_factory(name)).parameters[key].default
     return float(default) if isinstance(default, (int, float)) and not isinstance(default, bool) else None
 
 
@@ -150,7 +197,7 @@ def build_optimizer(config: Config, schedule: Schedule, *, num_examples: int | N
         except (TypeError, ValueError) as e:
             raise ConfigError(f"plateau: {e}") from None
     try:
-        tx = inject(getattr(optax, o.name), learning_rate=schedule, plateau=plateau, **args)
+        tx = inject(optimizer_factory(o.name), learning_rate=schedule, plateau=plateau, **args)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"optimizer.args: {e}") from None
     if o.clip_norm is not None:
@@ -158,6 +205,27 @@ def build_optimizer(config: Config, schedule: Schedule, *, num_examples: int | N
     if o.accumulation_steps > 1:
         tx = accumulate(tx, o.accumulation_steps)
     return tx
+
+
+def update_count(opt_state: Any) -> jax.Array:
+    """The optimizer updates applied so far: the count of the (first) :class:`lrjax.optim.InjectState` in
+    ``opt_state`` (gradient-accumulation micro-steps and skipped steps do not count)."""
+    from lrjax.optim import InjectState
+
+    for node in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, InjectState)):
+        if isinstance(node, InjectState):
+            return node.count
+    raise ValueError("update_count: no lrjax.inject state in the optimizer state")
+
+
+def schedule_free_state(opt_state: Any) -> Any:
+    """The ``optax.contrib.ScheduleFreeState`` inside an optimizer state (wrapped by lrjax.inject,
+    clipping, accumulation): what ``optax.contrib.schedule_free_eval_params`` needs."""
+    cls = optax.contrib.ScheduleFreeState
+    for node in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, cls)):
+        if isinstance(node, cls):
+            return node
+    raise ValueError("schedule_free_state: no optax.contrib.ScheduleFreeState in the optimizer state")
 
 
 # ----------------------------------------------------------------------------- data
@@ -192,6 +260,12 @@ class Experiment:
     momentum_key: str | None
     momentum_default: float | None
     _device: dict = dataclasses.field(default_factory=dict, repr=False)
+    averaging: tuple[str, int, float | None] | None = None  # train.average resolved: (kind, start, decay)
+
+    @property
+    def schedule_free(self) -> bool:
+        """The optimizer is schedule-free: evaluations use its averaged point (:meth:`eval_params`)."""
+        return self.config.optimizer.name in SCHEDULE_FREE
 
     # -- sizes and shardings ---------------------------------------------------
     @property
@@ -223,8 +297,15 @@ class Experiment:
         if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
             key = jax.random.key_data(key)
         params, extra, rng = self.model.init(key)
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params),
-                          rng=rng, skipped=jnp.zeros((), jnp.int32), extra=extra)
+        state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params),
+                           rng=rng, skipped=jnp.zeros((), jnp.int32), extra=extra)
+        if self.averaging is not None:
+            kind, start, decay = self.averaging
+            avg = jax.tree.map(jnp.copy, self.eval_params(state))
+            state = state._replace(average=Average(
+                params=avg, count=jnp.zeros((), jnp.int32), start=jnp.asarray(start, jnp.int32),
+                decay=jnp.asarray(0.0 if decay is None else decay, jnp.float32), ema=jnp.asarray(kind == "ema")))
+        return state
 
     def train_step(self, state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict]:
         """One micro-step: loss, gradient, optimizer update; ``metrics`` are scalars (``COLUMNS``)."""
@@ -242,9 +323,15 @@ class Experiment:
         params = optax.apply_updates(state.params, updates)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         skipped = state.skipped
+        average = state.average
+        if average is not None:  # structure: averaging configured or not
+            before, after = update_count(state.opt_state), update_count(opt_state)
+            evaluated = self.eval_params(state._replace(params=params, opt_state=opt_state))
+            average = average.update(evaluated, after, after != before)
         if self.config.train.on_nonfinite == "skip":  # structure, not a traced branch: both sides computed
             keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
-            params, opt_state, extra = keep((params, opt_state, extra), (state.params, state.opt_state, state.extra))
+            params, opt_state, extra, average = keep((params, opt_state, extra, average),
+                                                     (state.params, state.opt_state, state.extra, state.average))
             skipped = skipped + (~finite).astype(jnp.int32)
         hp = current_hyperparams(opt_state)
         metrics = {"loss": loss, "grad_norm": grad_norm, "finite": finite,
@@ -254,21 +341,36 @@ class Experiment:
         elif self.momentum_default is not None:  # not scheduled: the optimizer's constant default
             metrics["momentum"] = jnp.float32(self.momentum_default)
         new = TrainState(step=state.step + 1, params=params, opt_state=opt_state, rng=state.rng, skipped=skipped,
-                         extra=extra)
+                         extra=extra, average=average)
         return new, metrics
 
     def eval_params(self, state: TrainState) -> Any:
-        """The parameters an evaluation uses (the trained ones)."""
+        """The parameters an evaluation uses: the trained ones; for a schedule-free optimizer its averaged
+        point :math:`x` (``optax.contrib.schedule_free_eval_params``), not the gradient point :math:`y`."""
+        if self.schedule_free:
+            return optax.contrib.schedule_free_eval_params(schedule_free_state(state.opt_state), state.params)
         return state.params
 
-    def eval_sums(self, state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        """Metric sums over a padded batch (``mask`` marks real rows): the model in evaluation mode."""
-        out, _ = self.model.apply(self.eval_params(state), state.extra, batch["x"], train=False)
+    def eval_sums(self, state: TrainState, batch: dict[str, jax.Array], params: Any = None) -> dict[str, jax.Array]:
+        """Metric sums over a padded batch (``mask`` marks real rows): the model in evaluation mode, with
+        ``params`` (default :meth:`eval_params`) and the current model state (``state.extra``)."""
+        params = self.eval_params(state) if params is None else params
+        out, _ = self.model.apply(params, state.extra, batch["x"], train=False)
         return self.task.eval_sums(out, batch["y"], batch["mask"])
 
     def evaluate_arrays(self, state: TrainState, batches: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        """The metrics (``task.metrics``) of ``state`` on padded batches (pure, vmappable)."""
-        return self.task.summarize(evaluate(self.eval_sums, state, batches))
+        """The metrics (``task.metrics``) of ``state`` on padded batches (pure, vmappable). With averaged
+        weights (``state.average``) also ``avg_<metric>`` for them: NaN until an update has been averaged.
+        The average is evaluated with the current model state (BatchNorm statistics of the trained weights,
+        not recomputed for the average as PyTorch's ``update_bn`` would)."""
+        metrics = self.task.summarize(evaluate(self.eval_sums, state, batches))
+        if state.average is not None:
+            avg = state.average
+            sums = evaluate(lambda st, b: self.eval_sums(st, b, params=avg.params), state, batches)
+            started = avg.count > 0
+            metrics.update({f"avg_{k}": jnp.where(started, v, jnp.nan)
+                            for k, v in self.task.summarize(sums).items()})
+        return metrics
 
     # -- data on the devices -----------------------------------------------------
     def source(self, index: np.ndarray, offset: int = 0) -> Source:
@@ -372,4 +474,5 @@ def build_experiment(config: Config, *, model: Callable | None = None, loss: str
     name = config.optimizer.name
     return Experiment(config=config, data=ds, model=structure, task=task, tx=tx, schedule=schedule, mesh=mesh,
                       steps=config.train.steps, accumulation_steps=config.optimizer.accumulation_steps,
-                      momentum_key=momentum_arg(name), momentum_default=_momentum_default(name))
+                      momentum_key=momentum_arg(name), momentum_default=_momentum_default(name),
+                      averaging=resolve_average(config, num_examples=ds.num_train))

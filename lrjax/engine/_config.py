@@ -29,6 +29,7 @@ import lrjax._yaml as _yaml
 from lrjax._checks import closest, fail
 
 __all__ = [
+    "AverageConfig",
     "Config",
     "ConfigError",
     "DataConfig",
@@ -41,6 +42,9 @@ __all__ = [
     "apply_overrides",
     "parse_override",
     "resolve_durations",
+    "resolve_average",
+    "optimizer_factory",
+    "SCHEDULE_FREE",
     "run_name",
     "LOSSES",
     "SelectionOnTestSetWarning",
@@ -140,8 +144,32 @@ class OptimizerConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class AverageConfig:
+    """Averaged weights (``train.average``), evaluated beside the trained ones (``val_avg_*``, ``test_avg_*``).
+
+    ``kind``: ``swa`` — the equal-weight running mean of the parameters after every update past the first
+    ``start`` (PyTorch's ``AveragedModel`` default, updated at every step),
+    :math:`\bar\theta_t = \bar\theta_{t-1} + (\theta_t - \bar\theta_{t-1}) / n_t`; or ``ema`` — the
+    exponential moving average :math:`\bar\theta_t = d\,\bar\theta_{t-1} + (1 - d)\,\theta_t` with
+    ``decay`` :math:`d`, started as a copy of the parameters after update ``start + 1`` (no bias correction
+    and no warm-up of the decay: PyTorch's ``AveragedModel`` with ``get_ema_multi_avg_fn`` and timm's
+    ``ModelEmaV2`` convention). ``start``: updates before averaging begins — a number, or a duration like
+    ``"75%"`` (of ``train.steps``) or ``"2 epochs"``; default ``"75%"`` for ``swa``, ``0`` for ``ema``.
+    ``decay`` (``ema`` only): in (0, 1), default 0.999.
+    """
+
+    kind: Literal["swa", "ema"] = "swa"
+    start: int | str | None = None
+    decay: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Length of the run (optimizer updates), cadences (in optimizer updates) and run behaviour."""
+    """Length of the run (optimizer updates), cadences (in optimizer updates) and run behaviour.
+
+    ``average`` (default ``null``): averaged weights evaluated beside the trained ones
+    (:class:`AverageConfig`).
+    """
 
     steps: int = 600
     seed: int = 0
@@ -154,6 +182,7 @@ class TrainConfig:
     tensorboard: bool = False
     compilation_cache: bool = True
     compilation_cache_dir: str | None = None
+    average: AverageConfig | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -560,6 +589,9 @@ def validate(cfg: Config) -> None:
             "optimizer.args.learning_rate: the learning rate is the top-level 'schedule' key "
             "(a spec, or {name: constant, value: 0.01})"
         )
+    if o.name in SCHEDULE_FREE:
+        _check_schedule_free(o)
+    resolve_average(cfg)
     try:
         from_spec(resolve_durations(cfg.schedule, total_steps=t.steps, where="schedule"), where="schedule")
     except (TypeError, ValueError) as e:
@@ -647,16 +679,105 @@ def _to_steps(value: float, unit: str, **kw: Any) -> int:
         raise ConfigError(f"{kw['where']}: {e}") from None
 
 
+def resolve_average(cfg: Config, *, num_examples: int | None = None) -> tuple[str, int, float | None] | None:
+    """``(kind, start, decay)`` of ``train.average`` with ``start`` in optimizer updates, or None when it is
+    off. ``start`` defaults to ``"75%"`` (``swa``) or 0 (``ema``); a duration goes through
+    :func:`resolve_durations` like a schedule's (epochs and examples need ``num_examples``: before the data
+    is loaded they are not range-checked). ``decay``: 0.999 by default (``ema``), None for ``swa``.
+    A :class:`ConfigError` names the key for a value that is impossible.
+
+    >>> resolve_average(load_config(None, ["train.steps=600", "train.average={kind: swa}"]))
+    ('swa', 450, None)
+    >>> resolve_average(load_config(None, ["train.average={kind: ema, decay: 0.99, start: 10%}"]))
+    ('ema', 60, 0.99)
+    """
+    a = cfg.train.average
+    if a is None:
+        return None
+    steps, where = cfg.train.steps, "train.average.start"
+    start: Any = a.start if a.start is not None else ("75%" if a.kind == "swa" else 0)
+    known = True
+    if isinstance(start, str):
+        if not _DURATION.match(start.strip()):
+            raise ConfigError(f"{where} must be a number of updates or a duration like '75%' (of train.steps), "
+                              f"'2 epochs' or '500 steps', got {where}={start!r}")
+        known = num_examples is not None or parse_duration(start, where)[1] not in ("epochs", "examples")
+        start = resolve_durations(start, total_steps=steps, batch_size=cfg.data.batch_size if known else None,
+                                  accumulation_steps=cfg.optimizer.accumulation_steps, num_examples=num_examples,
+                                  where=where)
+    if start < 0:
+        raise fail("", where, a.start, ">= 0 updates", ConfigError)
+    if known and start >= steps:
+        raise ConfigError(f"{where}={a.start!r} ({start} updates) must be below train.steps={steps}: the average "
+                          f"holds the updates after the first {start}, and there would be none")
+    if a.kind == "swa":
+        if a.decay is not None:
+            raise ConfigError(f"train.average.decay is the decay of kind: ema; kind: swa is an equal-weight mean "
+                              f"and takes none, got train.average.decay={a.decay!r}")
+        return "swa", int(start), None
+    decay = 0.999 if a.decay is None else a.decay
+    if not 0.0 < decay < 1.0:
+        raise fail("", "train.average.decay", decay, "in (0, 1) (e.g. 0.999)", ConfigError)
+    return "ema", int(start), float(decay)
+
+
+def _check_schedule_free(o: OptimizerConfig) -> None:
+    """Schedule-free's rules: the rate (warmup included) is the top-level schedule, and ``b1`` is a constant
+    in (0, 1] (the evaluation point is recovered from the iterates with it)."""
+    if "warmup_steps" in o.args:
+        raise ConfigError(
+            f"optimizer.args.warmup_steps: {o.name}'s own warmup would hide the rate it uses from lrjax (the logged "
+            "lr, the range test, a sweep); warm up in the top-level schedule instead: {name: warmup, warmup_steps: "
+            "'5%', schedule: {name: constant, value: 0.0025}}"
+        )
+    if o.cycle_momentum:
+        raise ConfigError(f"optimizer.cycle_momentum: {o.name} needs a constant b1 (its evaluation point is "
+                          "recovered from its iterates with b1); set optimizer.cycle_momentum: false")
+    b1 = o.args.get("b1")
+    if isinstance(b1, Mapping):
+        raise ConfigError(f"optimizer.args.b1: {o.name} needs a constant b1 in (0, 1] (its evaluation point is "
+                          f"recovered from its iterates with b1), not a schedule, got optimizer.args.b1={b1!r}")
+    if b1 is not None and (isinstance(b1, bool) or not isinstance(b1, (int, float)) or not 0 < b1 <= 1):
+        raise fail("", "optimizer.args.b1", b1, f"a number in (0, 1] for {o.name}", ConfigError)
+
+
 def _check_optimizer_name(name: str) -> None:
     import optax
 
-    fn = getattr(optax, name, None)
-    ok = callable(fn) and name in _OPTIMIZERS
-    if not ok:
+    valid = _OPTIMIZERS + SCHEDULE_FREE
+    if name in SCHEDULE_FREE:
+        import optax.contrib
+
+        fn = getattr(optax.contrib, name, None)
+    else:
+        fn = getattr(optax, name, None)
+    if not (callable(fn) and name in valid):
         raise ConfigError(
-            f"optimizer.name must be an optax optimizer, got optimizer.name={name!r}"
-            f"{closest(name, _OPTIMIZERS)}; choices: {', '.join(_OPTIMIZERS)}"
+            f"optimizer.name must be an optax optimizer, got optimizer.name={name!r}{closest(name, valid)}; "
+            f"choices: {', '.join(valid)} (the schedule-free ones from optax.contrib)"
         )
+
+
+def optimizer_factory(name: str) -> Any:
+    """The optax factory ``optimizer.name`` names: ``optax.<name>``, or ``optax.contrib.<name>`` for the
+    schedule-free ones (:data:`SCHEDULE_FREE`); a :class:`ConfigError` lists the valid names otherwise.
+
+    >>> optimizer_factory("schedule_free_adamw").__name__
+    'schedule_free_adamw'
+    """
+    _check_optimizer_name(name)
+    import optax
+
+    if name in SCHEDULE_FREE:
+        import optax.contrib
+
+        return getattr(optax.contrib, name)
+    return getattr(optax, name)
+
+
+#: optax.contrib's schedule-free optimizers (Defazio et al. 2024), evaluated at their averaged point
+#: (``optax.contrib.schedule_free_eval_params``): ``optimizer.name`` accepts them beside optax's own.
+SCHEDULE_FREE = ("schedule_free_adamw", "schedule_free_sgd")
 
 
 # optax optimizers that take a learning rate as their first argument.
