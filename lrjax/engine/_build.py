@@ -9,7 +9,9 @@ something that trains; ``lrjax train``, ``lrjax sweep`` and ``lrjax find-lr`` al
 * the optimizer (:func:`build_optimizer`: ``lrjax.inject(optax.<name>, learning_rate=schedule, ...)``,
   clipping, gradient accumulation) — the schedule lives in its state;
 * pure functions that close over *structure only*: ``init_state(key) -> TrainState``,
-  ``train_step(state, batch) -> (state, metrics)`` (one micro-step), ``eval_sums(state, batch)``.
+  ``train_step(state, batch) -> (state, metrics)`` (one micro-step), ``eval_sums(state, batch)``;
+  ``eval_params(state)`` is what an evaluation uses (a schedule-free optimizer's averaged point), and with
+  ``train.average`` the state carries an :class:`Average` of it, evaluated beside (``avg_<metric>``).
 
 Because every hyperparameter is a leaf of the state (never a closure constant), the same compiled step
 serves any peak rate or warmup length, and ``jax.vmap`` runs a stack of states whose schedules differ::
@@ -169,7 +171,8 @@ def build_optimizer(config: Config, schedule: Schedule, *, num_examples: int | N
                     momentum: Schedule | None = None) -> optax.GradientTransformation:
     """Optax optimizer ``config.optimizer.name`` with every hyperparameter in its state.
 
-    ``lrjax.inject(optax.<name>, learning_rate=schedule, **args)`` (plus ``plateau=`` when configured),
+    ``lrjax.inject(optax.<name>, learning_rate=schedule, **args)`` (``optax.contrib.<name>`` for the
+    schedule-free ones, :func:`~lrjax.engine._config.optimizer_factory`; plus ``plateau=`` when configured),
     after optional global-norm clipping, inside optional gradient accumulation (:func:`lrjax.accumulate`:
     the schedule advances once per applied update). With ``optimizer.cycle_momentum``, ``momentum`` (default:
     the schedule's momentum companion) drives the optimizer's momentum argument (:func:`momentum_arg`).

@@ -6,7 +6,10 @@
   non-finite micro-steps so far) in ``on_nonfinite: skip`` mode;
 * an *evaluation record*, every ``train.eval_every`` updates: ``step`` and ``<split>_<metric>`` for the
   validation split (``val``, when there is one) and the test set (``test``): ``loss``, and ``accuracy``
-  or ``r2`` as the task has them.
+  or ``r2`` as the task has them. With averaged weights (``train.average``: SWA or EMA) also
+  ``<split>_avg_<metric>`` for the average (``val_avg_loss``, ``val_avg_accuracy``, ``test_avg_loss``,
+  ...; None until an update has been averaged); the unprefixed metrics stay the trained weights' (for a
+  schedule-free optimizer: its evaluation point), and they are what chooses.
 
 Whatever chooses looks at :func:`selection_key`: the validation metric, the test metric only without a
 validation split.

@@ -65,9 +65,11 @@ class LogHook:
 
 class EvalHook:
     """Metrics on the validation split (``val_*``, when there is one) and the test set (``test_*``): loss,
-    and accuracy or R² as the task has them. Keeps the device values in ``run.last_eval_metrics`` for
-    :class:`PlateauHook`, and the best evaluation by the validation metric (the test metric without a
-    validation split) in ``run.best_eval``."""
+    and accuracy or R² as the task has them, and with ``train.average`` the averaged weights' beside them
+    (``val_avg_*``, ``test_avg_*``: :meth:`lrjax.engine.Experiment.evaluate_arrays` returns ``avg_<metric>``
+    too, and :func:`~lrjax.engine._records.eval_record` names them). Keeps the device values in
+    ``run.last_eval_metrics`` for :class:`PlateauHook`, and the best evaluation by the validation metric
+    of the trained weights (the test metric without a validation split) in ``run.best_eval``."""
 
     def __init__(self, every: int):
         self.every = every
