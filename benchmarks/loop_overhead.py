@@ -22,7 +22,8 @@ import jax
 import optax
 from flax import nnx
 
-from lrjax.train import BatchIterator, load_config, load_dataset, make_model, train
+from lrjax.engine import BatchIterator, load_config, load_dataset, make_model
+from lrjax.train import train
 
 
 def minimal_loop(cfg, data, steps: int) -> float:

@@ -44,7 +44,7 @@ WARMUPS = (0, 30, 60, 120)
 
 
 def _configs(steps: int, eval_every: int):
-    from lrjax.train import load_config
+    from lrjax.engine import load_config
 
     base = [f"train.steps={steps}", f"train.eval_every={eval_every}", f"train.log_every={eval_every}",
             "train.progress=false"]
@@ -57,10 +57,9 @@ def optax_idiom(configs, data) -> list[float]:
     import optax
     from flax import nnx
 
-    from lrjax.train import BatchIterator, build_experiment
-    from lrjax.train._models import make_model
+    from lrjax.engine import BatchIterator, build_experiment, make_model
 
-    exp = build_experiment(configs[0], data)
+    exp = build_experiment(configs[0], data=data)
     graphdef = exp.graphdef
     xt, yt = jnp.asarray(data.x_test), jnp.asarray(data.y_test)
 
@@ -100,13 +99,13 @@ def optax_idiom(configs, data) -> list[float]:
 
 
 def cpu(args) -> None:
+    from lrjax.engine import build_experiment, load_dataset, seed_key
     from lrjax.sweep import train_many
-    from lrjax.train import build_experiment, load_dataset
 
     configs = _configs(args.steps, args.eval_every)
     data = load_dataset("digits", seed=0)
-    e = build_experiment(configs[0], data)
-    jax.block_until_ready(e.init_state(jax.random.PRNGKey(0)))  # warm eager op caches for everyone
+    e = build_experiment(configs[0], data=data)
+    jax.block_until_ready(e.init_state(seed_key(0)))  # warm eager op caches for everyone
     print(f"{len(configs)} warmup-cosine configs (peaks {PEAKS} x warmups {WARMUPS}), digits MLP "
           f"{configs[0].model.hidden}, AdamW, batch {configs[0].data.batch_size}, {args.steps} steps, "
           f"eval every {args.eval_every}; {jax.device_count()} {jax.devices()[0].platform} device(s), "
@@ -116,7 +115,7 @@ def cpu(args) -> None:
     t = time.perf_counter()
     res, groups = train_many(configs, data=data, max_parallel=args.max_parallel)
     times["sweep"] = time.perf_counter() - t
-    acc_sweep = [r.final_eval["eval_accuracy"] for r in res]
+    acc_sweep = [r.final_eval["test_accuracy"] for r in res]
     g = groups[0]
     print(f"lrjax sweep        {times['sweep']:7.2f} s  ({len(groups)} compiled group: {g['chunks']} chunk(s) of "
           f"{g['chunk_size']} on {g['devices']} device(s), compile {g['compile_s']:.2f} s, training "
@@ -125,7 +124,7 @@ def cpu(args) -> None:
     t = time.perf_counter()
     res1, groups1 = train_many(configs, data=data, max_parallel=1)
     times["one"] = time.perf_counter() - t
-    acc_one = [r.final_eval["eval_accuracy"] for r in res1]
+    acc_one = [r.final_eval["test_accuracy"] for r in res1]
     print(f"lrjax one-at-a-time{times['one']:7.2f} s  ({groups1[0]['chunks']} runs, one compile "
           f"{groups1[0]['compile_s']:.2f} s)", flush=True)
 
@@ -160,9 +159,8 @@ def copy_bandwidth(nbytes: int = 1 << 30, reps: int = 20) -> float:
 
 
 def gpu(args) -> None:
+    from lrjax.engine import COLUMNS, Dataset, Source, advance, build_experiment, load_config
     from lrjax.sweep import train_many
-    from lrjax.sweep._engine import _make_programs
-    from lrjax.train import Dataset, build_experiment, load_config
 
     K, steps, batch = args.configs, args.gpu_steps, 128
     rng = np.random.default_rng(0)
@@ -174,19 +172,18 @@ def gpu(args) -> None:
     configs = [load_config(None, ["model.hidden=[512, 512]", f"data.batch_size={batch}", f"train.steps={steps}",
                                   f"train.eval_every={steps}", f"train.log_every={steps}",
                                   f"schedule.schedule.peak={float(p)}"]) for p in peaks]
-    exp = build_experiment(configs[0], data)
+    exp = build_experiment(configs[0], data=data)
     nparams = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(jax.eval_shape(exp.init_state, jax.ShapeDtypeStruct((2,), jnp.uint32)).params))
     dev = jax.devices()[0]
     print(f"device: {dev.device_kind} ({dev.platform}); {K} configs x {nparams:,} params, batch {batch}, {steps} steps")
 
-    # bytes of one vmapped step, as XLA counts them
-    advance, _, _ = _make_programs(exp, data_stacked=False, idx_stacked=False)
-    states = jax.vmap(exp.init_state)(jax.random.split(jax.random.PRNGKey(0), K))
-    buf = jnp.zeros((K, steps, 6), jnp.float32)
-    idx = jnp.zeros((steps, batch), jnp.int32)
-    one_step = jax.jit(lambda s, b: advance(s, b, jnp.asarray(x[:batch * 4]), jnp.asarray(y[:batch * 4]),
-                                            idx, jnp.int32(0), jnp.int32(1)))
-    cost = one_step.lower(states, buf).compile().cost_analysis()
+    # bytes of one vmapped step (the engine's runner over one micro-step), as XLA counts them
+    states = jax.vmap(exp.init_state)(jax.vmap(jax.random.key_data)(jax.random.split(jax.random.key(0), K)))
+    source = Source({"x": jnp.asarray(x[:batch * 4]), "y": jnp.asarray(y[:batch * 4])},
+                    jnp.zeros((steps, batch), jnp.int32), 0)
+    one = lambda s: advance(exp.train_step, COLUMNS, s, source, 0, 1, rows=1)[:2]  # noqa: E731
+    one_step = jax.jit(jax.vmap(one))
+    cost = one_step.lower(states).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     xla_bytes = float(cost.get("bytes accessed", float("nan"))) if cost else float("nan")
     model_bytes = 40.0 * nparams * K
@@ -223,7 +220,7 @@ def main(argv=None) -> int:
                         "single host device)")
     args = p.parse_args(argv)
     if not args.gpu:
-        from lrjax.sweep import use_cpu_cores
+        from lrjax.sweep._engine import use_cpu_cores
 
         use_cpu_cores(args.cpu_devices)  # before JAX starts its backends
     print(f"lrjax sweep benchmark  {time.strftime('%Y-%m-%d %H:%M')}  {platform.platform()}  python "

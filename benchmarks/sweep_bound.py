@@ -28,7 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     k, n = args.configs, args.steps
 
-    from lrjax.train import build_experiment, load_config, seed_key
+    from lrjax.engine import build_experiment, load_config, seed_key
 
     exp = build_experiment(load_config(None, [f"train.steps={n}"]))
     state = exp.init_state(seed_key(0))

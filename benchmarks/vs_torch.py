@@ -56,7 +56,7 @@ def lrjax_run(cfg, data) -> tuple[float, float]:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
         s = train(cfg, out_dir=d, data=data, progress=False, verbose=False, plot=False)
-    return time.perf_counter() - t0, float(s["final_eval"]["eval_accuracy"])
+    return time.perf_counter() - t0, float(s["final_eval"]["test_accuracy"])
 
 
 def workload(steps: int, *overrides: str):
