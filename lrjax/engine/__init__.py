@@ -47,12 +47,12 @@ _LAZY = {
     "MLP": "_models", "CNN": "_models", "ResNet": "_models", "make_model": "_models", "init_params": "_models",
     "model_structure": "_models", "ModelStructure": "_models",
     "Task": "_task", "make_task": "_task",
-    "Experiment": "_build", "TrainState": "_build", "build_experiment": "_build", "build_optimizer": "_build",
+    "Average": "_build", "Experiment": "_build", "TrainState": "_build", "build_experiment": "_build", "build_optimizer": "_build",
     "make_schedule": "_build", "COLUMNS": "_build", "load_data": "_build",
 }
 
 __all__ = [
-    "BatchIterator", "CNN", "COLUMNS", "Config", "ConfigError", "DataConfig", "DataError", "Dataset", "Experiment",
+    "Average", "BatchIterator", "CNN", "COLUMNS", "Config", "ConfigError", "DataConfig", "DataError", "Dataset", "Experiment",
     "MLP", "ModelConfig", "ModelStructure", "Monitor", "OptimizerConfig", "ResNet", "Source", "Task",
     "SelectionOnTestSetWarning", "TrainConfig", "TrainState", "advance", "apply_overrides", "batch_at",
     "build_experiment", "build_optimizer", "config_from_dict", "config_to_dict", "enable_compilation_cache",

@@ -520,6 +520,9 @@ def _check_explore(strategy: Strategy, exp: Experiment) -> None:
     """Every explore key names a numeric leaf of the state, or a SweepError says what the state holds."""
     shapes = _state_shapes(exp)
     for key, _ in strategy.explore:
+        if key == "optimizer.args.b1" and exp.config.optimizer.name.startswith("schedule_free"):
+            raise SweepError(f"strategy.explore.{key}: a schedule-free optimizer keeps b1 constant (it recovers "
+                             "its evaluation point with it); explore the rate or the weight decay instead")
         if not _explore_leaves(shapes.opt_state, key):
             hp = [k for k in (jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(
                 shapes.opt_state)[0]) if ".hyperparams[" in k]
@@ -549,11 +552,12 @@ def _gather(chunk_states: list[Any], pick: list[tuple[int, int]]) -> Any:
 
 
 def _exploit(states: Any, src: np.ndarray, factors: dict[str, np.ndarray]) -> Any:
-    """PBT on a stacked state: row ``r`` takes parameters, optimizer state and model state of row
-    ``src[r]`` (an exact copy), then the leaves named in ``factors`` are multiplied row by row."""
+    """PBT on a stacked state: row ``r`` takes parameters, optimizer state, model state and averaged weights
+    of row ``src[r]`` (an exact copy; its own PRNG key stays), then the leaves named in ``factors`` are
+    multiplied row by row."""
     idx = jnp.asarray(src, jnp.int32)
-    copied = jax.tree.map(lambda a: jnp.take(a, idx, axis=0), (states.params, states.opt_state, states.extra))
-    params, opt_state, extra = copied
+    take = lambda tree: jax.tree.map(lambda a: jnp.take(a, idx, axis=0), tree)  # noqa: E731
+    params, opt_state, extra, average = take((states.params, states.opt_state, states.extra, states.average))
     for key, f in factors.items():
         pat = _leaf_pattern(key)
         f = jnp.asarray(f, jnp.float32)
@@ -564,7 +568,7 @@ def _exploit(states: Any, src: np.ndarray, factors: dict[str, np.ndarray]) -> An
             return leaf
 
         opt_state = jax.tree_util.tree_map_with_path(scale, opt_state)
-    return states._replace(params=params, opt_state=opt_state, extra=extra)
+    return states._replace(params=params, opt_state=opt_state, extra=extra, average=average)
 
 
 def _lr_schedule(opt_state: Any) -> Any:

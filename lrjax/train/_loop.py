@@ -339,7 +339,7 @@ def train(config: Config | None, *, model: Callable | None = None, loss: str | C
 # What a resumed run may not change: the checkpoint holds a state of these.
 _FIXED_ON_RESUME = ("data", "model", "loss", "optimizer.name", "optimizer.accumulation_steps", "optimizer.clip_norm",
                     "optimizer.cycle_momentum", "optimizer.batch_scaling", "optimizer.base_batch_size", "plateau",
-                    "train.seed", "train.on_nonfinite")
+                    "train.seed", "train.on_nonfinite", "train.average")
 
 
 def _section(cfg: Config, path: str) -> Any:

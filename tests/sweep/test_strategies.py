@@ -225,3 +225,15 @@ def test_a_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path):
         [{k: v for k, v in row.items() if k != "time_s"} for row in b["table"]]
     for name in os.listdir(full / "metrics"):
         assert (full / "metrics" / name).read_bytes() == (part / "metrics" / name).read_bytes(), name
+
+
+def test_exploit_copies_the_averaged_weights_too():
+    from lrjax.engine import build_experiment, seed_key
+
+    cfgs = [load_config(None, ["model.hidden=[8]", "train.average={kind: ema, start: 0, decay: 0.9}",
+                               f"train.seed={i}"]) for i in range(2)]
+    states = [build_experiment(c).init_state(seed_key(c.train.seed)) for c in cfgs]
+    stacked = jax.tree.map(lambda *x: jnp.stack(x), *states)
+    out = _exploit(stacked, np.array([0, 0]), {})
+    for a, b in zip(jax.tree.leaves(out.average), jax.tree.leaves(stacked.average)):
+        np.testing.assert_array_equal(a[1], b[0])
