@@ -33,6 +33,7 @@ decision reads the *validation* metric, never the test set.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import glob
 import json
 import math
@@ -365,6 +366,7 @@ class _Group:
         self.data_shared = all(m.exp.data is self.lead.data for m in members)
         self.seeds_shared = len({m.exp.config.train.seed for m in members}) == 1
         self.splits = self.lead.eval_splits
+        self.cpu = devs[0].platform == "cpu"
         self.programs: dict[int, Callable] = {}
         self.compiled: set[int] = set()
         self.compile_s = 0.0
@@ -543,24 +545,29 @@ def _rank_alive(members: list[_Member], ids: list[int], step: int, key: str, hig
     return sorted(ids, key=score)
 
 
-def _gather(chunk_states: list[Any], pick: list[tuple[int, int]]) -> Any:
-    """Stacked states whose row ``r`` is row ``pick[r][1]`` of chunk ``pick[r][0]`` (on the devices)."""
-    sizes = [jax.tree.leaves(s)[0].shape[0] for s in chunk_states]
-    offsets = np.cumsum([0] + sizes[:-1])
-    idx = np.asarray([offsets[c] + r for c, r in pick], np.int32)
+@jax.jit
+def _take_rows(chunk_states: list[Any], idx: jax.Array) -> Any:
     return jax.tree.map(lambda *xs: jnp.take(jnp.concatenate(xs), idx, axis=0), *chunk_states)
 
 
-def _exploit(states: Any, src: np.ndarray, factors: dict[str, np.ndarray]) -> Any:
-    """PBT on a stacked state: row ``r`` takes parameters, optimizer state, model state and averaged weights
-    of row ``src[r]`` (an exact copy; its own PRNG key stays), then the leaves named in ``factors`` are
-    multiplied row by row."""
-    idx = jnp.asarray(src, jnp.int32)
+def _gather(chunk_states: list[Any], pick: list[tuple[int, int]], cpu: bool) -> Any:
+    """Stacked states whose row ``r`` is row ``pick[r][1]`` of chunk ``pick[r][0]``: on CPU devices a copy
+    through host memory (no program to compile), elsewhere one compiled gather on the devices."""
+    sizes = [jax.tree.leaves(s)[0].shape[0] for s in chunk_states]
+    offsets = np.cumsum([0] + sizes[:-1])
+    idx = np.asarray([offsets[c] + r for c, r in pick], np.int32)
+    if cpu:
+        host = fetch(chunk_states)
+        return jax.tree.map(lambda *xs: np.concatenate([np.asarray(x) for x in xs])[idx], *host)
+    return _take_rows(chunk_states, idx)
+
+
+@functools.partial(jax.jit, static_argnames=("keys",))
+def _exploit_program(states: Any, idx: jax.Array, factors: tuple, keys: tuple[str, ...]) -> Any:
     take = lambda tree: jax.tree.map(lambda a: jnp.take(a, idx, axis=0), tree)  # noqa: E731
     params, opt_state, extra, average = take((states.params, states.opt_state, states.extra, states.average))
-    for key, f in factors.items():
+    for key, f in zip(keys, factors):
         pat = _leaf_pattern(key)
-        f = jnp.asarray(f, jnp.float32)
 
         def scale(path, leaf, pat=pat, f=f):
             if pat.search(jax.tree_util.keystr(path)) and jnp.issubdtype(leaf.dtype, jnp.floating):
@@ -569,6 +576,15 @@ def _exploit(states: Any, src: np.ndarray, factors: dict[str, np.ndarray]) -> An
 
         opt_state = jax.tree_util.tree_map_with_path(scale, opt_state)
     return states._replace(params=params, opt_state=opt_state, extra=extra, average=average)
+
+
+def _exploit(states: Any, src: np.ndarray, factors: dict[str, np.ndarray]) -> Any:
+    """PBT on a stacked state: row ``r`` takes parameters, optimizer state, model state and averaged weights
+    of row ``src[r]`` (an exact copy; its own PRNG key stays), then the leaves named in ``factors`` are
+    multiplied row by row. One compiled program per population (the same shapes at every exploit)."""
+    keys = tuple(factors)
+    return _exploit_program(states, np.asarray(src, np.int32),
+                            tuple(np.asarray(factors[k], np.float32) for k in keys), keys=keys)
 
 
 def _lr_schedule(opt_state: Any) -> Any:
@@ -729,9 +745,23 @@ class _Sweep:
         pts = sorted(set(eval_points(cfg)) | set(self._stages(cfg.train.steps)))
         return max(b - a for a, b in zip([0] + pts, pts)) * g.accum
 
+    def _halving_size(self, g: _Group) -> int | None:
+        """On CPUs, the one chunk size a halving sweep uses at every stage: the layout of its last survivors
+        (at least one configuration per device). Every row of a CPU chunk costs its share of the time,
+        so chunks sized for the last stage waste little padding anywhere, and the sweep compiles once
+        instead of once per survivor count (a compilation costs about as much as a thousand
+        configuration-steps of a small model). None elsewhere (accelerators pad into the first size)."""
+        if self.strategy.name != "halving" or g.devs[0].platform != "cpu":
+            return None
+        n = len(self.members)
+        for _ in self.strategy.rungs:
+            n = max(1, math.floor(n * self.strategy.keep + 1e-9))
+        _, own, _ = _chunks(min(n, len(g.members)), g.max_parallel, len(g.devs))
+        return max(own, min(len(g.devs), len(g.members)))
+
     def _init_chunks(self, g: _Group) -> None:
         g.chunks = []
-        for ids in g.rechunk([m.index for m in g.members]):
+        for ids in g.rechunk([m.index for m in g.members], self._halving_size(g)):
             states = stack_trees([jax.device_get(self.members[i].exp.init_state(seed_key(
                 self.members[i].exp.config.train.seed))) for i in ids])
             g.chunks.append(_Chunk(ids, len(dict.fromkeys(ids)), g.place(ids, states)))
@@ -857,16 +887,17 @@ class _Sweep:
         return self._results(), infos
 
     # -- strategies ------------------------------------------------------------------
-    @staticmethod
-    def _survivor_size(g: _Group, n: int) -> int:
-        """The chunk size for ``n`` survivors: a size this group has compiled already, padded up to, when that
-        is cheap — on an accelerator any larger size (the extra rows run in parallel; a compilation costs
-        seconds), on CPUs, where every row costs its share of the time, at most 1.5 times their own layout —
-        else their own layout (one more compilation). Deterministic (the sizes so far are part of a
-        checkpoint), so a resumed sweep computes exactly what an uninterrupted one does."""
+    def _survivor_size(self, g: _Group, n: int) -> int:
+        """The chunk size for ``n`` survivors. On CPUs the one size of :meth:`_halving_size` (several chunks
+        when there are more survivors than it holds); on accelerators the smallest size compiled already
+        that holds them, padded (the extra rows run in parallel; a compilation costs seconds), else their
+        own layout. Deterministic (the sizes so far are part of a checkpoint), so a resumed sweep computes
+        exactly what an uninterrupted one does."""
+        fixed = self._halving_size(g)
+        if fixed is not None:
+            return fixed
         _, own, _ = _chunks(n, g.max_parallel, len(g.devs))
-        limit = 1.5 * own if g.devs[0].platform == "cpu" else float("inf")
-        reuse = [s for s in g.sizes if own <= s <= limit]
+        reuse = [s for s in g.sizes if s >= own]
         return min(reuse) if reuse else own
 
     def _halve(self, step: int) -> None:
@@ -882,7 +913,7 @@ class _Sweep:
             size = self._survivor_size(g, len(alive_g)) if alive_g else None
             new = []
             for ids in g.rechunk(alive_g, size):
-                states = g.place(ids, _gather([ch.states for ch in g.chunks], [pos[i] for i in ids]))
+                states = g.place(ids, _gather([ch.states for ch in g.chunks], [pos[i] for i in ids], g.cpu))
                 new.append(_Chunk(ids, len(dict.fromkeys(ids)), states))
                 if len(ids) not in g.sizes:
                     g.sizes.append(len(ids))
@@ -904,7 +935,7 @@ class _Sweep:
                 src[b] = int(top[self.rng.integers(len(top))])
                 for k, choices in self.strategy.explore:
                     factors[k][b] = float(choices[self.rng.integers(len(choices))])
-            flat = _gather([ch.states for ch in g.chunks], [pos[i] for i in ids])
+            flat = _gather([ch.states for ch in g.chunks], [pos[i] for i in ids], g.cpu)
             where = {i: r for r, i in enumerate(ids)}
             new_flat = _exploit(flat, np.asarray([where[src[i]] for i in ids]),
                                 {k: np.asarray([f[i] for i in ids], np.float32) for k, f in factors.items()})
