@@ -176,7 +176,6 @@ def _train_checkpointed(run_dir: str, spec: SweepSpec, configs: list[SweepConfig
     ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), keep=2)
     try:
         restore = None
-        holder: dict[str, Any] = {}
 
         def on_stage(step: int, snap: dict) -> None:
             ckpt.save(step, snap["tree"], snap["host"])
@@ -186,9 +185,8 @@ def _train_checkpointed(run_dir: str, spec: SweepSpec, configs: list[SweepConfig
                 meta = ckpt.restore_meta()
                 tree, meta = ckpt.restore(template(meta))
                 return {"host": meta, "tree": tree}
-        holder.update(kw)
         results, groups = train_many([c.config for c in configs], on_stage=on_stage, restore=restore,
-                                     checkpoint_every=_checkpoint_points(configs), **holder)
+                                     checkpoint_every=_checkpoint_points(configs), **kw)
     finally:
         ckpt.close()
     return results, groups
