@@ -60,7 +60,6 @@ def main(argv: list[str] | None = None) -> int:
         import jax
 
         jax.distributed.initialize()
-    from lrjax._rundir import RunDirError
     from lrjax.sweep import run_sweep
     from lrjax.sweep._run import _resumed_spec
     from lrjax.sweep._spec import expand, load_sweep
@@ -80,6 +79,6 @@ def main(argv: list[str] | None = None) -> int:
             run_sweep(resume=args.resume, max_parallel=args.max_parallel, plot=not args.no_plot)
         else:
             run_sweep(spec, out_dir=args.out, max_parallel=args.max_parallel, plot=not args.no_plot)
-    except user_errors() + (RunDirError,) as e:
+    except user_errors() as e:
         return fail(PROG, e)
     return 0

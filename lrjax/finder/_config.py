@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import json
 import math
 import os
 from typing import Any, Callable
@@ -33,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax._checks import choice, integer
+from lrjax._rundir import atomic_write_json
 from lrjax.engine import COLUMNS, BatchIterator, Config, build_experiment, config_from_dict, config_to_dict
 from lrjax.engine._build import Experiment, make_schedule
 from lrjax.engine._config import with_validation
@@ -44,12 +44,13 @@ from lrjax.finder._range import (
     check_rates,
     check_smoothing,
     curve,
+    factor_setting,
     parallel_result,
     range_schedule,
     rate_grid,
+    sweep_result,
 )
-from lrjax.finder._result import REASONS, RUNNING, ParallelRangeResult, RangeTestResult
-from lrjax.finder._suggest import suggest
+from lrjax.finder._result import ParallelRangeResult, RangeTestResult
 from lrjax.schedules import Constant, Schedule
 
 __all__ = ["ConfigRangeTest", "range_test_config", "with_peak", "find_lr_for_run", "METHODS"]
@@ -101,10 +102,7 @@ class ConfigRangeTest:
         d = self.to_dict()
         d["chosen"] = {"method": method, "lr": chosen, "message": reason}
         paths = {"json": os.path.join(out_dir, f"{prefix}.json"), "png": os.path.join(out_dir, f"{prefix}.png")}
-        tmp = paths["json"] + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump(d, fh, indent=1)
-        os.replace(tmp, paths["json"])  # never a half-written file under the name
+        atomic_write_json(paths["json"], d, indent=1)  # never a half-written file under the name
         name = self.settings.get("config_name", "")
         if self.sweep is not None and self.grid is not None:
             plot_both(self.sweep, self.grid, paths["png"])
@@ -134,7 +132,6 @@ def _index(exp: Experiment, seed: int, micro_steps: int) -> np.ndarray:
     return np.stack([it.next_indices() for _ in range(micro_steps)])
 
 
-@functools.lru_cache(maxsize=16)
 def _program(exp_step: Callable, rows: int, micro: int, parallel: bool, evaluate: Callable | None):
     """The compiled range test of one experiment structure: the runner with the monitor (vmapped)."""
     def run(state, source, stop, mstate):
@@ -213,12 +210,9 @@ def range_test_config(
         run = _program(first.train_step, n_sweep * k, k, False, None)
         _, table, steps_run, _ = run(first.initial_state(seed), first.source(index[: n_sweep * k]),
                                      np.int32(n_sweep * k), m0)
-        lrs, losses, smoothed, code = curve(jax.device_get(table), int(steps_run), k, _CURVE)
-        reason = REASONS[code] if code != RUNNING else "completed"
-        sweep = RangeTestResult(lrs, losses, smoothed, reason, suggest(lrs, smoothed, raw=losses),
-                                dict(min_lr=float(min_lr), max_lr=float(max_lr), num_steps=n_sweep, mode=mode,
-                                     smoothing=beta, diverge_factor=None if math.isinf(factor) else factor,
-                                     accumulation_steps=k))
+        sweep = sweep_result(curve(jax.device_get(table), int(steps_run), k, _CURVE), min_lr=min_lr,
+                             max_lr=max_lr, num_steps=n_sweep, mode=mode, smoothing=beta, factor=factor,
+                             accumulation_steps=k)
     grid = None
     if n_rates:
         lo, hi = check_rates(min_lr if parallel_min_lr is None else parallel_min_lr,
@@ -231,11 +225,11 @@ def range_test_config(
         evaluate = _metric_of(exps[0].evaluate_arrays, metric)
         run = _program(exps[0].train_step, n_grid * k, k, True, evaluate)
         tables, runs, codes, finals = jax.device_get(run(
-            states, exps[0].source(index[: n_grid * k]), np.int32(n_grid * k), m0, exps[0].eval_data(split)))
+            states, first.source(index[: n_grid * k]), np.int32(n_grid * k), m0, exps[0].eval_data(split)))
         ev0 = jax.device_get(evaluate(exps[0].initial_state(seed), exps[0].eval_data(split)))
         grid = parallel_result(rates, tables, runs, codes, finals, ev0, k, n_grid, metric == "accuracy", 0.5,
                                dict(min_lr=lo, max_lr=hi, num_rates=n_rates, num_steps=n_grid, smoothing=beta,
-                                    diverge_factor=None if math.isinf(factor) else factor, accumulation_steps=k,
+                                    diverge_factor=factor_setting(factor), accumulation_steps=k,
                                     slow_fraction=0.5, higher_is_better=metric == "accuracy", schedule="constant",
                                     ranked_on=f"{split}_{metric}"), _CURVE)
     return ConfigRangeTest(sweep, grid, settings)

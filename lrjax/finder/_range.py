@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
@@ -35,6 +36,7 @@ import optax
 
 from lrjax._checks import choice, integer, number
 from lrjax.engine._runner import Source, advance, batch_at
+from lrjax.engine._util import stack_trees
 from lrjax.finder._result import (
     DIVERGED,
     NONFINITE,
@@ -78,6 +80,11 @@ def check_diverge_factor(diverge_factor: Any) -> float:
     if not k > 1.0:
         raise ValueError(f"diverge_factor must be > 1 (or None to never stop early), got diverge_factor={k!r}")
     return k
+
+
+def factor_setting(factor: float) -> float | None:
+    """A checked diverge factor as the results' settings record it: ``None`` for never (``inf``)."""
+    return None if math.isinf(factor) else factor
 
 
 def range_schedule(min_lr: float, max_lr: float, num_steps: int, mode: str = "exp") -> Schedule:
@@ -283,10 +290,6 @@ def classify_data(data: Any) -> str:
     return "stacked"
 
 
-def _stack(batches: list) -> Any:
-    return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *batches)
-
-
 def _check_callables(loss_fn: Any, factory: Any) -> None:
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a function (params, batch) -> loss, got {type(loss_fn).__name__}")
@@ -310,6 +313,23 @@ def curve(table: np.ndarray, steps_run: int, micro: int, cols: tuple[int, int, i
     last = int(rows[-1, code]) if len(rows) else RUNNING
     f64 = np.float64
     return rows[:, lr].astype(f64), rows[:, loss].astype(f64), rows[:, sm].astype(f64), last
+
+
+def sweep_result(curve_: tuple[np.ndarray, np.ndarray, np.ndarray, int], *, min_lr: float, max_lr: float,
+                 num_steps: int, mode: str, smoothing: float, factor: float, accumulation_steps: int,
+                 exhausted: bool = False) -> RangeTestResult:
+    """The sequential test's :class:`RangeTestResult` from its ``curve(...)``: the stop reason (the monitor's
+    code; else ``"data exhausted"`` when ``exhausted``, else ``"completed"``), the suggestions, the settings."""
+    lrs, losses, smoothed, code = curve_
+    if code != RUNNING:
+        reason = REASONS[code]
+    elif exhausted:
+        reason = "data exhausted"
+    else:
+        reason = "completed"
+    settings = dict(min_lr=float(min_lr), max_lr=float(max_lr), num_steps=num_steps, mode=mode, smoothing=smoothing,
+                    diverge_factor=factor_setting(factor), accumulation_steps=accumulation_steps)
+    return RangeTestResult(lrs, losses, smoothed, reason, suggest(lrs, smoothed, raw=losses), settings)
 
 
 # ---------------------------------------------------------------------------- the sequential test
@@ -387,26 +407,18 @@ def lr_range_test(
     factor = check_diverge_factor(diverge_factor)
     k = integer("", "accumulation_steps", accumulation_steps, lo=1)
     source_kind = classify_data(data)
-    settings = dict(min_lr=float(min_lr), max_lr=float(max_lr), num_steps=n, mode=mode, smoothing=beta,
-                    diverge_factor=None if math.isinf(factor) else factor, accumulation_steps=k)
     m0 = RangeMonitor.start(beta, factor)
     if source_kind in ("stacked", "fn"):
         batch = _fn_batch(data) if source_kind == "fn" else batch_at
         arrays = None if source_kind == "fn" else jax.tree.map(jnp.asarray, data)
         prog = _Program(loss_fn, optimizer_factory, bool(has_aux), k, n * k, batch)
         _, table, steps_run, _ = _start(prog, params, schedule, Source(arrays, None, 0), np.int32(n * k), m0)
-        lrs, losses, smoothed, code = curve(jax.device_get(table), int(steps_run), k)
-        exhausted = False
+        got, exhausted = curve(jax.device_get(table), int(steps_run), k), False
     else:
-        lrs, losses, smoothed, code, exhausted = _run_chunks(loss_fn, params, optimizer_factory, iter(data),
-                                                             schedule, n, k, has_aux, chunk_size, m0)
-    if code != RUNNING:
-        reason = REASONS[code]
-    elif lrs.size < n and exhausted:
-        reason = "data exhausted"
-    else:
-        reason = "completed"
-    return RangeTestResult(lrs, losses, smoothed, reason, suggest(lrs, smoothed, raw=losses), settings)
+        *got, exhausted = _run_chunks(loss_fn, params, optimizer_factory, iter(data), schedule, n, k, has_aux,
+                                      chunk_size, m0)
+    return sweep_result(tuple(got), min_lr=min_lr, max_lr=max_lr, num_steps=n, mode=mode, smoothing=beta,
+                        factor=factor, accumulation_steps=k, exhausted=got[0].size < n and exhausted)
 
 
 def _run_chunks(loss_fn, params, factory, it, schedule, n, k, has_aux, chunk_size, m0):
@@ -416,19 +428,14 @@ def _run_chunks(loss_fn, params, factory, it, schedule, n, k, has_aux, chunk_siz
     state, m, tables, done, exhausted = None, m0, [], 0, False
     while done < n and not exhausted:
         want = min(c, n - done) * k
-        batches = []
-        for _ in range(want):
-            try:
-                batches.append(next(it))
-            except StopIteration:
-                exhausted = True
-                break
+        batches = list(itertools.islice(it, want))
+        exhausted = len(batches) < want  # next(it) raised StopIteration before ``want`` batches
         usable = len(batches) // k
         if usable == 0:
             break
         batches = batches[: usable * k]
         batches += [batches[-1]] * (c * k - len(batches))  # pad to the compiled chunk length
-        source = Source(jax.tree.map(jnp.asarray, _stack(batches)), None, 0)
+        source = Source(jax.tree.map(jnp.asarray, stack_trees(batches)), None, 0)
         stop = np.int32((done + usable) * k)
         if state is None:
             state, table, steps_run, m = _start(prog, params, schedule, source, stop, m)
@@ -572,15 +579,10 @@ def parallel_range_test(
             raise TypeError(f"schedule(lr) must return an lrjax schedule, got {type(s).__name__}")
     source_kind = classify_data(data)
     if source_kind == "iter":
-        it, batches = iter(data), []
-        for _ in range(n * acc):
-            try:
-                batches.append(next(it))
-            except StopIteration:
-                break
+        batches = list(itertools.islice(data, n * acc))
         if not batches:
             raise ValueError("data yielded no batches")
-        data, source_kind = _stack(batches), "stacked"
+        data, source_kind = stack_trees(batches), "stacked"
     batch = _fn_batch(data) if source_kind == "fn" else batch_at
     arrays = None if source_kind == "fn" else jax.tree.map(jnp.asarray, data)
     prog = _Program(loss_fn, optimizer_factory, bool(has_aux), acc, n * acc, batch)
@@ -588,7 +590,7 @@ def parallel_range_test(
                     RangeMonitor.start(beta, factor), eval_data)
     tables, runs, codes, evals, ev0 = jax.device_get(out)
     settings = dict(min_lr=lo, max_lr=hi, num_rates=k, num_steps=n, smoothing=beta,
-                    diverge_factor=None if math.isinf(factor) else factor, accumulation_steps=acc,
+                    diverge_factor=factor_setting(factor), accumulation_steps=acc,
                     slow_fraction=frac, higher_is_better=bool(higher_is_better),
                     schedule="constant" if schedule is None else type(scheds[0]).name)
     return parallel_result(lrs, tables, runs, codes, None if eval_fn is None else evals, ev0, acc, n,

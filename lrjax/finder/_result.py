@@ -7,13 +7,13 @@ suggestions off the curve.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from typing import Any, ClassVar
 
 import numpy as np
 
+from lrjax._rundir import atomic_write_json
 from lrjax.finder._suggest import Suggestion, suggest
 
 __all__ = ["RangeTestResult", "ParallelRangeResult", "status_and_order"]
@@ -32,8 +32,7 @@ class _Report:
     def save_json(self, path: str | os.PathLike) -> str:
         """Write ``to_dict()`` as JSON to ``path``; returns the path."""
         path = os.fspath(path)
-        with open(path, "w") as f:
-            json.dump(self.to_dict(), f, indent=1)  # type: ignore[attr-defined]
+        atomic_write_json(path, self.to_dict(), indent=1)  # type: ignore[attr-defined]
         return path
 
     def plot(self, path: str | os.PathLike | None = None, *, ax: Any = None, title: str | None = None):
