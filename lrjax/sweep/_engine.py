@@ -53,6 +53,7 @@ from lrjax.engine._build import load_data, momentum_arg
 from lrjax.engine._config import with_validation
 from lrjax.engine._data import BatchIterator, Dataset
 from lrjax.engine._evaluate import eval_batches
+from lrjax.engine._records import COLUMN_INDEX as _COL
 from lrjax.engine._records import eval_record, is_better, selection_key, train_record
 from lrjax.engine._util import fetch, frozen_heap, put_global, stack_trees
 from lrjax.optim import InjectState, observe_metric
@@ -60,8 +61,6 @@ from lrjax.schedules import Schedule, Switch, to_spec
 from lrjax.sweep._spec import Strategy, SweepError
 
 __all__ = ["ConfigResult", "train_many", "eval_points", "log_points", "use_cpu_cores"]
-
-_COL = {c: i for i, c in enumerate(COLUMNS)}
 
 
 @dataclasses.dataclass
@@ -210,23 +209,24 @@ def _switch_families(exps: list[Experiment], build: Callable[[Experiment, Schedu
 
 def _segment_program(exp: Experiment, *, rows: int, data_stacked: bool, index_stacked: bool,
                      splits: tuple[str, ...], mesh: Mesh) -> Callable:
-    """``segment(states, source, start, stop, evals) -> (states, table, metrics)``: the runner from micro-step
-    ``start`` to ``stop`` for every stacked state, the evaluation of every split, and (with a plateau) the
-    selection split's loss fed to each optimizer — one compiled program."""
+    """``segment(states, source, start, stop, evals, observe) -> (states, table, metrics)``: the runner from
+    micro-step ``start`` to ``stop`` for every stacked state, the evaluation of every split, and (with a
+    plateau, when ``observe``: ``stop`` is one of ``lrjax train``'s evaluation points, not a checkpoint or a
+    strategy's stage alone) the selection split's loss fed to each optimizer — one compiled program."""
     src_axes = Source(arrays=0 if data_stacked else None, index=0 if index_stacked else None, offset=None)
     ev_axis = 0 if data_stacked else None
     plateau = exp.config.plateau is not None
     select = "val" if "val" in splits else "test"
 
-    def segment(states, source, start, stop, evals):
+    def segment(states, source, start, stop, evals, observe):
         def one(st, src):
             return advance(exp.train_step, COLUMNS, st, src, start, stop, rows=rows)[:2]
 
         states, table = jax.vmap(one, in_axes=(0, src_axes))(states, source)
         metrics = {s: jax.vmap(exp.evaluate_arrays, in_axes=(0, ev_axis))(states, evals[s]) for s in splits}
         if plateau:
-            observe = lambda st, v: st._replace(opt_state=observe_metric(st.opt_state, v))  # noqa: E731
-            states = jax.vmap(observe)(states, metrics[select]["loss"])
+            fed = lambda st, v: st._replace(opt_state=observe_metric(st.opt_state, v))  # noqa: E731
+            states = jax.lax.cond(observe, lambda s: jax.vmap(fed)(s, metrics[select]["loss"]), lambda s: s, states)
         return states, table, metrics
 
     stacked = NamedSharding(mesh, P("config"))
@@ -351,7 +351,6 @@ class _Chunk:
     """Stacked states of some members of a group on the devices (``ids``: member indices, padded)."""
 
     ids: list[int]
-    real: int
     states: Any
     pending: list[tuple[int, int, Any, Any]] = dataclasses.field(default_factory=list)  # (lo, hi, table, metrics)
 
@@ -713,7 +712,6 @@ class _Sweep:
             for i in ids:
                 self.members[i].group = gi
             self.groups.append(_Group(gi, [self.members[i] for i in ids], self.devs, max_parallel))
-        self.group_ids = list(by_key.values())
         tasks = {(e.task.classification, e.data.has_validation) for e in exps}
         if strategy.name != "grid":
             if len(tasks) != 1:
@@ -723,7 +721,6 @@ class _Sweep:
                 _check_explore(strategy, g.lead)
         self.key, self.higher = selection_key(*next(iter(tasks))) if len(tasks) == 1 else selection_key(True, True)
         self.rng = np.random.default_rng([strategy.seed, 0x9B7])
-        self.stage_index = 0
 
     # -- running ------------------------------------------------------------------
     def _decision_points(self, g: _Group, lo: int, hi: int) -> list[int]:
@@ -764,23 +761,24 @@ class _Sweep:
         for ids in g.rechunk([m.index for m in g.members], self._halving_size(g)):
             states = stack_trees([jax.device_get(self.members[i].exp.init_state(seed_key(
                 self.members[i].exp.config.train.seed))) for i in ids])
-            g.chunks.append(_Chunk(ids, len(dict.fromkeys(ids)), g.place(ids, states)))
+            g.chunks.append(_Chunk(ids, g.place(ids, states)))
             if len(ids) not in g.sizes:
                 g.sizes.append(len(ids))
 
     def _run_chunk(self, g: _Group, chunk: _Chunk, lo: int, hi: int) -> None:
         rows = self._rows(g)
         prog = g.program(len(chunk.ids), rows)
-        source, evals = g.inputs(chunk.ids, self.members)
+        source, evals = g.inputs(chunk.ids, self.members)  # not kept: one chunk's data on the devices at a time
         if len(chunk.ids) not in g.compiled:  # compile explicitly, once per chunk size (timed)
             tc = time.perf_counter()
-            prog.lower(chunk.states, source, np.int32(0), np.int32(1), evals).compile()
+            prog.lower(chunk.states, source, np.int32(0), np.int32(1), evals, np.bool_(False)).compile()
             g.compile_s += time.perf_counter() - tc
             g.compiled.add(len(chunk.ids))
         start = lo
+        evaluated = set(eval_points(g.lead.config))
         for stop in self._decision_points(g, lo, hi):
             chunk.states, table, metrics = prog(chunk.states, source, np.int32(start * g.accum),
-                                                np.int32(stop * g.accum), evals)
+                                                np.int32(stop * g.accum), evals, np.bool_(stop in evaluated))
             chunk.pending.append((start, stop, table, metrics))
             start = stop
 
@@ -819,7 +817,7 @@ class _Sweep:
             for ids in g.rechunk([m.index for m in g.members]):
                 states = stack_trees([jax.device_get(self.members[i].exp.init_state(
                     seed_key(self.members[i].exp.config.train.seed))) for i in ids])
-                chunk = _Chunk(ids, len(dict.fromkeys(ids)), g.place(ids, states))
+                chunk = _Chunk(ids, g.place(ids, states))
                 if size not in g.sizes:
                     g.sizes.append(size)
                 jax.block_until_ready(chunk.states)
@@ -914,7 +912,7 @@ class _Sweep:
             new = []
             for ids in g.rechunk(alive_g, size):
                 states = g.place(ids, _gather([ch.states for ch in g.chunks], [pos[i] for i in ids], g.cpu))
-                new.append(_Chunk(ids, len(dict.fromkeys(ids)), states))
+                new.append(_Chunk(ids, states))
                 if len(ids) not in g.sizes:
                     g.sizes.append(len(ids))
             g.chunks = new
@@ -939,17 +937,19 @@ class _Sweep:
             where = {i: r for r, i in enumerate(ids)}
             new_flat = _exploit(flat, np.asarray([where[src[i]] for i in ids]),
                                 {k: np.asarray([f[i] for i in ids], np.float32) for k, f in factors.items()})
+            host = fetch(new_flat) if g.cpu else None  # CPUs: rows re-sliced in host memory, as _gather does
             for ch in g.chunks:
-                ch.states = g.place(ch.ids, jax.tree.map(
-                    lambda a, ch=ch: jnp.take(a, jnp.asarray([where[i] for i in ch.ids]), axis=0), new_flat))
-            host_hp = fetch(new_flat.opt_state)
+                rows = np.asarray([where[i] for i in ch.ids], np.int32)
+                ch.states = g.place(ch.ids, jax.tree.map(lambda a, rows=rows: np.asarray(a)[rows], host) if g.cpu
+                                    else _take_rows([new_flat], rows))
+            host_hp = host.opt_state if g.cpu else fetch(new_flat.opt_state)
             for b in bottom:
                 m = self.members[b]
                 opt = _host_row(host_hp, where[b])
+                flat_opt = {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_flatten_with_path(opt)[0]}
                 values = {}
                 for k, _ in self.strategy.explore:
                     leaves = _explore_leaves(opt, k)
-                    flat_opt = dict((jax.tree_util.keystr(p), v) for p, v in jax.tree_util.tree_flatten_with_path(opt)[0])
                     values[k] = float(np.asarray(flat_opt[leaves[0]])) if leaves else None
                 m.lineage.append({"step": step, "member": m.label, "copied": self.members[src[b]].label,
                                   "values": values})
@@ -999,7 +999,7 @@ class _Sweep:
             m.schedules = list(zip(mh["pieces"], scheds))
         for g, chunk_ids, states, sizes in zip(self.groups, host["chunks"], tree["states"], host["sizes"]):
             g.sizes = list(sizes)
-            g.chunks = [_Chunk(list(ids), len(dict.fromkeys(ids)), g.place(list(ids), st))
+            g.chunks = [_Chunk(list(ids), g.place(list(ids), st))
                         for ids, st in zip(chunk_ids, states)]
         return int(host["step"])
 

@@ -19,6 +19,7 @@ refuses a directory that already holds one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -126,7 +127,7 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, out_dir: str
     if run_dir is None:
         results, groups = train_many([c.config for c in configs], **kw)
     else:
-        with lock_run_dir(run_dir, "lrjax sweep") if primary else _nothing():
+        with lock_run_dir(run_dir, "lrjax sweep") if primary else contextlib.nullcontext():
             results, groups = _train_checkpointed(run_dir, spec, configs, kw, resume is not None)
     rank_by = spec.rank_by or ("accuracy" if results[0].config.loss == "cross_entropy" else "loss")
     rows = table_rows(results, [c.values for c in configs], spec.target, rank_by)
@@ -145,14 +146,6 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, out_dir: str
     if run_dir:
         say(f"run dir: {os.path.abspath(run_dir)}")
     return SweepResult(spec, configs, results, rows, groups, winner, run_dir, round(total, 3), config_steps)
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _resumed_spec(run_dir: str) -> SweepSpec:

@@ -239,3 +239,19 @@ def test_exploit_copies_the_averaged_weights_too():
     out = _exploit(stacked, np.array([0, 0]), {})
     for a, b in zip(jax.tree.leaves(out.average), jax.tree.leaves(stacked.average)):
         np.testing.assert_array_equal(a[1], b[0])
+
+
+def test_checkpoints_of_a_written_sweep_do_not_feed_the_plateau(tmp_path):
+    # a written sweep stops at every checkpoint; reduce-on-plateau must still see only lrjax train's
+    # evaluations (every eval_every), or its rates would fall at checkpoints a lone run never observes
+    base = {"train": {"steps": 60, "eval_every": 30, "log_every": 10, "checkpoint_every": 10,
+                      "compilation_cache": False},
+            "model": {"hidden": [16]}, "schedule": {"name": "constant", "value": 0.05},
+            "plateau": {"factor": 0.5, "patience": 0}}
+    s = sweep_from_dict({"config": base, "grid": {"train.seed": [0, 1]}})
+    written = run_sweep(s, out_dir=str(tmp_path / "sweep"), plot=False, verbose=False)
+    alone, _ = train_many([c.config for c in written.configs], labels=[c.label for c in written.configs])
+    for w, a in zip(written.results, alone):
+        np.testing.assert_array_equal(w.rates, a.rates)
+    # and the lone runs' plateau decides only at updates 30 and 60: the rate is one value up to update 31
+    assert all(np.all(r.rates[:31] == np.float32(0.05)) for r in alone)
