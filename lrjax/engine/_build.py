@@ -46,22 +46,20 @@ from lrjax.engine._config import (
     ConfigError,
     optimizer_factory,
     resolve_average,
-    resolve_durations,
+    schedule_of,
 )
 from lrjax.engine._data import Dataset, from_arrays, load_dataset
 from lrjax.engine._evaluate import eval_batches, evaluate
 from lrjax.engine._models import ModelStructure, model_structure
+from lrjax.engine._records import COLUMNS
 from lrjax.engine._runner import Source, advance
 from lrjax.engine._task import Task, make_task
-from lrjax.engine._util import put_global, unalias
+from lrjax.engine._util import put_global, seed_key, unalias
 from lrjax.optim import accumulate, current_hyperparams, effective_batch_size, inject, reduce_on_plateau, scale_lr
-from lrjax.schedules import Schedule, from_spec
+from lrjax.schedules import Schedule
 
 __all__ = ["TrainState", "Average", "Experiment", "build_experiment", "build_optimizer", "make_schedule",
            "momentum_arg", "COLUMNS", "load_data"]
-
-# The per-micro-step metrics the runner records, in table order.
-COLUMNS = ("loss", "accuracy", "grad_norm", "lr", "momentum", "finite")
 
 
 class TrainState(NamedTuple):
@@ -127,13 +125,8 @@ class Average(NamedTuple):
 # ----------------------------------------------------------------------------- optimizer
 
 def _spec(spec: Any, config: Config, num_examples: int | None, where: str) -> Schedule:
-    try:
-        resolved = resolve_durations(spec, total_steps=config.train.steps, batch_size=config.data.batch_size,
-                                     accumulation_steps=config.optimizer.accumulation_steps,
-                                     num_examples=num_examples, where=where)
-        return from_spec(resolved, where=where)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(str(e)) from None
+    return schedule_of(spec, where, total_steps=config.train.steps, batch_size=config.data.batch_size,
+                       accumulation_steps=config.optimizer.accumulation_steps, num_examples=num_examples)
 
 
 def make_schedule(config: Config, *, num_examples: int | None = None) -> Schedule:
@@ -210,25 +203,28 @@ def build_optimizer(config: Config, schedule: Schedule, *, num_examples: int | N
     return tx
 
 
+def find_state(opt_state: Any, cls: type, caller: str, what: str) -> Any:
+    """The first node of type ``cls`` inside an optimizer state (wrapped by lrjax.inject, clipping,
+    accumulation); a ``ValueError`` names ``caller`` and ``what`` was looked for when there is none."""
+    for node in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, cls)):
+        if isinstance(node, cls):
+            return node
+    raise ValueError(f"{caller}: no {what} in the optimizer state")
+
+
 def update_count(opt_state: Any) -> jax.Array:
     """The optimizer updates applied so far: the count of the (first) :class:`lrjax.optim.InjectState` in
     ``opt_state`` (gradient-accumulation micro-steps and skipped steps do not count)."""
     from lrjax.optim import InjectState
 
-    for node in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, InjectState)):
-        if isinstance(node, InjectState):
-            return node.count
-    raise ValueError("update_count: no lrjax.inject state in the optimizer state")
+    return find_state(opt_state, InjectState, "update_count", "lrjax.inject state").count
 
 
 def schedule_free_state(opt_state: Any) -> Any:
-    """The ``optax.contrib.ScheduleFreeState`` inside an optimizer state (wrapped by lrjax.inject,
-    clipping, accumulation): what ``optax.contrib.schedule_free_eval_params`` needs."""
-    cls = optax.contrib.ScheduleFreeState
-    for node in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, cls)):
-        if isinstance(node, cls):
-            return node
-    raise ValueError("schedule_free_state: no optax.contrib.ScheduleFreeState in the optimizer state")
+    """The ``optax.contrib.ScheduleFreeState`` inside an optimizer state: what
+    ``optax.contrib.schedule_free_eval_params`` needs."""
+    return find_state(opt_state, optax.contrib.ScheduleFreeState, "schedule_free_state",
+                      "optax.contrib.ScheduleFreeState")
 
 
 # ----------------------------------------------------------------------------- data
@@ -262,7 +258,6 @@ class Experiment:
     accumulation_steps: int   # micro-steps per update
     momentum_key: str | None
     momentum_default: float | None
-    _device: dict = dataclasses.field(default_factory=dict, repr=False)
     averaging: tuple[str, int, float | None] | None = None  # train.average resolved: (kind, start, decay)
 
     @property
@@ -379,18 +374,25 @@ class Experiment:
     def source(self, index: np.ndarray, offset: int = 0) -> Source:
         """The training arrays (on the devices once, replicated) with ``index`` rows of example indices
         (micro-batch ``offset + r`` is row ``r``), split along the batch axis over the devices."""
-        if "train" not in self._device:
-            self._device["train"] = self.replicate({"x": self.data.x_train, "y": self.data.y_train})
         idx = put_global(np.asarray(index, np.int32), NamedSharding(self.mesh, P(None, "data")))
-        return Source(self._device["train"], idx, np.int32(offset))
+        return Source(self._train_arrays, idx, np.int32(offset))
+
+    @functools.cached_property
+    def _train_arrays(self) -> dict[str, jax.Array]:
+        """The training arrays, replicated on the mesh (put there once)."""
+        return self.replicate({"x": self.data.x_train, "y": self.data.y_train})
 
     def eval_data(self, split: str) -> dict[str, jax.Array]:
         """A split (``"val"``, ``"test"``, ``"train"``) as padded batches on the devices (put there once)."""
-        if split not in self._device:
+        if split not in self._eval_arrays:
             x, y = self.data.split(split)
             b = eval_batches(x, y, self.config.data.eval_batch_size, self.mesh.size)
-            self._device[split] = put_global(b, NamedSharding(self.mesh, P(None, "data")))
-        return self._device[split]
+            self._eval_arrays[split] = put_global(b, NamedSharding(self.mesh, P(None, "data")))
+        return self._eval_arrays[split]
+
+    @functools.cached_property
+    def _eval_arrays(self) -> dict[str, dict[str, jax.Array]]:
+        return {}
 
     @property
     def eval_splits(self) -> tuple[str, ...]:
@@ -423,8 +425,6 @@ class Experiment:
 
     def initial_state(self, seed: int) -> TrainState:
         """``init_state(seed_key(seed))`` placed on the mesh, ready to be donated."""
-        from lrjax.engine._util import seed_key
-
         return self.replicate(unalias(self.init_state(seed_key(seed))))
 
 

@@ -476,7 +476,7 @@ def run_name(cfg: Config, data_name: str | None = None, model_name: str | None =
     """
     if cfg.name:
         return cfg.name
-    data = data_name or _source_name(cfg.data.source)
+    data = data_name or source_name(cfg.data.source)
     if model_name:
         model = model_name
     elif cfg.model.factory is not None:
@@ -489,7 +489,8 @@ def run_name(cfg: Config, data_name: str | None = None, model_name: str | None =
     return re.sub(r"[^A-Za-z0-9._=+-]+", "_", f"{data}-{model}-{cfg.optimizer.name}-{sched}").strip("_")
 
 
-def _source_name(source: str) -> str:
+def source_name(source: str) -> str:
+    """The data's name in run names: the file or folder name of ``source`` without ``.npz``."""
     base = os.path.basename(os.path.normpath(os.path.expanduser(source)))
     return base[:-4] if base.endswith(".npz") else base
 
@@ -541,10 +542,19 @@ def _walk_spec(spec: Any, path: str):
             yield from _walk_spec(v, f"{path}[{i}]")
 
 
-def validate(cfg: Config) -> None:
-    """Value checks that need no data: positivity, cadences, the schedule spec, warmup vs run length."""
+def schedule_of(spec: Any, where: str, **durations: Any) -> Any:
+    """The :class:`lrjax.Schedule` of a spec at config key ``where``, its durations resolved
+    (:func:`resolve_durations` keywords); what it refuses is a :class:`ConfigError` naming the key."""
     from lrjax.schedules import from_spec
 
+    try:
+        return from_spec(resolve_durations(spec, where=where, **durations), where=where)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+
+
+def validate(cfg: Config) -> None:
+    """Value checks that need no data: positivity, cadences, the schedule spec, warmup vs run length."""
     t, d, o, m = cfg.train, cfg.data, cfg.optimizer, cfg.model
     _positive(t.steps, "train.steps")
     _positive(t.seed, "train.seed", allow_zero=True)
@@ -592,17 +602,10 @@ def validate(cfg: Config) -> None:
     if o.name in SCHEDULE_FREE:
         _check_schedule_free(o)
     resolve_average(cfg)
-    try:
-        from_spec(resolve_durations(cfg.schedule, total_steps=t.steps, where="schedule"), where="schedule")
-    except (TypeError, ValueError) as e:
-        raise ConfigError(str(e)) from None
+    schedule_of(cfg.schedule, "schedule", total_steps=t.steps)
     for k, v in o.args.items():
         if isinstance(v, Mapping):
-            try:
-                from_spec(resolve_durations(v, total_steps=t.steps, where=f"optimizer.args.{k}"),
-                          where=f"optimizer.args.{k}")
-            except (TypeError, ValueError) as e:
-                raise ConfigError(str(e)) from None
+            schedule_of(v, f"optimizer.args.{k}", total_steps=t.steps)
     for path, key, value, _ in _walk_spec(resolve_durations(cfg.schedule, total_steps=t.steps), "schedule"):
         if key == "warmup_steps" and isinstance(value, (int, float)) and value > t.steps:
             raise ConfigError(

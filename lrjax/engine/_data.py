@@ -41,6 +41,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from lrjax.engine._config import source_name
+
 __all__ = ["Dataset", "DataError", "BatchIterator", "load_dataset", "from_arrays"]
 
 
@@ -378,8 +380,7 @@ def load_dataset(source: str = "digits", *, seed: int = 0, test_fraction: float 
             xtr, ytr, xte, yte = _cifar_dir(path)
         else:
             xtr, ytr, xte, yte = _idx_dir(path)
-        base = os.path.basename(os.path.normpath(path))
-        name = base[:-4] if base.endswith(".npz") else base
+        name = source_name(path)
     return _assemble(name, where, xtr, ytr, xte, yte, normalize=normalize,
                      validation_fraction=validation_fraction, seed=seed)
 

@@ -289,7 +289,6 @@ class ModelStructure:
     params: Any
     extra: Any
     init: Callable[[jax.Array], tuple[Any, Any, jax.Array]]
-    builtin: bool
 
     def apply(self, params: Any, extra: Any, x: jax.Array, *, train: bool = True) -> tuple[jax.Array, Any]:
         """``(outputs, new extra)`` of the model on the batch ``x`` (pure)."""
@@ -347,13 +346,13 @@ _builtin_program = jax.jit(_builtin_init, static_argnums=0)
 
 
 @functools.lru_cache(maxsize=64)
-def _structure(build: Callable[[nnx.Rngs], nnx.Module], builtin: bool) -> ModelStructure:
+def _structure(build: "_Builder") -> ModelStructure:
     abstract = nnx.eval_shape(lambda: build(nnx.Rngs(0)))
     graphdef, params, extra = nnx.split(abstract, nnx.Param, ...)
     params, extra = _abstract(nnx.to_pure_dict(params)), _abstract(_unwrap_keys(nnx.to_pure_dict(extra)))
     abstract.eval()
     eval_graphdef = nnx.split(abstract, nnx.Param, ...)[0]
-    if builtin and not jax.tree.leaves(extra):
+    if build.builtin and not jax.tree.leaves(extra):
         init = functools.partial(_builtin_program, _freeze(params))
     else:
         def make(key: jax.Array) -> tuple[Any, Any, jax.Array]:
@@ -363,7 +362,7 @@ def _structure(build: Callable[[nnx.Rngs], nnx.Module], builtin: bool) -> ModelS
             return nnx.to_pure_dict(p), _unwrap_keys(nnx.to_pure_dict(e)), rng
 
         init = jax.jit(make)
-    return ModelStructure(graphdef, eval_graphdef, params, extra, init, builtin)
+    return ModelStructure(graphdef, eval_graphdef, params, extra, init)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -375,8 +374,12 @@ class _Builder:
     input_shape: tuple[int, ...]
     num_outputs: int
 
+    @property
+    def builtin(self) -> bool:
+        return isinstance(self.factory, ModelConfig)
+
     def __call__(self, rngs: nnx.Rngs) -> nnx.Module:
-        if isinstance(self.factory, ModelConfig):
+        if self.builtin:
             return make_model(self.factory, self.input_shape, self.num_outputs, rngs)
         return call_factory(self.factory, rngs, self.input_shape, self.num_outputs, dict(self.args))
 
@@ -405,24 +408,24 @@ def model_structure(model: ModelConfig | Callable, input_shape: Sequence[int], n
     shape = tuple(int(d) for d in input_shape)
     if isinstance(model, ModelConfig):
         if model.factory is not None:
-            factory, args, builtin = load_reference(model.factory), dict(model.args), False
+            factory, args = load_reference(model.factory), dict(model.args)
         else:
-            factory, args, builtin = dataclasses.replace(model, factory=None, args={}), {}, True
+            factory, args = dataclasses.replace(model, factory=None, args={}), {}
     elif callable(model):
-        factory, builtin = model, False
+        factory = model
     else:
         raise TypeError(f"model must be a ModelConfig or a factory (rngs, **kw) -> nnx.Module, got {model!r}")
     build = _Builder(factory, _hashable(args or {}), shape, int(num_outputs))
     try:
         hash(build)
     except TypeError:  # unhashable args: trace this one apart
-        return _structure.__wrapped__(build, builtin)
+        return _structure.__wrapped__(build)
     try:
-        return _structure(build, builtin)
+        return _structure(build)
     except ConfigError:
         raise
     except (ValueError, TypeError) as e:
-        if builtin:
+        if build.builtin:
             raise ConfigError(str(e)) from None
         raise ConfigError(f"model {getattr(factory, '__name__', factory)!r} failed on inputs of shape {shape} "
                           f"with {num_outputs} outputs: {type(e).__name__}: {e}") from e

@@ -28,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["py_value", "train_record", "eval_record", "selection_key", "is_better"]
+__all__ = ["COLUMNS", "COLUMN_INDEX", "py_value", "train_record", "eval_record", "selection_key", "is_better"]
 
-# the engine's per-micro-step columns (lrjax.engine.COLUMNS), by name
-_COL = {c: i for i, c in enumerate(("loss", "accuracy", "grad_norm", "lr", "momentum", "finite"))}
+# The per-micro-step metrics the runner records (lrjax.engine.COLUMNS), in table order, and their indices.
+COLUMNS = ("loss", "accuracy", "grad_norm", "lr", "momentum", "finite")
+COLUMN_INDEX = {c: i for i, c in enumerate(COLUMNS)}
 
 
 def py_value(x: Any) -> Any:
@@ -47,15 +48,15 @@ def py_value(x: Any) -> Any:
 
 def train_record(step: int, rows: np.ndarray, skipped: int | None, accuracy: bool = True) -> dict[str, Any]:
     """The train record of the micro-step ``rows`` (``(n, len(COLUMNS))``) since the previous one."""
-    ok = rows[:, _COL["finite"]] > 0.5
+    ok = rows[:, COLUMN_INDEX["finite"]] > 0.5
     last = rows[-1]
-    rec: dict[str, Any] = {"step": int(step), "lr": py_value(last[_COL["lr"]])}
-    if not np.isnan(last[_COL["momentum"]]):
-        rec["momentum"] = py_value(last[_COL["momentum"]])
+    rec: dict[str, Any] = {"step": int(step), "lr": py_value(last[COLUMN_INDEX["lr"]])}
+    if not np.isnan(last[COLUMN_INDEX["momentum"]]):
+        rec["momentum"] = py_value(last[COLUMN_INDEX["momentum"]])
     for key, col in (("train_loss", "loss"), ("train_accuracy", "accuracy"), ("grad_norm", "grad_norm")):
         if col == "accuracy" and not accuracy:
             continue
-        vals = rows[ok, _COL[col]]
+        vals = rows[ok, COLUMN_INDEX[col]]
         rec[key] = py_value(vals.astype(np.float64).mean()) if vals.size else None
     if skipped is not None:
         rec["skipped"] = int(skipped)

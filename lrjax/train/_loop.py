@@ -43,6 +43,7 @@ import numpy as np
 from lrjax.engine import COLUMNS, BatchIterator, Config, Experiment, TrainState, build_experiment
 from lrjax.engine._checkpoint import Checkpointer
 from lrjax.engine._config import config_from_dict, config_to_dict, run_name, with_validation
+from lrjax.engine._records import COLUMN_INDEX as _COL
 from lrjax.engine._util import default_run_dir, frozen_heap, unalias
 from lrjax.train._hooks import (
     CheckpointHook,
@@ -55,8 +56,6 @@ from lrjax.train._hooks import (
 )
 
 __all__ = ["train", "Run", "NonFiniteLossError", "default_run_dir", "load_run_config", "load_checkpoint"]
-
-_COL = {c: i for i, c in enumerate(COLUMNS)}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -353,6 +352,7 @@ def _replan(state: TrainState, exp: Experiment, saved: Config, config: Config) -
     """The restored ``state`` with the plan of the new ``config`` (schedule, optimizer hyperparameters):
     the plan lives in the optimizer state, so it is replaced, not rebuilt. A structural change is refused."""
     from lrjax.engine import ConfigError
+    from lrjax.engine._build import find_state
     from lrjax.optim import InjectState, with_hyperparams
 
     for path in _FIXED_ON_RESUME:
@@ -360,11 +360,9 @@ def _replan(state: TrainState, exp: Experiment, saved: Config, config: Config) -
         if old != new and not (path == "data" and dataclasses.replace(old, eval_batch_size=new.eval_batch_size) == new):
             raise ConfigError(f"--resume cannot change {path} (the checkpoint holds a state trained with {old!r}; "
                               f"got {new!r}); start a new run instead")
-    plans = [n.hyperparams for n in jax.tree.leaves(exp.tx.init(state.params),
-                                                      is_leaf=lambda x: isinstance(x, InjectState))
-             if isinstance(n, InjectState)]
+    plan = find_state(exp.tx.init(state.params), InjectState, "--resume", "lrjax.inject state").hyperparams
     try:
-        return state._replace(opt_state=with_hyperparams(state.opt_state, **plans[0]))
+        return state._replace(opt_state=with_hyperparams(state.opt_state, **plan))
     except (TypeError, ValueError) as e:
         raise ConfigError(f"--resume: the new config changes the plan's structure, which a checkpoint cannot take: "
                           f"{e}") from None

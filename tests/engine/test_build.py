@@ -106,6 +106,22 @@ def test_evaluation_sums_with_a_mask(exps):
     assert set(full) == {"loss", "accuracy"} and float(full["loss"]) > 0
 
 
+@pytest.mark.parametrize("source_first", [True, False])
+def test_the_training_split_evaluates_whether_or_not_batches_were_drawn_first(source_first):
+    # the training arrays a Source reads and the padded "train" evaluation batches are two different
+    # things on the devices: neither may be served for the other, whichever is asked for first
+    e = exp_with()
+    s = e.init_state(seed_key(0))
+    index = np.arange(64).reshape(2, 32)
+    if source_first:
+        src = e.source(index)
+    ev = e.evaluate(s, "train")
+    if not source_first:
+        src = e.source(index)
+    assert src.arrays["x"].shape == DATA.x_train.shape
+    logits = e.model.apply(s.params, s.extra, DATA.x_train, train=False)[0]
+    np.testing.assert_allclose(float(ev["accuracy"]), np.mean(np.argmax(logits, -1) == DATA.y_train), rtol=1e-6)
+
 def test_donated_advance_and_nonfinite_flag():
     e = exp_with("schedule={name: constant, value: 1.0e+30}", "optimizer.name=sgd", "optimizer.args={}")
     s = e.initial_state(0)
