@@ -455,6 +455,10 @@ class BatchIterator:
         self.position += 1
         return idx
 
+    def take(self, n: int) -> np.ndarray:
+        """The indices of the next ``n`` batches, ``(n, batch_size)``; advances the state."""
+        return np.stack([self.next_indices() for _ in range(n)])
+
     def state_dict(self) -> dict[str, int]:
         return {"seed": self.seed, "epoch": self.epoch, "position": self.position}
 

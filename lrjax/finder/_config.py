@@ -128,8 +128,7 @@ def _held_momentum(config: Config) -> Schedule | None:
 
 def _index(exp: Experiment, seed: int, micro_steps: int) -> np.ndarray:
     """The micro-batch indices of the run's first ``micro_steps`` batches (``lrjax train``'s order)."""
-    it = BatchIterator(exp.data.num_train, exp.config.data.batch_size, seed)
-    return np.stack([it.next_indices() for _ in range(micro_steps)])
+    return BatchIterator(exp.data.num_train, exp.config.data.batch_size, seed).take(micro_steps)
 
 
 def _program(exp_step: Callable, rows: int, micro: int, parallel: bool, evaluate: Callable | None):

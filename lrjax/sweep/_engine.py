@@ -384,7 +384,7 @@ class _Group:
         s = m.exp.config.train.seed
         if s not in self._index:
             it = BatchIterator(m.exp.data.num_train, m.exp.config.data.batch_size, s)
-            self._index[s] = np.stack([it.next_indices() for _ in range(m.exp.micro_steps)]).astype(np.int32)
+            self._index[s] = it.take(m.exp.micro_steps).astype(np.int32)
         return self._index[s]
 
     def evals_of(self, m: _Member) -> dict[str, dict[str, np.ndarray]]:

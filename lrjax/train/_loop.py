@@ -448,7 +448,7 @@ def _run(exp: Experiment, config: Config, saved: Config | None, run_dir: str, *,
             first = True
             for nxt in (p for p in points if p > run.step):
                 lo, hi = run.step * accum, nxt * accum
-                index = np.stack([iterator.next_indices() for _ in range(hi - lo)])
+                index = iterator.take(hi - lo)
                 state, table, _ = exp.advance(state, exp.source(index, lo), lo, hi, rows=rows)
                 if first:  # compile everything the hooks use now, then one sync: compile time apart
                     jax.block_until_ready([exp.evaluate(state, s) for s in exp.eval_splits] + [table])

@@ -94,6 +94,9 @@ def test_iterator_is_a_function_of_its_state():
     assert not np.array_equal(BatchIterator(10, 3, seed=8).next_indices(), first[0])
     with pytest.raises(ValueError, match=r"data.batch_size=11 is larger than the training set \(10 examples\)"):
         BatchIterator(10, 11)
+    taken = BatchIterator(10, 3, seed=7)
+    np.testing.assert_array_equal(taken.take(7), np.stack(first))  # take(n): the next n batches at once
+    assert taken.state_dict() == it.state_dict()
 
 
 def test_truncated_gz_and_overflowing_idx_headers_are_data_errors(tmp_path, idx_dir):
