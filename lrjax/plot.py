@@ -204,7 +204,6 @@ def plot_schedules(
 def gallery_schedules() -> dict[str, Schedule]:
     """One example of every schedule family, by family name (what :func:`gallery` draws)."""
     import lrjax.schedules as L
-    from lrjax.schedules._optax_families import Affine
 
     cos = L.CosineDecay(1.0, 900, floor=0.05)
     out: dict[str, Schedule] = {
@@ -236,7 +235,7 @@ def gallery_schedules() -> dict[str, Schedule]:
     out["switch (index 1 of step, cosine)"] = L.Switch([L.StepDecay(1.0, 250, 0.5), cos], index=1)
     out["lambda (0.7 ** (t / 100))"] = L.Lambda(lambda t, decay: decay ** (t / 100), decay=0.7)
     out["table (tabulated Python)"] = L.Table.tabulate(lambda t: 1.0 if t < 300 else (0.5 if t < 600 else 0.2), 999)
-    out["affine (1 - cosine)"] = Affine(L.CosineDecay(1.0, 800), scale=-1.0, offset=1.0)
+    out["affine (1 - cosine)"] = L.Affine(L.CosineDecay(1.0, 800), scale=-1.0, offset=1.0)
     return out
 
 

@@ -180,11 +180,8 @@ class Cyclic(Schedule):
     def _eval(self, s: Step):
         return self.base_lr + (self.max_lr - self.base_lr) * self._shape(s)
 
-    def _momentum_step(self, s: Step):
+    def _momentum(self, s: Step):  # from the exact position in the cycle (Step.mod), like the rate
         return self.max_momentum - (self.max_momentum - self.base_momentum) * self._shape(s)
-
-    def _momentum(self, t):
-        return self._momentum_step(Step.at(t))
 
     @property
     def momentum(self) -> "MomentumOf":
@@ -289,9 +286,9 @@ class OneCycle(Schedule):
         _, lr, _ = self._phases()
         return self._piecewise(t, lr)
 
-    def _momentum(self, t):
+    def _momentum(self, s: Step):
         _, _, mom = self._phases()
-        return self._piecewise(t, mom)
+        return self._piecewise(s.t, mom)
 
     @property
     def momentum(self) -> "MomentumOf":
@@ -326,8 +323,7 @@ class MomentumOf(Schedule):
             )
 
     def _eval(self, s: Step):
-        exact = getattr(self.schedule, "_momentum_step", None)  # Cyclic: the exact position in the cycle
-        return exact(s) if exact is not None else self.schedule._momentum(s.t)
+        return self.schedule._momentum(s)
 
     @property
     def horizon(self):

@@ -278,8 +278,9 @@ class Table(Schedule):
         return cls(vals, scale)
 
     def _value(self, t):
-        n = self.values.shape[-1]
-        i = jnp.clip(jnp.floor(t), 0, n - 1).astype(jnp.int32)
+        # take(mode="clip") clamps the index to [0, n - 1]; XLA's float -> int32 conversion saturates
+        # (a huge step gives INT_MAX, so the last entry) and sends NaN to 0, so no float clip is needed.
+        i = jnp.floor(t).astype(jnp.int32)
         return self.scale * jnp.take(self.values, i, axis=-1, mode="clip")
 
     @property
