@@ -17,7 +17,7 @@ from typing import Sequence as Seq
 
 import numpy as np
 
-from lrjax.compat._common import number, rate
+from lrjax.compat._common import number, positive, rate
 from lrjax.schedules import (
     CosineDecay as _CosineDecay,
 )
@@ -41,19 +41,12 @@ __all__ = [
 ]
 
 
-def _steps(owner: str, name: str, value) -> float:
-    v = number(owner, name, value)
-    if v <= 0:
-        raise ValueError(f"{owner}: {name} must be > 0, got {name}={value!r}")
-    return v
-
-
 def ExponentialDecay(initial_learning_rate: float, decay_steps: int, decay_rate: float, staircase: bool = False,
                      name: str = "ExponentialDecay") -> Schedule:
     """``initial_learning_rate * decay_rate ** (t / decay_steps)`` (floored with ``staircase``)
     → :class:`lrjax.Exponential`."""
     owner = "ExponentialDecay"
-    d = _steps(owner, "decay_steps", decay_steps)
+    d = positive(owner, "decay_steps", decay_steps)
     r = number(owner, "decay_rate", decay_rate)
     if r <= 0:
         raise ValueError(f"{owner}: decay_rate must be > 0 in lrjax, got decay_rate={decay_rate!r}")
@@ -65,7 +58,7 @@ def InverseTimeDecay(initial_learning_rate: float, decay_steps: int, decay_rate:
                      name: str = "InverseTimeDecay") -> Schedule:
     """``initial_learning_rate / (1 + decay_rate * t / decay_steps)`` → :class:`lrjax.InverseTime`."""
     owner = "InverseTimeDecay"
-    d = _steps(owner, "decay_steps", decay_steps)
+    d = positive(owner, "decay_steps", decay_steps)
     return InverseTime(rate(owner, "initial_learning_rate", initial_learning_rate),
                        decay_rate=rate(owner, "decay_rate", decay_rate), decay_steps=d, staircase=bool(staircase))
 
@@ -92,10 +85,10 @@ def PolynomialDecay(initial_learning_rate: float, decay_steps: int, end_learning
     """``(init - end)(1 - min(t, T)/T) ** power + end`` → :class:`lrjax.Polynomial`; with
     ``cycle=True`` the length grows to ``T * ceil(t / T)`` (``Polynomial(cycle=True)``)."""
     owner = "PolynomialDecay"
-    d = _steps(owner, "decay_steps", decay_steps)
+    d = positive(owner, "decay_steps", decay_steps)
     return Polynomial(rate(owner, "initial_learning_rate", initial_learning_rate),
                       end_value=rate(owner, "end_learning_rate", end_learning_rate), decay_steps=d,
-                      power=_steps(owner, "power", power), cycle=bool(cycle))
+                      power=positive(owner, "power", power), cycle=bool(cycle))
 
 
 def CosineDecay(initial_learning_rate: float, decay_steps: int, alpha: float = 0.0, name: str = "CosineDecay",
@@ -109,7 +102,7 @@ def CosineDecay(initial_learning_rate: float, decay_steps: int, alpha: float = 0
     [0.0, 1.0, 0.5, 0.0, 0.0]
     """
     owner = "CosineDecay"
-    d = _steps(owner, "decay_steps", decay_steps)
+    d = positive(owner, "decay_steps", decay_steps)
     a = number(owner, "alpha", alpha)
     init = rate(owner, "initial_learning_rate", initial_learning_rate)
     if warmup_target is None:
@@ -130,7 +123,7 @@ def CosineDecayRestarts(initial_learning_rate: float, first_decay_steps: int, t_
     [1.0, 0.5, 0.5, 0.25]
     """
     owner = "CosineDecayRestarts"
-    d = _steps(owner, "first_decay_steps", first_decay_steps)
+    d = positive(owner, "first_decay_steps", first_decay_steps)
     init = rate(owner, "initial_learning_rate", initial_learning_rate)
     t = number(owner, "t_mul", t_mul)
     if t < 1:

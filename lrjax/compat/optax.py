@@ -38,8 +38,11 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 from typing import Sequence as Seq
 
-from lrjax._checks import choice, fail, number
+from lrjax._checks import choice, fail
+from lrjax._checks import number as _num
+from lrjax.compat._common import positive
 from lrjax.schedules import (
+    Affine,
     Clamp,
     Constant,
     CosineDecay,
@@ -53,7 +56,6 @@ from lrjax.schedules import (
     Shift,
     Warmup,
 )
-from lrjax.schedules._optax_families import Affine
 
 __all__ = [
     "constant_schedule",
@@ -74,10 +76,6 @@ __all__ = [
 
 
 # -- building blocks ------------------------------------------------------------------------
-
-def _num(owner: str, name: str, value: Any) -> float:
-    return number(owner, name, value)
-
 
 def _constant(value: float) -> Schedule:
     """``value`` at every step, negative values included."""
@@ -254,13 +252,6 @@ def _onecycle_scales(owner: str, peak: float, div: float, final_div: float) -> f
     return peak / div
 
 
-def _steps(owner: str, name: str, value: Any) -> float:
-    v = _num(owner, name, value)
-    if v <= 0:
-        raise ValueError(f"{owner}: {name} must be > 0, got {name}={value!r}")
-    return v
-
-
 # -- optax's functions ----------------------------------------------------------------------
 
 def constant_schedule(value: float) -> Schedule:
@@ -387,7 +378,7 @@ def cosine_decay_schedule(init_value: float, decay_steps: int, alpha: float = 0.
     """
     owner = "cosine_decay_schedule"
     init = _num(owner, "init_value", init_value)
-    steps = _steps(owner, "decay_steps", decay_steps)
+    steps = positive(owner, "decay_steps", decay_steps)
     return _cosine(owner, init, steps, _num(owner, "alpha", alpha), _num(owner, "exponent", exponent))
 
 
@@ -455,7 +446,7 @@ def linear_onecycle_schedule(transition_steps: int, peak_value: float, pct_start
     [0.04, 1.0, 0.04, 0.0]
     """
     owner = "linear_onecycle_schedule"
-    steps = _steps(owner, "transition_steps", transition_steps)
+    steps = positive(owner, "transition_steps", transition_steps)
     peak = _num(owner, "peak_value", peak_value)
     q, f = _num(owner, "pct_start", pct_start), _num(owner, "pct_final", pct_final)
     div, final_div = _num(owner, "div_factor", div_factor), _num(owner, "final_div_factor", final_div_factor)
@@ -476,7 +467,7 @@ def cosine_onecycle_schedule(transition_steps: int, peak_value: float, pct_start
     [0.04, 1.0, 0.5, 0.0]
     """
     owner = "cosine_onecycle_schedule"
-    steps = _steps(owner, "transition_steps", transition_steps)
+    steps = positive(owner, "transition_steps", transition_steps)
     peak = _num(owner, "peak_value", peak_value)
     q = _num(owner, "pct_start", pct_start)
     div, final_div = _num(owner, "div_factor", div_factor), _num(owner, "final_div_factor", final_div_factor)

@@ -27,7 +27,7 @@ from typing import Sequence as Seq
 
 import numpy as np
 
-from lrjax._checks import choice, fail, integer, is_int, number
+from lrjax._checks import choice, fail, integer, number
 from lrjax.compat._common import rate
 from lrjax.schedules import Constant, CosineRestarts, MultiStep, PiecewiseConstant, Schedule, StepDecay, Warmup
 
@@ -232,8 +232,6 @@ class PlateauLRScheduler:
                     f"{owner}: warmup_t={warmup_t!r} needs steps_per_epoch=<optimizer updates per epoch>: timm warms "
                     "up once per epoch, lrjax's rate is a function of the update count"
                 )
-            if not is_int(steps_per_epoch):
-                raise fail(owner, "steps_per_epoch", steps_per_epoch, "an integer >= 1", TypeError)
             n = integer(owner, "steps_per_epoch", steps_per_epoch, lo=1)
             self.steps_per_epoch = n
             step = (lr - init) / w  # timm: warmup_lr_init + epoch * (lr - warmup_lr_init) / warmup_t

@@ -14,10 +14,6 @@ __all__ = ["accumulate", "to_steps", "steps_per_epoch", "effective_batch_size", 
 UNITS = ("steps", "examples", "epochs", "fraction")
 
 
-def _positive_int(fn: str, name: str, value: Any) -> int:
-    return integer(fn, name, value, lo=1, integral_floats=True)
-
-
 def accumulate(tx: optax.GradientTransformation, every_k: int) -> optax.GradientTransformationExtraArgs:
     """Accumulate gradients over ``every_k`` micro-batches, then apply one update of ``tx``.
 
@@ -44,7 +40,7 @@ def accumulate(tx: optax.GradientTransformation, every_k: int) -> optax.Gradient
     >>> float(lrjax.current_hyperparams(state)["learning_rate"])  # 2 updates: the last used s(1)
     0.8999999761581421
     """
-    k = _positive_int("accumulate", "every_k", every_k)
+    k = integer("accumulate", "every_k", every_k, lo=1, integral_floats=True)
     if not isinstance(tx, optax.GradientTransformation):
         raise TypeError(f"accumulate: tx must be an optax.GradientTransformation, got tx={tx!r}")
     return optax.MultiSteps(tx, every_k_schedule=k).gradient_transformation()
@@ -62,9 +58,9 @@ def effective_batch_size(per_device_batch: int, num_devices: int = 1, accumulati
 
 def _effective(fn: str, batch_name: str, batch: Any, num_devices: Any, accumulation_steps: Any) -> int:
     return (
-        _positive_int(fn, batch_name, batch)
-        * _positive_int(fn, "num_devices", num_devices)
-        * _positive_int(fn, "accumulation_steps", accumulation_steps)
+        integer(fn, batch_name, batch, lo=1, integral_floats=True)
+        * integer(fn, "num_devices", num_devices, lo=1, integral_floats=True)
+        * integer(fn, "accumulation_steps", accumulation_steps, lo=1, integral_floats=True)
     )
 
 
@@ -88,7 +84,7 @@ def steps_per_epoch(
     195
     """
     fn = "steps_per_epoch"
-    n = _positive_int(fn, "num_examples", num_examples)
+    n = integer(fn, "num_examples", num_examples, lo=1, integral_floats=True)
     eff = _effective(fn, "batch_size", batch_size, num_devices, accumulation_steps)
     steps = n // eff if drop_remainder else -(-n // eff)
     if steps < 1:
