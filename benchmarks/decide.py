@@ -48,7 +48,7 @@ EXTRA = {"halving-quarter": ["strategy={name: halving, rungs: [200, 600], keep: 
 
 
 def run_lrjax(method: str, steps: int) -> dict:
-    from lrjax.sweep._engine import use_cpu_cores
+    from lrjax.sweep import use_cpu_cores
 
     use_cpu_cores()
     import jax

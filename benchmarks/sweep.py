@@ -220,7 +220,7 @@ def main(argv=None) -> int:
                         "single host device)")
     args = p.parse_args(argv)
     if not args.gpu:
-        from lrjax.sweep._engine import use_cpu_cores
+        from lrjax.sweep import use_cpu_cores
 
         use_cpu_cores(args.cpu_devices)  # before JAX starts its backends
     print(f"lrjax sweep benchmark  {time.strftime('%Y-%m-%d %H:%M')}  {platform.platform()}  python "

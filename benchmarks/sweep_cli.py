@@ -28,8 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _FAMILIES = textwrap.dedent("""
     import json, sys
     import lrjax.sweep as S
-    import lrjax.sweep._engine as E
-    E.use_cpu_cores()
+    S.use_cpu_cores()
     res = S.run_sweep(sys.argv[1], overrides=["config.train.compilation_cache=false"], write=False,
                       verbose=False, switch_families=sys.argv[2] == "switch")
     print(json.dumps({"groups": [[g["compile_s"], g["time_s"]] for g in res.groups], "winner": res.winner}))

@@ -32,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_arguments(p, out_help="output directory (default: runs/<timestamp>-<name>-find-lr)")
-    p.add_argument("--min-lr", type=float, default=1e-6, help="first rate of the sweep (default 1e-6)")
+    p.add_argument("--min-lr", type=float, default=None,
+                   help="first rate of the sweep (default: the range tests' DEFAULT_MIN_LR, 1e-6)")
     p.add_argument("--max-lr", type=float, default=1.0, help="last rate of the sweep (default 1)")
     p.add_argument("--steps", type=int, default=100, help="optimizer updates in the sweep (default 100)")
     p.add_argument("--mode", choices=("exp", "linear"), default="exp", help="ramp shape (default exp)")
@@ -62,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
 
         out = args.out or default_run_dir(f"{run_name(cfg)}-find-lr")
         check_writable(out, what=PROG)  # an impossible --out fails now, not after the test
+        rates = {} if args.min_lr is None else {"min_lr": args.min_lr}
         result = range_test_config(
-            cfg, min_lr=args.min_lr, max_lr=args.max_lr, num_steps=max(args.steps, 0), mode=args.mode,
+            cfg, **rates, max_lr=args.max_lr, num_steps=max(args.steps, 0), mode=args.mode,
             smoothing=args.smoothing, diverge_factor=args.diverge_factor, parallel_rates=args.parallel,
             parallel_steps=args.parallel_steps)
         paths = result.save(out, args.method)

@@ -169,7 +169,7 @@ def _add_config(curves: _Curves, path: str, momentum: bool) -> None:
         cfg = load_config(path)
     except (ConfigError, OSError) as e:
         raise PlotInputError(named(e)) from None
-    from lrjax.engine._build import _spec, load_data, make_schedule, momentum_arg
+    from lrjax.engine import load_data, make_schedule, momentum_arg, spec_schedule
 
     o = cfg.optimizer
     key = momentum_arg(o.name)
@@ -193,7 +193,7 @@ def _add_config(curves: _Curves, path: str, momentum: bool) -> None:
         if momentum and o.cycle_momentum and key is not None:
             mom = getattr(rate, "momentum", None)
         elif momentum and mom_spec is not None:
-            mom = _spec(mom_spec, cfg, num_examples, f"optimizer.args.{key}")
+            mom = spec_schedule(mom_spec, cfg, num_examples, f"optimizer.args.{key}")
     except (ConfigError, ValueError, TypeError) as e:
         raise PlotInputError(named(e)) from None
     curves.add(Path(path).stem, rate, mom)

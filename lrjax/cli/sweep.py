@@ -53,19 +53,18 @@ def main(argv: list[str] | None = None) -> int:
         return fail(PROG, "give a sweep file, or --resume DIR (not both)")
     if args.resume is not None and (args.overrides or args.list):
         return fail(PROG, "--resume finishes a sweep as it was started; --set and --list do not apply")
-    from lrjax.sweep._engine import use_cpu_cores
+    from lrjax.sweep import use_cpu_cores
 
     use_cpu_cores()  # one CPU device per core: the configurations train in parallel (no effect on accelerators)
     if args.distributed:
         import jax
 
         jax.distributed.initialize()
-    from lrjax.sweep import run_sweep
-    from lrjax.sweep._run import _resumed_spec
+    from lrjax.sweep import resumed_spec, run_sweep
     from lrjax.sweep._spec import expand, load_sweep
 
     try:
-        spec = load_sweep(args.sweep, args.overrides) if args.resume is None else _resumed_spec(args.resume)
+        spec = load_sweep(args.sweep, args.overrides) if args.resume is None else resumed_spec(args.resume)
         configs = expand(spec)
         if args.list:
             for c in configs:

@@ -35,11 +35,13 @@ from lrjax.engine._config import (
     config_from_dict,
     config_to_dict,
     load_config,
+    parse_duration,
     run_name,
     with_validation,
 )
 from lrjax.engine._data import BatchIterator, DataError, Dataset, from_arrays, load_dataset
 from lrjax.engine._evaluate import eval_batches, evaluate
+from lrjax.engine._records import COLUMNS, eval_points, log_points
 from lrjax.engine._runner import Monitor, Source, advance, batch_at
 from lrjax.engine._util import enable_compilation_cache, seed_key
 
@@ -47,17 +49,27 @@ _LAZY = {
     "MLP": "_models", "CNN": "_models", "ResNet": "_models", "make_model": "_models", "init_params": "_models",
     "model_structure": "_models", "ModelStructure": "_models",
     "Task": "_task", "make_task": "_task",
-    "Average": "_build", "Experiment": "_build", "TrainState": "_build", "build_experiment": "_build", "build_optimizer": "_build",
-    "make_schedule": "_build", "COLUMNS": "_build", "load_data": "_build",
+    "Average": "_step", "TrainState": "_step", "train_step": "_step", "plain_loss": "_step",
+    "FromSchedule": "_optimizer", "from_schedule": "_optimizer", "make_optimizer": "_optimizer",
+    "build_optimizer": "_optimizer", "make_schedule": "_optimizer", "momentum_arg": "_optimizer",
+    "applied_rate": "_optimizer", "update_count": "_optimizer", "schedule_free_state": "_optimizer",
+    "find_state": "_optimizer", "spec_schedule": "_optimizer", "momentum_default": "_optimizer",
+    "Segment": "_program", "Flags": "_program", "Program": "_program", "compile_segment": "_program",
+    "stacked_axes": "_program",
+    "Experiment": "_build", "build_experiment": "_build", "load_data": "_build", "initial_states": "_build",
+    "train_arrays": "_build", "split_batches": "_build",
 }
 
 __all__ = [
-    "Average", "BatchIterator", "CNN", "COLUMNS", "Config", "ConfigError", "DataConfig", "DataError", "Dataset", "Experiment",
-    "MLP", "ModelConfig", "ModelStructure", "Monitor", "OptimizerConfig", "ResNet", "Source", "Task",
-    "SelectionOnTestSetWarning", "TrainConfig", "TrainState", "advance", "apply_overrides", "batch_at",
-    "build_experiment", "build_optimizer", "config_from_dict", "config_to_dict", "enable_compilation_cache",
-    "eval_batches", "evaluate", "from_arrays", "init_params", "load_config", "load_data", "load_dataset", "make_model",
-    "make_schedule", "make_task", "model_structure", "run_name", "seed_key", "with_validation",
+    "advance", "applied_rate", "apply_overrides", "Average", "batch_at", "BatchIterator", "build_experiment",
+    "build_optimizer", "CNN", "COLUMNS", "compile_segment", "Config", "config_from_dict", "config_to_dict",
+    "ConfigError", "DataConfig", "DataError", "Dataset", "enable_compilation_cache", "eval_batches", "eval_points",
+    "evaluate", "Experiment", "Flags", "from_arrays", "from_schedule", "FromSchedule", "init_params",
+    "initial_states", "load_config", "load_data", "load_dataset", "log_points", "parse_duration", "make_model", "make_optimizer",
+    "make_schedule", "make_task", "MLP", "model_structure", "ModelConfig", "ModelStructure", "momentum_arg", "momentum_default",
+    "Monitor", "OptimizerConfig", "plain_loss", "Program", "ResNet", "run_name", "schedule_free_state", "seed_key", "spec_schedule",
+    "Segment", "SelectionOnTestSetWarning", "Source", "split_batches", "stacked_axes", "Task", "train_arrays",
+    "train_step", "TrainConfig", "TrainState", "update_count", "with_validation",
 ]
 
 

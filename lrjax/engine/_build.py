@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -40,191 +39,26 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from lrjax.engine._config import (
-    SCHEDULE_FREE,
-    Config,
-    ConfigError,
-    optimizer_factory,
-    resolve_average,
-    schedule_of,
-)
+from lrjax.engine._config import SCHEDULE_FREE, Config, ConfigError, resolve_average
 from lrjax.engine._data import Dataset, from_arrays, load_dataset
 from lrjax.engine._evaluate import eval_batches, evaluate
 from lrjax.engine._models import ModelStructure, model_structure
+from lrjax.engine._optimizer import (
+    build_optimizer,
+    make_schedule,
+    momentum_arg,
+    momentum_default,
+    schedule_free_state,
+)
+from lrjax.engine._program import Flags, Program, Segment, compile_segment
 from lrjax.engine._records import COLUMNS
-from lrjax.engine._runner import Source, advance
+from lrjax.engine._runner import Monitor, Source
+from lrjax.engine._step import Average, TrainState, train_step
 from lrjax.engine._task import Task, make_task
-from lrjax.engine._util import put_global, seed_key, unalias
-from lrjax.optim import accumulate, current_hyperparams, effective_batch_size, inject, reduce_on_plateau, scale_lr
+from lrjax.engine._util import put_global, seed_key, stack_trees, unalias
 from lrjax.schedules import Schedule
 
-__all__ = ["TrainState", "Average", "Experiment", "build_experiment", "build_optimizer", "make_schedule",
-           "momentum_arg", "COLUMNS", "load_data"]
-
-
-class TrainState(NamedTuple):
-    """Everything a run carries from step to step (a pytree).
-
-    ``step``: micro-steps done (int32). ``params``: the model's ``nnx.Param`` values as a nested dict
-    (``nnx.merge(graphdef, params)`` rebuilds the model). ``opt_state``: the optax state, schedules
-    inside. ``rng``: the run's raw uint32 PRNG key; the step never splits it (a stochastic layer of your
-    own takes ``jax.random.fold_in(rng, step)``, the same after a resume; NNX layers such as ``Dropout``
-    keep their own streams in ``extra``). ``skipped``: updates skipped because the loss or gradient was
-    not finite (``on_nonfinite: skip``). ``extra``: the model's state that is not a parameter (BatchNorm
-    statistics, NNX RNG counters), ``{}`` for the built-in models. ``average``: the averaged weights
-    (:class:`Average`, ``train.average``), ``None`` when not configured.
-    """
-
-    step: jax.Array
-    params: Any
-    opt_state: Any
-    rng: jax.Array
-    skipped: jax.Array
-    extra: Any = None
-    average: Any = None
-
-
-class Average(NamedTuple):
-    """Averaged weights in the train state (``train.average``; a pytree, vmappable: a sweep stacks it).
-
-    After each optimizer update :math:`u` (the count of the optimizer state, so skipped micro-steps and
-    accumulation micro-steps do not count) with parameters :math:`\theta_u` — the *evaluated* ones
-    (:meth:`Experiment.eval_params`: schedule-free's averaged point) — and :math:`u > \mathit{start}`:
-
-    .. math:: n \leftarrow n + 1, \qquad \bar\theta \leftarrow \begin{cases} \theta_u & n = 1 \\
-              \bar\theta + w\,(\theta_u - \bar\theta) & n > 1 \end{cases}, \qquad
-              w = \begin{cases} 1/n & \text{SWA} \\ 1 - d & \text{EMA} \end{cases}
-
-    so SWA is the arithmetic mean of :math:`\theta_{start+1}, \dots, \theta_u` and EMA the recursion
-    started from a copy. Before that (:math:`n = 0`) ``params`` follows the parameters and evaluations
-    report no averaged metrics. ``start``, ``decay`` and ``ema`` are leaves, so one compiled step serves
-    both kinds and any start or decay.
-    """
-
-    params: Any        # the averaged parameters
-    count: jax.Array   # int32: updates averaged so far (n)
-    start: jax.Array   # int32: updates before averaging starts
-    decay: jax.Array   # float32: the EMA decay d (NaN for SWA)
-    ema: jax.Array     # bool: EMA, else SWA
-
-    def update(self, params: Any, updates: jax.Array, applied: jax.Array) -> "Average":
-        """The average after an optimizer step that left ``params`` and ``updates`` applied updates;
-        ``applied``: whether this call applied one (accumulation micro-steps do not)."""
-        active = applied & (updates > self.start)
-        n = self.count + active.astype(jnp.int32)
-        w = jnp.where(self.ema, 1.0 - self.decay, 1.0 / jnp.maximum(n, 1).astype(jnp.float32))
-        copy = (n == 0) | (active & (n == 1))
-
-        def one(avg: jax.Array, p: jax.Array) -> jax.Array:
-            blended = avg + w.astype(avg.dtype) * (p - avg)
-            return jnp.where(copy, p, jnp.where(active, blended, avg))
-
-        return self._replace(params=jax.tree.map(one, self.params, params), count=n)
-
-
-# ----------------------------------------------------------------------------- optimizer
-
-def _spec(spec: Any, config: Config, num_examples: int | None, where: str) -> Schedule:
-    return schedule_of(spec, where, total_steps=config.train.steps, batch_size=config.data.batch_size,
-                       accumulation_steps=config.optimizer.accumulation_steps, num_examples=num_examples)
-
-
-def make_schedule(config: Config, *, num_examples: int | None = None) -> Schedule:
-    """The learning-rate schedule of ``config``: durations resolved to optimizer steps (``"10%"``,
-    ``"2 epochs"``, via :func:`lrjax.to_steps`), then batch-size scaling (:func:`lrjax.scale_lr`) from
-    ``optimizer.base_batch_size`` to the effective batch (batch x accumulation x processes)."""
-    sched = _spec(config.schedule, config, num_examples, "schedule")
-    o = config.optimizer
-    if o.batch_scaling != "none":
-        batch = effective_batch_size(config.data.batch_size, jax.process_count(), o.accumulation_steps)
-        sched = scale_lr(sched, o.base_batch_size, batch, o.batch_scaling, optimizer=o.name)
-    return sched
-
-
-def momentum_arg(name: str) -> str | None:
-    """The argument of ``optax.<name>`` that a momentum schedule drives (``b1``, ``momentum``), or None
-    when the optimizer has none. Read from its signature, so every optax optimizer is covered."""
-    params = inspect.signature(optimizer_factory(name)).parameters
-    for key in ("b1", "momentum", "beta1"):
-        if key in params:
-            return key
-    return None
-
-
-def _momentum_default(name: str) -> float | None:
-    """The factory's default momentum (reported when momentum is not scheduled), or None."""
-    key = momentum_arg(name)
-    if key is None:
-        return None
-    default = inspect.signature(optimizer_factory(name)).parameters[key].default
-    return float(default) if isinstance(default, (int, float)) and not isinstance(default, bool) else None
-
-
-def build_optimizer(config: Config, schedule: Schedule, *, num_examples: int | None = None,
-                    momentum: Schedule | None = None) -> optax.GradientTransformation:
-    """Optax optimizer ``config.optimizer.name`` with every hyperparameter in its state.
-
-    ``lrjax.inject(optax.<name>, learning_rate=schedule, **args)`` (``optax.contrib.<name>`` for the
-    schedule-free ones, :func:`~lrjax.engine._config.optimizer_factory`; plus ``plateau=`` when configured),
-    after optional global-norm clipping, inside optional gradient accumulation (:func:`lrjax.accumulate`:
-    the schedule advances once per applied update). With ``optimizer.cycle_momentum``, ``momentum`` (default:
-    the schedule's momentum companion) drives the optimizer's momentum argument (:func:`momentum_arg`).
-    """
-    o = config.optimizer
-    args: dict[str, Any] = {}
-    for k, v in o.args.items():
-        args[k] = _spec(v, config, num_examples, f"optimizer.args.{k}") if isinstance(v, dict) else v
-    if o.cycle_momentum:
-        mom = momentum if momentum is not None else getattr(schedule, "momentum", None)
-        if mom is None:
-            raise ConfigError(
-                "optimizer.cycle_momentum needs a schedule with a momentum companion (one_cycle, cyclic), "
-                f"got schedule.name={config.schedule.get('name')!r}"
-            )
-        key = momentum_arg(o.name)
-        if key is None:
-            raise ConfigError(f"optimizer.cycle_momentum: optimizer {o.name!r} has no momentum argument "
-                              "(b1 or momentum); set optimizer.cycle_momentum: false")
-        args[key] = mom
-    plateau = None
-    if config.plateau is not None:
-        try:
-            plateau = reduce_on_plateau(**config.plateau)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"plateau: {e}") from None
-    try:
-        tx = inject(optimizer_factory(o.name), learning_rate=schedule, plateau=plateau, **args)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"optimizer.args: {e}") from None
-    if o.clip_norm is not None:
-        tx = optax.chain(optax.clip_by_global_norm(o.clip_norm), tx)
-    if o.accumulation_steps > 1:
-        tx = accumulate(tx, o.accumulation_steps)
-    return tx
-
-
-def find_state(opt_state: Any, cls: type, caller: str, what: str) -> Any:
-    """The first node of type ``cls`` inside an optimizer state (wrapped by lrjax.inject, clipping,
-    accumulation); a ``ValueError`` names ``caller`` and ``what`` was looked for when there is none."""
-    for node in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, cls)):
-        if isinstance(node, cls):
-            return node
-    raise ValueError(f"{caller}: no {what} in the optimizer state")
-
-
-def update_count(opt_state: Any) -> jax.Array:
-    """The optimizer updates applied so far: the count of the (first) :class:`lrjax.optim.InjectState` in
-    ``opt_state`` (gradient-accumulation micro-steps and skipped steps do not count)."""
-    from lrjax.optim import InjectState
-
-    return find_state(opt_state, InjectState, "update_count", "lrjax.inject state").count
-
-
-def schedule_free_state(opt_state: Any) -> Any:
-    """The ``optax.contrib.ScheduleFreeState`` inside an optimizer state: what
-    ``optax.contrib.schedule_free_eval_params`` needs."""
-    return find_state(opt_state, optax.contrib.ScheduleFreeState, "schedule_free_state",
-                      "optax.contrib.ScheduleFreeState")
+__all__ = ["Experiment", "build_experiment", "load_data", "initial_states", "train_arrays", "split_batches"]
 
 
 # ----------------------------------------------------------------------------- data
@@ -295,55 +129,28 @@ class Experiment:
         if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
             key = jax.random.key_data(key)
         params, extra, rng = self.model.init(key)
-        state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params),
-                           rng=rng, skipped=jnp.zeros((), jnp.int32), extra=extra)
+        state = TrainState.create(params, self.tx, rng=rng, extra=extra)
         if self.averaging is not None:
-            kind, start, decay = self.averaging
-            avg = jax.tree.map(jnp.copy, self.eval_params(state))
-            state = state._replace(average=Average(
-                params=avg, count=jnp.zeros((), jnp.int32), start=jnp.asarray(start, jnp.int32),
-                decay=jnp.asarray(0.0 if decay is None else decay, jnp.float32), ema=jnp.asarray(kind == "ema")))
+            state = state._replace(average=Average.create(self.eval_params(state), *self.averaging))
         return state
 
+    def loss(self, params: Any, extra: Any, batch: dict[str, jax.Array]) -> tuple[jax.Array, tuple[dict, Any]]:
+        """The step's loss function (:data:`lrjax.engine._step.LossFn`): the model in training mode on
+        ``batch["x"]``, the task's loss against ``batch["y"]``, the task's training metrics (accuracy)."""
+        out, extra = self.model.apply(params, extra, batch["x"], train=True)
+        return self.task.batch_loss(out, batch["y"]), (self.task.train_metrics(out, batch["y"]), extra)
+
     def train_step(self, state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict]:
-        """One micro-step: loss, gradient, optimizer update; ``metrics`` are scalars (``COLUMNS``)."""
+        """One micro-step: the engine's one step (:func:`lrjax.engine._step.train_step`) with this
+        experiment's loss, optimizer and rules; ``metrics`` are scalars (``COLUMNS``)."""
         if self.mesh.size > 1:
             batch = jax.lax.with_sharding_constraint(batch, self.batch_sharding)
-        x, y = batch["x"], batch["y"]
-
-        def loss_fn(params):
-            out, extra = self.model.apply(params, state.extra, x, train=True)
-            return self.task.batch_loss(out, y), (out, extra)
-
-        (loss, (out, extra)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        grad_norm = optax.global_norm(grads)
-        updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-        skipped = state.skipped
-        average = state.average
-        if average is not None:  # structure: averaging configured or not
-            before, after = update_count(state.opt_state), update_count(opt_state)
-            evaluated = self.eval_params(state._replace(params=params, opt_state=opt_state))
-            average = average.update(evaluated, after, after != before)
-        if self.config.train.on_nonfinite == "skip":  # structure, not a traced branch: both sides computed
-            keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
-            params, opt_state, extra, average = keep((params, opt_state, extra, average),
-                                                     (state.params, state.opt_state, state.extra, state.average))
-            skipped = skipped + (~finite).astype(jnp.int32)
-        hp = current_hyperparams(opt_state)
-        metrics = {"loss": loss, "grad_norm": grad_norm, "finite": finite,
-                   "lr": jnp.asarray(hp.get("learning_rate", jnp.nan), jnp.float32), **self.task.train_metrics(out, y)}
-        if self.momentum_key is not None and self.momentum_key in hp:
-            metrics["momentum"] = jnp.asarray(hp[self.momentum_key], jnp.float32)
-        elif self.momentum_default is not None:  # not scheduled: the optimizer's constant default
-            metrics["momentum"] = jnp.float32(self.momentum_default)
-        new = TrainState(step=state.step + 1, params=params, opt_state=opt_state, rng=state.rng, skipped=skipped,
-                         extra=extra, average=average)
-        return new, metrics
+        return train_step(state, batch, loss_fn=self.loss, tx=self.tx,
+                          skip_nonfinite=self.config.train.on_nonfinite == "skip", momentum_key=self.momentum_key,
+                          momentum_default=self.momentum_default, eval_params=self.eval_params)
 
     def eval_params(self, state: TrainState) -> Any:
-        """The parameters an evaluation uses: the trained ones; for a schedule-free optimizer its averaged
+        r"""The parameters an evaluation uses: the trained ones; for a schedule-free optimizer its averaged
         point :math:`x` (``optax.contrib.schedule_free_eval_params``), not the gradient point :math:`y`."""
         if self.schedule_free:
             return optax.contrib.schedule_free_eval_params(schedule_free_state(state.opt_state), state.params)
@@ -370,6 +177,18 @@ class Experiment:
                             for k, v in self.task.summarize(sums).items()})
         return metrics
 
+    # -- what an evaluation reports, and what chooses --------------------------------
+    @property
+    def eval_splits(self) -> tuple[str, ...]:
+        """What an evaluation reports: ``("val", "test")`` with a validation split, else ``("test",)``."""
+        return ("val", "test") if self.data.has_validation else ("test",)
+
+    @property
+    def selection_split(self) -> str:
+        """The split whatever chooses looks at (the best evaluation, reduce-on-plateau, a sweep's ranking):
+        ``val`` when there is one, else ``test``."""
+        return "val" if self.data.has_validation else "test"
+
     # -- data on the devices -----------------------------------------------------
     def source(self, index: np.ndarray, offset: int = 0) -> Source:
         """The training arrays (on the devices once, replicated) with ``index`` rows of example indices
@@ -380,40 +199,53 @@ class Experiment:
     @functools.cached_property
     def _train_arrays(self) -> dict[str, jax.Array]:
         """The training arrays, replicated on the mesh (put there once)."""
-        return self.replicate({"x": self.data.x_train, "y": self.data.y_train})
+        return self.replicate(train_arrays(self.data))
 
     def eval_data(self, split: str) -> dict[str, jax.Array]:
         """A split (``"val"``, ``"test"``, ``"train"``) as padded batches on the devices (put there once)."""
         if split not in self._eval_arrays:
-            x, y = self.data.split(split)
-            b = eval_batches(x, y, self.config.data.eval_batch_size, self.mesh.size)
+            b = split_batches(self.data, (split,), self.config.data.eval_batch_size, self.mesh.size)[split]
             self._eval_arrays[split] = put_global(b, NamedSharding(self.mesh, P(None, "data")))
         return self._eval_arrays[split]
+
+    def eval_inputs(self) -> dict[str, dict[str, jax.Array]]:
+        """Every split an evaluation reports (:attr:`eval_splits`), on the devices."""
+        return {s: self.eval_data(s) for s in self.eval_splits}
 
     @functools.cached_property
     def _eval_arrays(self) -> dict[str, dict[str, jax.Array]]:
         return {}
 
-    @property
-    def eval_splits(self) -> tuple[str, ...]:
-        """What an evaluation reports: ``("val", "test")`` with a validation split, else ``("test",)``."""
-        return ("val", "test") if self.data.has_validation else ("test",)
-
     # -- compiled programs ------------------------------------------------------------
+    def segment(self, rows: int, *, monitor: Monitor | None = None, splits: tuple[str, ...] | None = None
+                ) -> Segment:
+        """This experiment's :class:`~lrjax.engine.Segment`: its step over ``rows`` micro-steps (with an
+        optional ``monitor``), its evaluation of ``splits`` (default :attr:`eval_splits`; ``()`` for none),
+        and with a ``plateau`` in the config the selection split's loss fed to the optimizer. The one
+        description every command compiles, alone or vmapped."""
+        splits = self.eval_splits if splits is None else tuple(splits)
+        observe = self.selection_split if (self.config.plateau is not None and self.selection_split in splits) else None
+        return Segment(step=self.train_step, columns=COLUMNS, rows=int(rows), monitor=monitor,
+                       evaluate=self.evaluate_arrays if splits else None, splits=splits, observe=observe)
+
+    def program(self, rows: int) -> Program:
+        """The compiled segment of one member over ``rows`` micro-steps, state donated (one per ``rows``)."""
+        prog = self._programs.get(("segment", rows))
+        if prog is None:
+            prog = self._programs[("segment", rows)] = compile_segment(self.segment(rows),
+                                                                        out_shardings=self.replicated)
+        return prog
+
     def advance(self, state: TrainState, source: Source, start: int, stop: int, *, rows: int | None = None
                 ) -> tuple[TrainState, jax.Array, jax.Array]:
-        """Micro-steps ``start .. stop - 1`` in one compiled call (state donated); returns ``(state, table,
-        steps_run)`` with one row of ``COLUMNS`` per micro-step. One program per ``rows`` (default: the span)."""
-        rows = int(stop - start) if rows is None else int(rows)
-        fn = self._programs.get(("advance", rows))
-        if fn is None:
-            fn = self._programs[("advance", rows)] = jax.jit(
-                functools.partial(advance, self.train_step, COLUMNS, rows=rows), donate_argnums=0,
-                out_shardings=(self.replicated, self.replicated, self.replicated))
-        return fn(state, source, np.int32(start), np.int32(stop))
+        """Micro-steps ``start .. stop - 1`` in one compiled call (state donated), no evaluation: ``(state,
+        table, steps_run)`` with one row of ``COLUMNS`` per micro-step (:meth:`program`)."""
+        out = self.program(int(stop - start) if rows is None else int(rows))(state, source, start, stop,
+                                                                            self.eval_inputs(), Flags())
+        return out.state, out.table, out.steps
 
     def evaluate(self, state: TrainState, split: str = "test") -> dict[str, jax.Array]:
-        """The metrics of ``state`` on a split, as device scalars (no host sync)."""
+        """The metrics of ``state`` on a split, as device scalars (no host sync; the state is not consumed)."""
         fn = self._programs.get("evaluate")
         if fn is None:
             fn = self._programs["evaluate"] = jax.jit(self.evaluate_arrays, out_shardings=self.replicated)
@@ -426,6 +258,24 @@ class Experiment:
     def initial_state(self, seed: int) -> TrainState:
         """``init_state(seed_key(seed))`` placed on the mesh, ready to be donated."""
         return self.replicate(unalias(self.init_state(seed_key(seed))))
+
+
+def train_arrays(ds: Dataset) -> dict[str, np.ndarray]:
+    """The training examples a batch is gathered from: ``{"x": inputs, "y": targets}`` (host arrays)."""
+    return {"x": ds.x_train, "y": ds.y_train}
+
+
+def split_batches(ds: Dataset, splits: tuple[str, ...], batch_size: int, multiple: int = 1
+                  ) -> dict[str, dict[str, np.ndarray]]:
+    """Each split as the evaluation's padded batches (:func:`~lrjax.engine.eval_batches`, host arrays)."""
+    return {s: eval_batches(*ds.split(s), batch_size, multiple) for s in splits}
+
+
+def initial_states(exps: list["Experiment"], seeds: list[int] | None = None) -> Any:
+    """The initial states of ``exps`` (each from its own ``train.seed``, as ``lrjax train`` makes it),
+    stacked on the host along a new leading axis: what a sweep or a parallel range test starts from."""
+    seeds = [e.config.train.seed for e in exps] if seeds is None else seeds
+    return stack_trees([jax.device_get(e.init_state(seed_key(s))) for e, s in zip(exps, seeds)])
 
 
 def build_experiment(config: Config, *, model: Callable | None = None, loss: str | Callable | None = None,
@@ -477,5 +327,5 @@ def build_experiment(config: Config, *, model: Callable | None = None, loss: str
     name = config.optimizer.name
     return Experiment(config=config, data=ds, model=structure, task=task, tx=tx, schedule=schedule, mesh=mesh,
                       steps=config.train.steps, accumulation_steps=config.optimizer.accumulation_steps,
-                      momentum_key=momentum_arg(name), momentum_default=_momentum_default(name),
+                      momentum_key=momentum_arg(name), momentum_default=momentum_default(name),
                       averaging=resolve_average(config, num_examples=ds.num_train))

@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["COLUMNS", "COLUMN_INDEX", "py_value", "train_record", "eval_record", "selection_key", "is_better"]
+__all__ = ["COLUMNS", "COLUMN_INDEX", "py_value", "train_record", "eval_record", "selection_key", "is_better",
+           "points", "eval_points", "log_points", "nonfinite_update", "run_records", "summarise"]
 
 # The per-micro-step metrics the runner records (lrjax.engine.COLUMNS), in table order, and their indices.
 COLUMNS = ("loss", "accuracy", "grad_norm", "lr", "momentum", "finite")
@@ -83,3 +84,79 @@ def is_better(value: float | None, best: float | None, higher: bool) -> bool:
     if value is None:
         return False
     return best is None or (value > best if higher else value < best)
+
+
+# ----------------------------------------------------------------------------- cadences
+
+def points(every: int, steps: int) -> list[int]:
+    """Multiples of ``every`` up to ``steps``, and ``steps`` itself (the updates after which work happens).
+
+    >>> points(100, 250)
+    [100, 200, 250]
+    """
+    pts = list(range(every, steps + 1, every))
+    if not pts or pts[-1] != steps:
+        pts.append(steps)
+    return pts
+
+
+def eval_points(cfg: Any) -> list[int]:
+    """Updates after which a run evaluates: multiples of ``train.eval_every`` and the last one."""
+    return points(cfg.train.eval_every, cfg.train.steps)
+
+
+def log_points(cfg: Any) -> list[int]:
+    """Updates after which a run logs its train metrics: multiples of ``train.log_every`` and the last one."""
+    return points(cfg.train.log_every, cfg.train.steps)
+
+
+# ----------------------------------------------------------------------------- the non-finite rule
+
+def nonfinite_update(rows: np.ndarray, first_micro: int, accum: int) -> int | None:
+    """The optimizer update (1-based) of the first non-finite micro-step among ``rows``, whose first row is
+    micro-step ``first_micro``; None when every row is finite. In ``on_nonfinite: stop`` mode the run ends
+    there: ``lrjax train`` raises, a sweep member's records stop before the log that holds it."""
+    bad = np.flatnonzero(rows[:, COLUMN_INDEX["finite"]] < 0.5)
+    return None if not bad.size else (first_micro + int(bad[0])) // accum + 1
+
+
+# ----------------------------------------------------------------------------- a whole run's records
+
+def run_records(cfg: Any, rows: np.ndarray, evals: dict[int, dict], accum: int, classification: bool,
+                stop: int) -> tuple[list[dict[str, Any]], int | None]:
+    """The records ``lrjax train`` writes (``metrics.jsonl``) from a run's per-micro-step rows ``(S, C)``
+    and its evaluations by update, up to update ``stop``; and the first non-finite update in ``stop``
+    mode (the records end before the log that holds it, as ``lrjax train`` raises there)."""
+    stop_mode = cfg.train.on_nonfinite == "stop"
+    bad_update = nonfinite_update(rows, 0, accum) if stop_mode else None
+    finite = rows[:, COLUMN_INDEX["finite"]] > 0.5
+    out: list[tuple[int, int, dict]] = []
+    prev = 0
+    for p in log_points(cfg):
+        if p > stop:
+            break
+        lo, hi = prev * accum, p * accum
+        prev = p
+        if bad_update is not None and hi > (bad_update - 1) * accum:
+            break
+        skipped = int((~finite[:hi]).sum()) if cfg.train.on_nonfinite == "skip" else None
+        out.append((p, 0, train_record(p, rows[lo:hi], skipped, classification)))
+    for p in eval_points(cfg):
+        if p > stop or (bad_update is not None and p >= bad_update):
+            break
+        if p in evals:
+            out.append((p, 1, eval_record(p, evals[p])))
+    out.sort(key=lambda r: (r[0], r[1]))
+    return [r[2] for r in out], bad_update
+
+
+def summarise(records: list[dict[str, Any]], key: str, higher: bool
+              ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+    """``(last train record, last evaluation record, best evaluation by key)`` of a run's records."""
+    train = [r for r in records if "train_loss" in r]
+    evals = [r for r in records if "train_loss" not in r]
+    best = None
+    for r in evals:
+        if is_better(r.get(key), (best or {}).get(key), higher):
+            best = r
+    return (train[-1] if train else {}), (evals[-1] if evals else {}), best

@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import math
 import os
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -33,12 +32,23 @@ import numpy as np
 
 from lrjax._checks import choice, integer
 from lrjax._rundir import atomic_write_json
-from lrjax.engine import COLUMNS, BatchIterator, Config, build_experiment, config_from_dict, config_to_dict
-from lrjax.engine._build import Experiment, make_schedule
-from lrjax.engine._config import with_validation
-from lrjax.engine._runner import advance
-from lrjax.engine._util import seed_key, stack_trees
+from lrjax.engine import (
+    COLUMNS,
+    BatchIterator,
+    Config,
+    Experiment,
+    Flags,
+    build_experiment,
+    compile_segment,
+    config_from_dict,
+    config_to_dict,
+    initial_states,
+    make_schedule,
+    stacked_axes,
+    with_validation,
+)
 from lrjax.finder._range import (
+    DEFAULT_MIN_LR,
     RangeMonitor,
     check_diverge_factor,
     check_rates,
@@ -131,29 +141,13 @@ def _index(exp: Experiment, seed: int, micro_steps: int) -> np.ndarray:
     return BatchIterator(exp.data.num_train, exp.config.data.batch_size, seed).take(micro_steps)
 
 
-def _program(exp_step: Callable, rows: int, micro: int, parallel: bool, evaluate: Callable | None):
-    """The compiled range test of one experiment structure: the runner with the monitor (vmapped)."""
-    def run(state, source, stop, mstate):
-        return advance(exp_step, COLUMNS, state, source, 0, stop, rows=rows, monitor=RangeMonitor(micro),
-                       mstate=mstate)
-
-    if not parallel:
-        return jax.jit(run, donate_argnums=0)
-
-    def many(states, source, stop, mstate, batches):
-        st, table, n, m = jax.vmap(run, in_axes=(0, None, None, None))(states, source, stop, mstate)
-        return table, n, m.code, jax.vmap(evaluate, in_axes=(0, None))(st, batches)
-
-    return jax.jit(many)  # the states are not returned: nothing to donate them to
-
-
 def range_test_config(
     config: Config,
     *,
     model: Any = None,
     loss: Any = None,
     data: Any = None,
-    min_lr: float = 1e-6,
+    min_lr: float = DEFAULT_MIN_LR,
     max_lr: float = 1.0,
     num_steps: int = 100,
     mode: str = "exp",
@@ -206,10 +200,10 @@ def range_test_config(
     m0 = RangeMonitor.start(beta, factor)
     sweep = None
     if n_sweep:
-        run = _program(first.train_step, n_sweep * k, k, False, None)
-        _, table, steps_run, _ = run(first.initial_state(seed), first.source(index[: n_sweep * k]),
-                                     np.int32(n_sweep * k), m0)
-        sweep = sweep_result(curve(jax.device_get(table), int(steps_run), k, _CURVE), min_lr=min_lr,
+        prog = compile_segment(first.segment(n_sweep * k, monitor=RangeMonitor(k), splits=()),
+                               out_shardings=first.replicated)
+        out = prog(first.initial_state(seed), first.source(index[: n_sweep * k]), 0, n_sweep * k, mstate=m0)
+        sweep = sweep_result(curve(jax.device_get(out.table), int(out.steps), k, _CURVE), min_lr=min_lr,
                              max_lr=max_lr, num_steps=n_sweep, mode=mode, smoothing=beta, factor=factor,
                              accumulation_steps=k)
     grid = None
@@ -218,28 +212,21 @@ def range_test_config(
                              max_lr if parallel_max_lr is None else parallel_max_lr)
         rates = rate_grid(lo, hi, n_rates)
         exps = [experiment(Constant(float(r)), ds) for r in rates]
-        states = stack_trees([jax.device_get(e.init_state(seed_key(seed))) for e in exps])
-        split = "val" if ds.has_validation else "test"
+        states = initial_states(exps)
+        split = exps[0].selection_split  # the ranking chooses: the validation split, never the test set
         metric = "accuracy" if exps[0].task.classification else "loss"
-        evaluate = _metric_of(exps[0].evaluate_arrays, metric)
-        run = _program(exps[0].train_step, n_grid * k, k, True, evaluate)
-        tables, runs, codes, finals = jax.device_get(run(
-            states, first.source(index[: n_grid * k]), np.int32(n_grid * k), m0, exps[0].eval_data(split)))
-        ev0 = jax.device_get(evaluate(exps[0].initial_state(seed), exps[0].eval_data(split)))
-        grid = parallel_result(rates, tables, runs, codes, finals, ev0, k, n_grid, metric == "accuracy", 0.5,
+        seg = exps[0].segment(n_grid * k, monitor=RangeMonitor(k), splits=(split,))
+        prog = compile_segment(seg, in_axes=stacked_axes(arrays=False, index=False, evals=False), keep_state=False)
+        source, evals, flags = first.source(index[: n_grid * k]), {split: exps[0].eval_data(split)}, Flags(evaluate=True)
+        ev0 = jax.device_get(prog(states, source, 0, 0, evals, flags, m0).metrics[split][metric][0])  # no update yet
+        out = jax.device_get(prog(states, source, 0, n_grid * k, evals, flags, m0))
+        grid = parallel_result(rates, out.table, out.steps, out.mstate.code, out.metrics[split][metric], ev0, k,
+                               n_grid, metric == "accuracy", 0.5,
                                dict(min_lr=lo, max_lr=hi, num_rates=n_rates, num_steps=n_grid, smoothing=beta,
                                     diverge_factor=factor_setting(factor), accumulation_steps=k,
                                     slow_fraction=0.5, higher_is_better=metric == "accuracy", schedule="constant",
                                     ranked_on=f"{split}_{metric}"), _CURVE)
     return ConfigRangeTest(sweep, grid, settings)
-
-
-def _metric_of(evaluate_arrays: Callable, metric: str) -> Callable:
-    return functools.partial(_one_metric, evaluate_arrays, metric)
-
-
-def _one_metric(evaluate_arrays: Callable, metric: str, state: Any, batches: Any) -> jax.Array:
-    return evaluate_arrays(state, batches)[metric]
 
 
 def _schedule_max(config: Any) -> float:
@@ -315,6 +302,6 @@ def find_lr_for_run(config: Config, method: str = "steepest", out_dir: str | Non
         raise ValueError(f"--find-lr {method}: {e}") from None
     sweep = result.sweep
     record = {"stop_reason": sweep.stop_reason if sweep is not None else None,
-              "min_lr": kwargs.get("min_lr", 1e-6), "max_lr": kwargs.get("max_lr", 1.0),
+              "min_lr": kwargs.get("min_lr", DEFAULT_MIN_LR), "max_lr": kwargs.get("max_lr", 1.0),
               "num_steps": kwargs.get("num_steps", 100)}
     return with_peak(config, chosen, method=method, record=record)

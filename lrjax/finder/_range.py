@@ -23,6 +23,7 @@ the others go on. The caller's parameters are copied inside the compiled program
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import itertools
@@ -32,11 +33,24 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from lrjax._checks import choice, integer, number
-from lrjax.engine._runner import Source, advance, batch_at
-from lrjax.engine._util import stack_trees
+from lrjax.engine import (
+    Flags,
+    FromSchedule,
+    Program,
+    Segment,
+    Source,
+    TrainState,
+    batch_at,
+    compile_segment,
+    from_schedule,
+    make_optimizer,
+    plain_loss,
+    stacked_axes,
+    train_step,
+)
+from lrjax.engine._util import stack_trees, unalias
 from lrjax.finder._result import (
     DIVERGED,
     NONFINITE,
@@ -47,13 +61,14 @@ from lrjax.finder._result import (
     status_and_order,
 )
 from lrjax.finder._suggest import suggest
-from lrjax.optim import accumulate, current_hyperparams, inject
 from lrjax.schedules import Constant, Exponential, Linear, Schedule
 
 __all__ = ["lr_range_test", "parallel_range_test", "range_schedule", "from_schedule", "FromSchedule",
-           "RangeMonitor", "applied_lr", "rate_grid"]
+           "RangeMonitor", "rate_grid", "DEFAULT_MIN_LR"]
 
 MODES = ("exp", "linear")
+#: The first rate of every range test's ramp (and of the parallel grid) unless you give one.
+DEFAULT_MIN_LR = 1e-6
 
 
 # ---------------------------------------------------------------------------- arguments
@@ -109,49 +124,6 @@ def range_schedule(min_lr: float, max_lr: float, num_steps: int, mode: str = "ex
 def rate_grid(min_lr: float, max_lr: float, k: int) -> np.ndarray:
     """``k`` log-spaced rates from ``min_lr`` to ``max_lr`` (float32)."""
     return np.exp(np.linspace(np.log(min_lr), np.log(max_lr), k)).astype(np.float32)
-
-
-# ---------------------------------------------------------------------------- the optimizer
-
-@dataclasses.dataclass(frozen=True)
-class FromSchedule:
-    """An optimizer built by your own code around a schedule: ``build(schedule) -> GradientTransformation``.
-
-    Use it when the optimizer is more than ``factory(learning_rate=...)``. ``build`` must put the
-    schedule in the state with :func:`lrjax.inject` (anywhere inside chains/wrappers) so the applied rate
-    can be read back.
-
-    >>> import optax, lrjax
-    >>> opt = lrjax.finder.from_schedule(lambda s: optax.chain(optax.clip(1.0), lrjax.inject(optax.sgd, learning_rate=s)))
-    >>> isinstance(opt, lrjax.finder.FromSchedule)
-    True
-    """
-
-    build: Callable[[Schedule], Any]
-
-
-def from_schedule(build: Callable[[Schedule], Any]) -> FromSchedule:
-    """Mark ``build(schedule) -> optax.GradientTransformation`` as an optimizer for the range tests."""
-    if not callable(build):
-        raise TypeError(f"from_schedule: build must be a function schedule -> optimizer, got {type(build).__name__}")
-    return FromSchedule(build)
-
-
-def _optimizer(factory: Callable[..., Any] | FromSchedule, schedule: Schedule, k: int) -> optax.GradientTransformation:
-    tx = factory.build(schedule) if isinstance(factory, FromSchedule) else inject(factory, learning_rate=schedule)
-    return accumulate(tx, k) if k > 1 else tx
-
-
-def applied_lr(opt_state: Any) -> jax.Array:
-    """The learning rate used by the last update, read from the optimizer state."""
-    hp = current_hyperparams(opt_state)
-    rates = [v for k, v in hp.items() if k == "learning_rate" or k.endswith("/learning_rate")]
-    if len(rates) != 1:
-        raise ValueError(
-            "range test: the optimizer state must hold exactly one injected learning_rate (lrjax.inject) so the "
-            f"applied rate can be read back; found {len(rates)} among {sorted(hp) or 'none'}"
-        )
-    return jnp.asarray(rates[0], jnp.float32)
 
 
 # ---------------------------------------------------------------------------- the monitor
@@ -212,59 +184,63 @@ class RangeMonitor:
 
 # ---------------------------------------------------------------------------- the compiled test
 
-class FnState(NamedTuple):
-    params: Any
-    opt_state: Any
+# Range tests of your own loss run the engine's one step (:func:`lrjax.engine._step.train_step`) in the
+# engine's one segment program with the monitor. The schedule lives in the optimizer state, so a program
+# compiled for one ramp serves any other of the same structure: programs are kept per (loss, optimizer,
+# data kind, length, ramp structure) — new rates, a new smoothing or another start never recompile.
+_PROGRAMS: collections.OrderedDict[tuple, Program] = collections.OrderedDict()
+_KEEP = 16
+
+
+def _program(loss_fn: Callable, factory: Any, has_aux: bool, micro: int, rows: int, batch: Callable,
+             schedule: Schedule, eval_fn: Callable | None = None, parallel: bool = False) -> Program:
+    key = (loss_fn, factory, has_aux, micro, rows, batch, jax.tree.structure(schedule), eval_fn, parallel)
+    prog = _PROGRAMS.get(key)
+    if prog is not None:
+        _PROGRAMS.move_to_end(key)
+        return prog
+    tx = make_optimizer(factory, schedule, accumulation_steps=micro)
+    step = functools.partial(train_step, loss_fn=plain_loss(loss_fn, has_aux=has_aux), tx=tx)
+    seg = Segment(step=step, columns=_COLUMNS, rows=rows, batch=batch, monitor=RangeMonitor(micro),
+                  evaluate=None if eval_fn is None else functools.partial(_evaluate, eval_fn),
+                  splits=() if eval_fn is None else ("eval",))
+    if parallel:
+        prog = compile_segment(seg, in_axes=stacked_axes(arrays=False, index=False, evals=False), keep_state=False)
+    else:
+        prog = compile_segment(seg)
+    _PROGRAMS[key] = prog
+    if len(_PROGRAMS) > _KEEP:
+        _PROGRAMS.popitem(last=False)
+    return prog
+
+
+def _evaluate(eval_fn: Callable, state: TrainState, data: Any) -> dict[str, jax.Array]:
+    return {"eval": jnp.asarray(eval_fn(state.params, data), jnp.float32)}
+
+
+def _initial(params: Any, factory: Any, schedule: Schedule, micro: int) -> TrainState:
+    """A fresh state on a copy of the caller's parameters (the program consumes it, never the caller's)."""
+    tx = make_optimizer(factory, schedule, accumulation_steps=micro)
+    return unalias(TrainState.create(jax.tree.map(jnp.copy, params), tx))
 
 
 _COLUMNS = ("loss", "lr")
-
-
-@dataclasses.dataclass(frozen=True)
-class _Program:
-    """Static (hashable) structure of a compiled range test: a change here recompiles."""
-
-    loss_fn: Callable
-    factory: Callable | FromSchedule
-    has_aux: bool
-    micro: int
-    rows: int
-    batch: Callable  # (source, i) -> batch
-
-    def step(self, tx: optax.GradientTransformation) -> Callable:
-        vg = jax.value_and_grad(self.loss_fn, has_aux=self.has_aux)
-
-        def step(state: FnState, batch: Any) -> tuple[FnState, dict]:
-            out, grads = vg(state.params, batch)
-            loss = out[0] if self.has_aux else out
-            updates, opt_state = tx.update(grads, state.opt_state, state.params)
-            params = optax.apply_updates(state.params, updates)
-            return FnState(params, opt_state), {"loss": jnp.asarray(loss, jnp.float32), "lr": applied_lr(opt_state)}
-
-        return step
-
-    def run(self, schedule: Schedule, state: FnState, source: Source, start: Any, stop: Any, mstate: RangeState):
-        tx = _optimizer(self.factory, schedule, self.micro)
-        return advance(self.step(tx), _COLUMNS, state, source, start, stop, rows=self.rows,
-                       monitor=RangeMonitor(self.micro), mstate=mstate, batch=self.batch)
-
-    def init(self, schedule: Schedule, params: Any) -> FnState:
-        params = jax.tree.map(jnp.copy, params)  # a copy in the jaxpr: the caller's buffers are never outputs
-        return FnState(params, _optimizer(self.factory, schedule, self.micro).init(params))
-
-
-@functools.partial(jax.jit, static_argnames=("prog",))
-def _start(prog: _Program, params, schedule, source, stop, mstate):
-    return prog.run(schedule, prog.init(schedule, params), source, jnp.int32(0), stop, mstate)
-
-
-@functools.partial(jax.jit, static_argnames=("prog",), donate_argnames=("state",))
-def _continue(prog: _Program, state, schedule, source, start, stop, mstate):
-    return prog.run(schedule, state, source, start, stop, mstate)
+_BATCHES: dict[int, Callable] = {}
 
 
 def _fn_batch(fn: Callable) -> Callable:
-    return lambda source, i: fn(i)
+    """``(source, i) -> fn(i)``: the runner's batch from your function of the micro-batch index (one
+    wrapper per function, so its programs are reused)."""
+    wrapper = _BATCHES.get(id(fn))
+    if wrapper is None or wrapper.fn is not fn:  # type: ignore[attr-defined]
+        def wrapper(source: Source, i: jax.Array) -> Any:
+            return fn(i)
+
+        wrapper.fn = fn  # type: ignore[attr-defined]
+        if len(_BATCHES) > _KEEP:
+            _BATCHES.clear()
+        _BATCHES[id(fn)] = wrapper
+    return wrapper
 
 
 def classify_data(data: Any) -> str:
@@ -340,7 +316,7 @@ def lr_range_test(
     optimizer_factory: Callable[..., Any],
     data: Any,
     *,
-    min_lr: float = 1e-7,
+    min_lr: float = DEFAULT_MIN_LR,
     max_lr: float = 10.0,
     num_steps: int = 100,
     mode: str = "exp",
@@ -411,8 +387,9 @@ def lr_range_test(
     if source_kind in ("stacked", "fn"):
         batch = _fn_batch(data) if source_kind == "fn" else batch_at
         arrays = None if source_kind == "fn" else jax.tree.map(jnp.asarray, data)
-        prog = _Program(loss_fn, optimizer_factory, bool(has_aux), k, n * k, batch)
-        _, table, steps_run, _ = _start(prog, params, schedule, Source(arrays, None, 0), np.int32(n * k), m0)
+        prog = _program(loss_fn, optimizer_factory, bool(has_aux), k, n * k, batch, schedule)
+        out = prog(_initial(params, optimizer_factory, schedule, k), Source(arrays, None, 0), 0, n * k, mstate=m0)
+        table, steps_run = out.table, out.steps
         got, exhausted = curve(jax.device_get(table), int(steps_run), k), False
     else:
         *got, exhausted = _run_chunks(loss_fn, params, optimizer_factory, iter(data), schedule, n, k, has_aux,
@@ -424,7 +401,7 @@ def lr_range_test(
 def _run_chunks(loss_fn, params, factory, it, schedule, n, k, has_aux, chunk_size, m0):
     c = min(n, 64) if chunk_size is None else integer("", "chunk_size", chunk_size, lo=1)
     c = min(c, n)
-    prog = _Program(loss_fn, factory, bool(has_aux), k, c * k, batch_at)
+    prog = _program(loss_fn, factory, bool(has_aux), k, c * k, batch_at, schedule)
     state, m, tables, done, exhausted = None, m0, [], 0, False
     while done < n and not exhausted:
         want = min(c, n - done) * k
@@ -436,11 +413,10 @@ def _run_chunks(loss_fn, params, factory, it, schedule, n, k, has_aux, chunk_siz
         batches = batches[: usable * k]
         batches += [batches[-1]] * (c * k - len(batches))  # pad to the compiled chunk length
         source = Source(jax.tree.map(jnp.asarray, stack_trees(batches)), None, 0)
-        stop = np.int32((done + usable) * k)
         if state is None:
-            state, table, steps_run, m = _start(prog, params, schedule, source, stop, m)
-        else:
-            state, table, steps_run, m = _continue(prog, state, schedule, source, np.int32(done * k), stop, m)
+            state = _initial(params, factory, schedule, k)
+        out = prog(state, source, done * k, (done + usable) * k, mstate=m)
+        state, table, steps_run, m = out.state, out.table, out.steps, out.mstate
         tables.append((table, steps_run))
         done += usable
         if int(m.code) != RUNNING:  # one host read per chunk
@@ -455,20 +431,6 @@ def _run_chunks(loss_fn, params, factory, it, schedule, n, k, has_aux, chunk_siz
 
 
 # ---------------------------------------------------------------------------- the parallel test
-
-@functools.partial(jax.jit, static_argnames=("prog", "eval_fn"))
-def _parallel(prog: _Program, eval_fn, params, schedules, source, mstate, eval_data):
-    n = jnp.int32(prog.rows)
-
-    def one(schedule):
-        state, table, steps_run, m = prog.run(schedule, prog.init(schedule, params), source, jnp.int32(0), n, mstate)
-        ev = jnp.float32(jnp.nan) if eval_fn is None else jnp.asarray(eval_fn(state.params, eval_data), jnp.float32)
-        return table, steps_run, m.code, ev
-
-    tables, runs, codes, evals = jax.vmap(one)(schedules)
-    ev0 = jnp.float32(jnp.nan) if eval_fn is None else jnp.asarray(eval_fn(params, eval_data), jnp.float32)
-    return tables, runs, codes, evals, ev0
-
 
 def stack_schedules(scheds: list[Schedule]) -> Schedule:
     """Same-structure schedules stacked along a new leading axis (a vmappable batch of plans)."""
@@ -505,7 +467,7 @@ def parallel_range_test(
     optimizer_factory: Callable[..., Any],
     data: Any,
     *,
-    min_lr: float = 1e-5,
+    min_lr: float = DEFAULT_MIN_LR,
     max_lr: float = 1.0,
     num_rates: int = 8,
     num_steps: int = 50,
@@ -585,13 +547,20 @@ def parallel_range_test(
         data, source_kind = stack_trees(batches), "stacked"
     batch = _fn_batch(data) if source_kind == "fn" else batch_at
     arrays = None if source_kind == "fn" else jax.tree.map(jnp.asarray, data)
-    prog = _Program(loss_fn, optimizer_factory, bool(has_aux), acc, n * acc, batch)
-    out = _parallel(prog, eval_fn, params, stack_schedules(scheds), Source(arrays, None, 0),
-                    RangeMonitor.start(beta, factor), eval_data)
-    tables, runs, codes, evals, ev0 = jax.device_get(out)
+    stack_schedules(scheds)  # one structure for every rate
+    prog = _program(loss_fn, optimizer_factory, bool(has_aux), acc, n * acc, batch, scheds[0], eval_fn, True)
+    states = stack_trees([jax.device_get(_initial(params, optimizer_factory, s, acc)) for s in scheds])
+    source, m0 = Source(arrays, None, 0), RangeMonitor.start(beta, factor)
+    evals = {"eval": eval_data} if eval_fn is not None else None
+    flags = Flags(evaluate=eval_fn is not None)
+    ev0 = np.nan
+    if eval_fn is not None:  # the initial parameters' metric: the same program, zero updates
+        ev0 = float(jax.device_get(prog(states, source, 0, 0, evals, flags, m0).metrics["eval"]["eval"][0]))
+    out = jax.device_get(prog(states, source, 0, n * acc, evals, flags, m0))
+    tables, runs, codes = out.table, out.steps, out.mstate.code
+    evals_out = out.metrics["eval"]["eval"] if eval_fn is not None else None
     settings = dict(min_lr=lo, max_lr=hi, num_rates=k, num_steps=n, smoothing=beta,
                     diverge_factor=factor_setting(factor), accumulation_steps=acc,
                     slow_fraction=frac, higher_is_better=bool(higher_is_better),
                     schedule="constant" if schedule is None else type(scheds[0]).name)
-    return parallel_result(lrs, tables, runs, codes, None if eval_fn is None else evals, ev0, acc, n,
-                           higher_is_better, frac, settings)
+    return parallel_result(lrs, tables, runs, codes, evals_out, ev0, acc, n, higher_is_better, frac, settings)

@@ -20,7 +20,7 @@ import math
 import os
 from typing import Any, Sequence
 
-from lrjax.sweep._engine import ConfigResult
+from lrjax.sweep._driver import ConfigResult
 from lrjax.sweep._spec import Target
 
 __all__ = ["rank", "table_rows", "to_csv", "to_markdown", "plot_sweep", "steps_to_target"]

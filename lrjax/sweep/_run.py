@@ -30,7 +30,7 @@ import jax
 
 from lrjax._rundir import atomic_write_json, atomic_write_text, check_writable, lock_run_dir
 from lrjax.engine._util import default_run_dir
-from lrjax.sweep._engine import ConfigResult, train_many
+from lrjax.sweep._driver import ConfigResult, train_many
 from lrjax.sweep._report import plot_sweep, rank, table_rows, to_csv, to_markdown
 from lrjax.sweep._spec import (
     SweepConfig,
@@ -40,11 +40,11 @@ from lrjax.sweep._spec import (
     load_sweep,
     safe_label,
     spec_to_dict,
-    strategy_of,
     sweep_from_dict,
 )
+from lrjax.sweep.strategies import strategy_of
 
-__all__ = ["SweepResult", "run_sweep"]
+__all__ = ["SweepResult", "run_sweep", "resumed_spec"]
 
 
 @dataclasses.dataclass
@@ -96,7 +96,7 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, out_dir: str
     """
     t0 = time.perf_counter()
     if resume is not None:
-        spec = _resumed_spec(resume)
+        spec = resumed_spec(resume)
         out_dir, write = resume, True
     elif not isinstance(spec, SweepSpec):
         if spec is None:
@@ -148,7 +148,7 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, out_dir: str
     return SweepResult(spec, configs, results, rows, groups, winner, run_dir, round(total, 3), config_steps)
 
 
-def _resumed_spec(run_dir: str) -> SweepSpec:
+def resumed_spec(run_dir: str) -> SweepSpec:
     path = os.path.join(run_dir, "sweep.yaml")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{run_dir}: not a sweep run directory (no sweep.yaml); expected the --out of an "

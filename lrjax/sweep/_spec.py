@@ -33,7 +33,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
-import math
 import os
 import re
 from typing import Any, Mapping
@@ -44,17 +43,13 @@ from lrjax.engine._config import (
     ConfigError,
     config_from_dict,
     config_to_dict,
-    parse_duration,
     read_yaml_mapping,
     with_validation,
 )
+from lrjax.sweep._errors import SweepError
+from lrjax.sweep.strategies import registry
 
-__all__ = ["SweepError", "SweepSpec", "SweepConfig", "Strategy", "Target", "load_sweep", "sweep_from_dict",
-           "expand"]
-
-
-class SweepError(ConfigError):
-    """A sweep file is malformed; the message names the key (and the configuration's label)."""
+__all__ = ["SweepError", "SweepSpec", "SweepConfig", "Target", "load_sweep", "sweep_from_dict", "expand"]
 
 
 _REPLACE = {("schedule",), ("plateau",), ("optimizer", "args")}
@@ -64,9 +59,6 @@ _METRICS = {"accuracy": "max", "loss": "min", "r2": "max"}
 _ALIASES = {"eval_accuracy": "accuracy", "eval_loss": "loss", "val_accuracy": "accuracy", "val_loss": "loss",
             "val_r2": "r2"}
 _TOP_KEYS = ("name", "base", "config", "configs", "grid", "target", "rank_by", "max_parallel", "strategy")
-STRATEGIES = ("grid", "halving", "pbt")
-_STRATEGY_KEYS = {"grid": ("name",), "halving": ("name", "rungs", "keep", "eta"),
-                  "pbt": ("name", "interval", "quantile", "explore", "seed")}
 
 
 def _metric(value: Any, where: str) -> str:
@@ -88,132 +80,6 @@ class Target:
     @property
     def mode(self) -> str:
         return _METRICS[self.metric]
-
-
-@dataclasses.dataclass(frozen=True)
-class Strategy:
-    """How a sweep spends its budget.
-
-    * ``grid`` (default): every configuration trains to the end.
-    * ``halving`` — successive halving (ASHA's rule, applied synchronously): at each update in ``rungs``
-      the configurations still training are ranked on the validation metric and only the best ``keep``
-      fraction (``max(1, floor(n * keep))`` of ``n``; ``eta`` gives ``keep = 1/eta``) goes on.
-    * ``pbt`` — population-based training (Jaderberg et al., 2017): every ``interval`` updates, the
-      bottom ``quantile`` of each group copies the parameters and optimizer state of a member of the top
-      ``quantile`` (exploit) and multiplies the hyperparameters named in ``explore`` (dotted config keys of
-      numeric schedule or optimizer leaves) by a factor drawn from each list (explore). ``seed`` draws the
-      choices.
-    """
-
-    name: str = "grid"
-    rungs: tuple[int, ...] = ()
-    keep: float = 0.25
-    interval: int = 0
-    quantile: float = 0.25
-    explore: tuple[tuple[str, tuple[float, ...]], ...] = ()
-    seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        if self.name == "grid":
-            return {"name": "grid"}
-        if self.name == "halving":
-            return {"name": "halving", "rungs": list(self.rungs), "keep": self.keep}
-        return {"name": "pbt", "interval": self.interval, "quantile": self.quantile,
-                "explore": {k: list(v) for k, v in self.explore}, "seed": self.seed}
-
-    def stages(self, steps: int) -> list[int]:
-        """The updates after which the strategy decides, and the end of the run."""
-        if self.name == "halving":
-            return [*self.rungs, steps]
-        if self.name == "pbt":
-            return [*range(self.interval, steps, self.interval), steps]
-        return [steps]
-
-
-def _steps_value(value: Any, where: str, steps: int) -> int:
-    """A number of updates, or a duration string (``"10%"``, ``"200 steps"``) of the run."""
-    if isinstance(value, str):
-        amount, unit = parse_duration(value, where)
-        if unit not in ("fraction", "steps"):
-            raise SweepError(f"{where}={value!r}: give updates or a fraction of the run ('25%'), not {unit}")
-        value = amount * steps if unit == "fraction" else amount
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
-        raise SweepError(f"{where} must be a whole number of updates (or a string like '25%'), got {where}={value!r}")
-    return int(value)
-
-
-def parse_strategy(data: Any, steps: int, num_configs: int) -> Strategy:
-    """Validate a ``strategy`` mapping against the run length and the number of configurations."""
-    if data is None:
-        return Strategy()
-    if isinstance(data, str):
-        data = {"name": data}
-    if not isinstance(data, Mapping):
-        raise SweepError(f"strategy must be a mapping with a name ({', '.join(STRATEGIES)}), got strategy={data!r}")
-    name = data.get("name", "grid")
-    if name not in STRATEGIES:
-        raise SweepError(f"strategy.name must be one of {', '.join(STRATEGIES)}, got strategy.name={name!r}"
-                         f"{closest(str(name), STRATEGIES)}")
-    for k in data:
-        if k not in _STRATEGY_KEYS[name]:
-            raise SweepError(f"unknown key strategy.{k} for strategy {name!r}{closest(str(k), _STRATEGY_KEYS[name])}; "
-                             f"valid keys: {', '.join(_STRATEGY_KEYS[name])}")
-    if name == "grid":
-        return Strategy()
-    if name == "halving":
-        rungs_in = data.get("rungs")
-        if not isinstance(rungs_in, list) or not rungs_in:
-            raise SweepError(f"strategy.rungs must be a non-empty list of updates at which to prune, e.g. [200, 600], "
-                             f"got strategy.rungs={rungs_in!r}")
-        rungs = tuple(_steps_value(r, f"strategy.rungs[{i}]", steps) for i, r in enumerate(rungs_in))
-        for i, r in enumerate(rungs):
-            if not 0 < r < steps:
-                raise SweepError(f"strategy.rungs[{i}]={rungs_in[i]!r} is {r} updates: a rung must lie inside the run "
-                                 f"(0 < rung < train.steps={steps})")
-        if any(b <= a for a, b in zip(rungs, rungs[1:])):
-            raise SweepError(f"strategy.rungs must be strictly increasing, got strategy.rungs={list(rungs)}")
-        if "keep" in data and "eta" in data:
-            raise SweepError("strategy: give keep or eta (keep = 1/eta), not both")
-        if "eta" in data:
-            eta = data["eta"]
-            if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not eta > 1:
-                raise SweepError(f"strategy.eta must be a number > 1 (keep the best 1/eta), got strategy.eta={eta!r}")
-            keep = 1.0 / float(eta)
-        else:
-            keep = data.get("keep", 0.25)
-            if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0.0 < keep < 1.0:
-                raise SweepError(f"strategy.keep must be a fraction in (0, 1), got strategy.keep={keep!r}")
-        return Strategy("halving", rungs=rungs, keep=float(keep))
-    interval = _steps_value(data.get("interval", "25%"), "strategy.interval", steps)
-    if not 0 < interval < steps:
-        raise SweepError(f"strategy.interval must be in (0, train.steps={steps}) updates, got "
-                         f"strategy.interval={data.get('interval')!r}")
-    q = data.get("quantile", 0.25)
-    if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0.0 < q <= 0.5:
-        raise SweepError(f"strategy.quantile must be in (0, 0.5] (the bottom and top fractions), got "
-                         f"strategy.quantile={q!r}")
-    if int(num_configs * q) < 1:
-        raise SweepError(f"strategy.quantile={q!r} of {num_configs} configurations leaves nobody to copy "
-                         f"(floor({num_configs} x {q}) = 0); use at least {math.ceil(1 / q)} configurations or a "
-                         "larger quantile")
-    explore_in = data.get("explore") or {}
-    if not isinstance(explore_in, Mapping) or not explore_in:
-        raise SweepError("strategy.explore must map dotted keys of numeric hyperparameters to lists of factors, "
-                         "e.g. {schedule.schedule.peak: [0.8, 1.25]}, got strategy.explore=" + repr(explore_in))
-    explore = []
-    for k, v in explore_in.items():
-        if not str(k).startswith(("schedule.", "optimizer.args.")):
-            raise SweepError(f"strategy.explore.{k}: explore keys are schedule.<...> or optimizer.args.<name> "
-                             "(numeric leaves of the optimizer state)")
-        if not isinstance(v, list) or not v or any(isinstance(x, bool) or not isinstance(x, (int, float))
-                                                   or not x > 0 for x in v):
-            raise SweepError(f"strategy.explore.{k} must be a non-empty list of positive factors, got {v!r}")
-        explore.append((str(k), tuple(float(x) for x in v)))
-    seed = data.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise SweepError(f"strategy.seed must be an integer >= 0, got strategy.seed={seed!r}")
-    return Strategy("pbt", interval=interval, quantile=float(q), explore=tuple(explore), seed=seed)
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -349,7 +215,7 @@ def sweep_from_dict(data: Mapping[str, Any], *, root: str | None = None) -> Swee
         raise SweepError(f"max_parallel must be a positive integer or null, got max_parallel={mp!r}")
     strategy = data.get("strategy")
     if strategy is not None and not isinstance(strategy, (Mapping, str)):
-        raise SweepError(f"strategy must be a mapping with a name ({', '.join(STRATEGIES)}), got strategy={strategy!r}")
+        raise SweepError(f"strategy must be a mapping with a name ({', '.join(registry())}), got strategy={strategy!r}")
     return SweepSpec(name=name, base=base, configs=tuple(out_entries), grid=grid,
                      target=Target(metric, float(value)), rank_by=rank_by or "", max_parallel=mp,
                      strategy=copy.deepcopy(strategy), root=root)
@@ -439,19 +305,6 @@ def expand(spec: SweepSpec) -> list[SweepConfig]:
     if len(set(map(safe_label, labels))) != len(labels):
         raise SweepError("two configurations got the same label; give the configs entries distinct labels")
     return out
-
-
-def strategy_of(spec: SweepSpec, configs: list[SweepConfig]) -> Strategy:
-    """The sweep's :class:`Strategy`, validated against its configurations (one run length for all)."""
-    strategy = spec.strategy
-    if strategy is None or (isinstance(strategy, Mapping) and strategy.get("name", "grid") == "grid"):
-        return parse_strategy(strategy, 1, len(configs))
-    steps = {c.config.train.steps for c in configs}
-    if len(steps) != 1:
-        name = strategy.get("name") if isinstance(strategy, Mapping) else strategy
-        raise SweepError(f"strategy {name!r} needs one run length for every configuration, got train.steps in "
-                         f"{sorted(steps)}")
-    return parse_strategy(strategy, steps.pop(), len(configs))
 
 
 def spec_to_dict(spec: SweepSpec) -> dict[str, Any]:

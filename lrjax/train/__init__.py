@@ -22,13 +22,13 @@ from lrjax.engine import (
     load_dataset,
 )
 from lrjax.engine._checkpoint import Checkpointer
-from lrjax.train._hooks import CheckpointHook, EvalHook, Hook, LogHook, PlateauHook, ProgressHook, TensorBoardHook
+from lrjax.train._hooks import CheckpointHook, EvalHook, Hook, LogHook, ProgressHook, TensorBoardHook
 from lrjax.train._loop import NonFiniteLossError, Run, load_checkpoint, load_run_config, train
 from lrjax.train._report import format_summary, plot_run, read_metrics
 
 __all__ = [
     "BatchIterator", "CheckpointHook", "Checkpointer", "Config", "ConfigError", "DataError", "Dataset", "EvalHook",
-    "Hook", "LogHook", "NonFiniteLossError", "PlateauHook", "ProgressHook", "Run", "TensorBoardHook",
+    "Hook", "LogHook", "NonFiniteLossError", "ProgressHook", "Run", "TensorBoardHook",
     "build_experiment", "enable_compilation_cache", "format_summary", "load_checkpoint", "load_config",
     "load_dataset", "load_run_config", "plot_run", "read_metrics", "train",
 ]

@@ -14,8 +14,7 @@ Hooks never fetch device values on the spot: they hand a function to ``run.defer
 after dispatching the next span (so fetching overlaps with compute), or at ``run.flush()``.
 
 Shipped hooks: :class:`LogHook` (train metrics to ``metrics.jsonl``), :class:`EvalHook` (validation and
-test metrics), :class:`PlateauHook` (feeds the validation loss to :func:`lrjax.observe_metric`),
-:class:`CheckpointHook`, :class:`ProgressHook` (tqdm bar) and :class:`TensorBoardHook` (when
+test metrics, as the span's program computed them), :class:`CheckpointHook`, :class:`ProgressHook` (tqdm bar) and :class:`TensorBoardHook` (when
 ``tensorboard`` is installed).
 """
 
@@ -32,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from lrjax.engine import TrainState
     from lrjax.train._loop import Run
 
-__all__ = ["Hook", "LogHook", "EvalHook", "PlateauHook", "CheckpointHook", "ProgressHook", "TensorBoardHook"]
+__all__ = ["Hook", "LogHook", "EvalHook", "CheckpointHook", "ProgressHook", "TensorBoardHook"]
 
 
 class Hook(Protocol):
@@ -64,20 +63,24 @@ class LogHook:
 
 
 class EvalHook:
-    """Metrics on the validation split (``val_*``, when there is one) and the test set (``test_*``): loss,
-    and accuracy or R² as the task has them, and with ``train.average`` the averaged weights' beside them
+    """Records the evaluation the span's program ran at its end (the engine's one segment program
+    evaluates every split, and feeds reduce-on-plateau the selection split's loss, at these updates): metrics
+    on the validation split (``val_*``, when there is one) and the test set (``test_*``): loss, and
+    accuracy or R² as the task has them, and with ``train.average`` the averaged weights' beside them
     (``val_avg_*``, ``test_avg_*``: :meth:`lrjax.engine.Experiment.evaluate_arrays` returns ``avg_<metric>``
-    too, and :func:`~lrjax.engine._records.eval_record` names them). Keeps the device values in
-    ``run.last_eval_metrics`` for :class:`PlateauHook`, and the best evaluation by the validation metric
-    of the trained weights (the test metric without a validation split) in ``run.best_eval``."""
+    too, and :func:`~lrjax.engine._records.eval_record` names them). Keeps the best evaluation by the
+    validation metric of the trained weights (the test metric without a validation split) in
+    ``run.best_eval``. At an update where the program did not evaluate (a hook cadence of your own), it
+    evaluates the state itself."""
 
     def __init__(self, every: int):
         self.every = every
 
     def __call__(self, run: "Run", state: "TrainState") -> None:
         step = run.step
-        metrics = {split: run.exp.evaluate(state, split) for split in run.exp.eval_splits}
-        run.last_eval_metrics = metrics
+        metrics = run.take_eval_metrics()
+        if metrics is None:
+            metrics = {split: run.exp.evaluate(state, split) for split in run.exp.eval_splits}
         key, higher = selection_key(run.exp.task.classification, run.exp.data.has_validation)
 
         def fetch() -> None:
@@ -88,23 +91,6 @@ class EvalHook:
                 run.best_eval = rec
 
         run.defer(fetch)
-
-
-class PlateauHook:
-    """Reduce-on-plateau fed by the validation loss (the test loss without a validation split):
-    ``opt_state = lrjax.observe_metric(opt_state, loss)``. Runs right after :class:`EvalHook` with the same
-    cadence; the value stays on the device."""
-
-    def __init__(self, every: int):
-        self.every = every
-
-    def __call__(self, run: "Run", state: "TrainState") -> "TrainState | None":
-        from lrjax.optim import observe_metric
-
-        metrics = run.last_eval_metrics.get(run.selection_split)
-        if metrics is None:
-            return None
-        return state._replace(opt_state=observe_metric(state.opt_state, metrics["loss"]))
 
 
 class CheckpointHook:

@@ -43,14 +43,15 @@ import numpy as np
 from lrjax.engine import COLUMNS, BatchIterator, Config, Experiment, TrainState, build_experiment
 from lrjax.engine._checkpoint import Checkpointer
 from lrjax.engine._config import config_from_dict, config_to_dict, run_name, with_validation
+from lrjax.engine._program import Flags
 from lrjax.engine._records import COLUMN_INDEX as _COL
+from lrjax.engine._records import eval_points, nonfinite_update
 from lrjax.engine._util import default_run_dir, frozen_heap, unalias
 from lrjax.train._hooks import (
     CheckpointHook,
     EvalHook,
     Hook,
     LogHook,
-    PlateauHook,
     ProgressHook,
     TensorBoardHook,
 )
@@ -93,7 +94,7 @@ class Run:
         self.last_train: dict[str, Any] = {}
         self.last_eval: dict[str, Any] = {}
         self.best_eval: dict[str, Any] | None = None
-        self.last_eval_metrics: dict[str, jax.Array] = {}   # device values of the last evaluation
+        self.span_eval: tuple[int, dict[str, dict[str, jax.Array]]] | None = None  # (update, device metrics)
         self.last_checkpoint: int | None = None
         self._deferred: list[Callable[[], None]] = []
         self.metrics_path = os.path.join(run_dir, "metrics.jsonl")
@@ -107,6 +108,12 @@ class Run:
         return "val" if self.exp.data.has_validation else "test"
 
     # hooks' helpers ---------------------------------------------------------
+    def take_eval_metrics(self) -> dict[str, dict[str, jax.Array]] | None:
+        """The evaluation the last span's program ran at this update (device values), or None."""
+        if self.span_eval is None or self.span_eval[0] != self.step:
+            return None
+        return self.span_eval[1]
+
     def defer(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` after the next span is dispatched (or at :meth:`flush`)."""
         self._deferred.append(fn)
@@ -149,14 +156,14 @@ class Run:
         self.records.append(record)
 
     def check_finite(self, rows: np.ndarray, first_micro: int) -> None:
-        """Count non-finite micro-steps; in ``stop`` mode raise :class:`NonFiniteLossError` at the first."""
-        bad = np.flatnonzero(rows[:, _COL["finite"]] < 0.5)
-        if not bad.size:
+        """Count non-finite micro-steps; in ``stop`` mode raise :class:`NonFiniteLossError` at the first
+        (:func:`~lrjax.engine._records.nonfinite_update`, the rule a sweep member's records follow too)."""
+        update = nonfinite_update(rows, first_micro, self.exp.accumulation_steps)
+        if update is None:
             return
+        bad = np.flatnonzero(rows[:, _COL["finite"]] < 0.5)
         if self.config.train.on_nonfinite == "stop":
-            micro = first_micro + int(bad[0])
-            raise NonFiniteLossError(micro // self.exp.accumulation_steps + 1, float(rows[bad[0], _COL["lr"]]),
-                                     self.last_checkpoint)
+            raise NonFiniteLossError(update, float(rows[bad[0], _COL["lr"]]), self.last_checkpoint)
         self.skipped += int(bad.size)
 
     def save_checkpoint(self, state: TrainState) -> None:
@@ -279,13 +286,11 @@ def load_run_config(run_dir: str) -> Config:
 
 
 def default_hooks(cfg: Config, run_dir: str, *, initial_step: int, progress: bool) -> list[Hook]:
-    """Log, evaluate, plateau, checkpoint; progress bar and TensorBoard on process 0 only."""
+    """Log, evaluate (the records: the program evaluated, and fed the plateau, at the end of the span),
+    checkpoint; progress bar and TensorBoard on process 0 only."""
     t = cfg.train
     primary = jax.process_index() == 0
-    hooks: list[Hook] = [LogHook(t.log_every), EvalHook(t.eval_every)]
-    if cfg.plateau is not None:
-        hooks.append(PlateauHook(t.eval_every))
-    hooks.append(CheckpointHook(t.checkpoint_every))
+    hooks: list[Hook] = [LogHook(t.log_every), EvalHook(t.eval_every), CheckpointHook(t.checkpoint_every)]
     if progress and primary:
         hooks.append(ProgressHook(t.log_every, total=t.steps, initial=initial_step))
     if t.tensorboard and primary:
@@ -351,8 +356,7 @@ def _section(cfg: Config, path: str) -> Any:
 def _replan(state: TrainState, exp: Experiment, saved: Config, config: Config) -> TrainState:
     """The restored ``state`` with the plan of the new ``config`` (schedule, optimizer hyperparameters):
     the plan lives in the optimizer state, so it is replaced, not rebuilt. A structural change is refused."""
-    from lrjax.engine import ConfigError
-    from lrjax.engine._build import find_state
+    from lrjax.engine import ConfigError, find_state
     from lrjax.optim import InjectState, with_hyperparams
 
     for path in _FIXED_ON_RESUME:
@@ -436,6 +440,8 @@ def _run(exp: Experiment, config: Config, saved: Config | None, run_dir: str, *,
     points = _boundaries(all_hooks, exp.steps)
     accum = exp.accumulation_steps
     rows = max(b - a for a, b in zip([0] + points, points)) * accum  # one compiled span length
+    program, evals = exp.program(rows), exp.eval_inputs()
+    evaluated = set(eval_points(config))  # the span ends with an evaluation (and the plateau's look) there
     flag: dict[str, int] = {}
     status = "completed"
     error: str | None = None
@@ -449,9 +455,12 @@ def _run(exp: Experiment, config: Config, saved: Config | None, run_dir: str, *,
             for nxt in (p for p in points if p > run.step):
                 lo, hi = run.step * accum, nxt * accum
                 index = iterator.take(hi - lo)
-                state, table, _ = exp.advance(state, exp.source(index, lo), lo, hi, rows=rows)
-                if first:  # compile everything the hooks use now, then one sync: compile time apart
-                    jax.block_until_ready([exp.evaluate(state, s) for s in exp.eval_splits] + [table])
+                flags = Flags(evaluate=nxt in evaluated, observe=nxt in evaluated)
+                out = program(state, exp.source(index, lo), lo, hi, evals, flags)
+                state, table = out.state, out.table
+                run.span_eval = (nxt, out.metrics) if flags.evaluate else None
+                if first:  # the one program is compiled now; one sync: compile time apart
+                    jax.block_until_ready(table)
                     compile_s = time.perf_counter() - t_loop
                     t_loop = time.perf_counter()
                     first, first_span = False, nxt - run.step

@@ -15,8 +15,7 @@ import pytest
 import lrjax
 import lrjax.cli.plot as cli_plot
 from lrjax.cli import main as lrjax_main
-from lrjax.engine import load_config, with_validation
-from lrjax.engine._build import load_data, make_schedule
+from lrjax.engine import load_config, load_data, make_schedule, with_validation
 
 ROOT = Path(__file__).resolve().parents[2]
 

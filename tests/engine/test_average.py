@@ -9,8 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from lrjax.engine import ConfigError, build_experiment, load_config, load_dataset
-from lrjax.engine._build import update_count
+from lrjax.engine import ConfigError, build_experiment, load_config, load_dataset, update_count
 from lrjax.train import load_checkpoint, read_metrics, train
 
 DATA = load_dataset("digits", seed=0)

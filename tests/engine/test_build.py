@@ -159,7 +159,7 @@ def test_impossible_for_this_data():
 
 
 def test_momentum_argument_follows_the_signature():
-    from lrjax.engine._build import momentum_arg
+    from lrjax.engine import momentum_arg
 
     assert [momentum_arg(n) for n in ("adamw", "sgd", "rmsprop", "adagrad", "lion", "novograd")] == \
         ["b1", "momentum", "momentum", None, "b1", "b1"]

@@ -9,8 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from lrjax.engine import ConfigError, build_experiment, load_config, load_dataset
-from lrjax.engine._build import momentum_arg, schedule_free_state
+from lrjax.engine import ConfigError, build_experiment, load_config, load_dataset, momentum_arg, schedule_free_state
 from lrjax.engine._config import SCHEDULE_FREE
 from lrjax.train import train
 

@@ -96,3 +96,41 @@ def test_with_peak_wraps_other_schedules_in_scale_and_respects_batch_scaling():
     assert _schedule_max(new) == pytest.approx(0.02, rel=1e-5)
     with pytest.raises(ValueError, match="lr must be a finite rate > 0, got lr=-1"):
         with_peak(cfg, -1)
+
+
+def test_the_function_api_and_the_config_give_the_same_curve():
+    """`lrjax.lr_range_test` on the config's own model, loss, batches and ramp runs the same step as
+    `range_test_config`: the same rates and losses, point for point."""
+    import functools
+
+    import optax
+
+    import lrjax
+    from lrjax.engine import BatchIterator, build_experiment, seed_key
+
+    cfg = load_config(None, ["model.hidden=[32]", "data.batch_size=32", "optimizer.args={}"])
+    res = range_test_config(cfg, min_lr=1e-4, max_lr=3.0, num_steps=40).sweep
+    exp = build_experiment(cfg)
+    params = exp.init_state(seed_key(cfg.train.seed)).params
+    idx = BatchIterator(exp.data.num_train, 32, cfg.train.seed).take(40)
+    batches = {"x": exp.data.x_train[idx], "y": exp.data.y_train[idx]}
+
+    def loss(p, b):
+        return exp.task.batch_loss(exp.model.apply(p, {}, b["x"])[0], b["y"])
+
+    got = lrjax.lr_range_test(loss, params, functools.partial(optax.adamw), batches, min_lr=1e-4, max_lr=3.0,
+                              num_steps=40)
+    assert got.stop_reason == res.stop_reason and got.num_steps_run == res.num_steps_run > 10
+    np.testing.assert_array_equal(got.lrs, res.lrs)
+    np.testing.assert_allclose(got.losses, res.losses, rtol=1e-6)
+    np.testing.assert_allclose(got.smoothed, res.smoothed, rtol=1e-6)
+
+
+def test_one_min_lr_default_for_every_range_test():
+    import inspect
+
+    from lrjax.finder import lr_range_test, parallel_range_test
+    from lrjax.finder._range import DEFAULT_MIN_LR
+
+    for fn in (lr_range_test, parallel_range_test, range_test_config):
+        assert inspect.signature(fn).parameters["min_lr"].default == DEFAULT_MIN_LR == 1e-6

@@ -172,10 +172,10 @@ def test_non_finite_loss_stops_the_sweep_and_is_dropped_by_suggestions():
 def test_new_rates_reuse_the_compiled_sweep():
     kw = dict(num_steps=50)
     lr_range_test(quad_loss, jnp.ones(3), optax.sgd, B, min_lr=1e-3, max_lr=3.0, **kw)
-    before = _range._start._cache_size()
+    before = len(_range._PROGRAMS)
     lr_range_test(quad_loss, jnp.asarray(np.full(3, 2.0, np.float32)), optax.sgd, B + 1, min_lr=1e-5, max_lr=0.1, smoothing=0.9,
                   diverge_factor=8, **kw)
-    assert _range._start._cache_size() == before
+    assert len(_range._PROGRAMS) == before
 
 
 def test_iterator_chunks_donate_their_own_state_never_the_callers():

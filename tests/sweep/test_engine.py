@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import jax
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import lrjax
 from lrjax.engine import load_config
 from lrjax.sweep import eval_points, log_points, train_many
-from lrjax.sweep._engine import _chunks
+from lrjax.sweep._layout import chunk_layout as _chunks
 from lrjax.train import train
 
 BASE = ["train.steps=24", "train.log_every=4", "train.eval_every=8", "train.checkpoint_every=1000",
@@ -135,10 +136,11 @@ def test_bad_arguments():
 
 
 def test_use_cpu_cores_rejects_bad_counts_and_leaves_a_chosen_count():
-    from lrjax.sweep._engine import use_cpu_cores
+    from lrjax.sweep import use_cpu_cores
 
     for bad in (0, -2, True, 2.0, "4"):
-        with pytest.raises(ValueError, match=rf"count must be a positive integer or None, got count={bad!r}"):
+        with pytest.raises((TypeError, ValueError), match=rf"use_cpu_cores: count must be an integer >= 1, got "
+                                                          rf"count={re.escape(repr(bad))}"):
             use_cpu_cores(bad)
     assert use_cpu_cores() == 0 and use_cpu_cores(4) == 0  # the suite fixed the count (conftest)
     assert jax.device_count() == 1
@@ -158,21 +160,21 @@ def _fresh_python(code: str, **env) -> str:
 @pytest.mark.slow
 def test_use_cpu_cores_in_a_fresh_process():
     cores = len(os.sched_getaffinity(0))
-    got = _fresh_python("import jax, lrjax.sweep._engine as s; n = s.use_cpu_cores(); "
+    got = _fresh_python("import jax, lrjax.sweep as s; n = s.use_cpu_cores(); "
                         "print(n, jax.device_count(), s.use_cpu_cores(3), jax.device_count())")
     assert got == (f"{cores} {cores} 0 {cores}" if cores > 1 else "0 1 0 1")
-    assert _fresh_python("import jax, lrjax.sweep._engine as s; print(s.use_cpu_cores(3), jax.device_count())") == "3 3"
+    assert _fresh_python("import jax, lrjax.sweep as s; print(s.use_cpu_cores(3), jax.device_count())") == "3 3"
     # too late once JAX computed something; a count chosen in the environment is kept
-    assert _fresh_python("import jax, lrjax.sweep._engine as s; jax.numpy.zeros(1); print(s.use_cpu_cores(3), "
+    assert _fresh_python("import jax, lrjax.sweep as s; jax.numpy.zeros(1); print(s.use_cpu_cores(3), "
                          "jax.device_count())") == "0 1"
-    assert _fresh_python("import jax, lrjax.sweep._engine as s; print(s.use_cpu_cores(), jax.device_count())",
+    assert _fresh_python("import jax, lrjax.sweep as s; print(s.use_cpu_cores(), jax.device_count())",
                          XLA_FLAGS="--xla_force_host_platform_device_count=5") == "0 5"
-    assert _fresh_python("import jax, lrjax.sweep._engine as s; print(s.use_cpu_cores(), jax.device_count())",
+    assert _fresh_python("import jax, lrjax.sweep as s; print(s.use_cpu_cores(), jax.device_count())",
                          JAX_NUM_CPU_DEVICES="1") == "0 1"
 
 
 def test_cpu_chunks_keep_states_within_half_the_cache(monkeypatch):
-    import lrjax.sweep._engine as engine
+    import lrjax.sweep._layout as engine
     from lrjax.train import build_experiment
 
     exp = build_experiment(CONFIGS["a"])
@@ -180,31 +182,39 @@ def test_cpu_chunks_keep_states_within_half_the_cache(monkeypatch):
     nbytes = lambda t: sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(t))  # noqa: E731
     per = nbytes(shapes) + nbytes(shapes.params)   # the state and one gradient
     cpu = jax.devices()
-    monkeypatch.setattr(engine, "_last_level_cache", lambda: 2 * 5 * per + 7)
-    assert engine._cache_bound(exp, cpu, 16) == 5          # 5 states fit half the cache
-    assert engine._cache_bound(exp, cpu, 5) is None        # all fit: the whole group at once
-    assert engine._cache_bound(exp, cpu * 8, 16) == 8      # never fewer than one per device
-    monkeypatch.setattr(engine, "_last_level_cache", lambda: None)
-    assert engine._cache_bound(exp, cpu, 16) is None       # unknown cache: no bound
+    monkeypatch.setattr(engine, "last_level_cache", lambda: 2 * 5 * per + 7)
+    assert engine.cache_bound(exp, cpu, 16) == 5          # 5 states fit half the cache
+    assert engine.cache_bound(exp, cpu, 5) is None        # all fit: the whole group at once
+    assert engine.cache_bound(exp, cpu * 8, 16) == 8      # never fewer than one per device
+    monkeypatch.setattr(engine, "last_level_cache", lambda: None)
+    assert engine.cache_bound(exp, cpu, 16) is None       # unknown cache: no bound
 
     class Accelerator:
         platform = "gpu"
 
-    monkeypatch.setattr(engine, "_last_level_cache", lambda: 1 << 20)
-    assert engine._cache_bound(exp, [Accelerator()], 16) is None
+    monkeypatch.setattr(engine, "last_level_cache", lambda: 1 << 20)
+    assert engine.cache_bound(exp, [Accelerator()], 16) is None
 
     # and train_many follows it: 4 configs in chunks of 2, numbers unchanged
-    monkeypatch.setattr(engine, "_last_level_cache", lambda: 2 * 2 * per + 7)
+    monkeypatch.setattr(engine, "last_level_cache", lambda: 2 * 2 * per + 7)
     res, groups = train_many([CONFIGS[k] for k in ("a", "b", "a", "b")])
     assert [(g["chunks"], g["chunk_size"]) for g in groups] == [(2, 2)]
     np.testing.assert_allclose(res[0].final_eval["test_loss"], res[2].final_eval["test_loss"], rtol=1e-6)
 
 
-def test_last_level_cache_reads_sysfs():
-    from lrjax.sweep._engine import _last_level_cache
+def test_last_level_cache_reads_sysfs(tmp_path):
+    from lrjax.sweep._layout import last_level_cache
 
-    got = _last_level_cache()
-    assert got is None or (isinstance(got, int) and got >= 1 << 16)
+    for i, text in enumerate(["32K\n", "1024K\n", "32768K\n", "garbage\n"]):  # L1d, L1i... as sysfs writes them
+        (tmp_path / f"index{i}").mkdir()
+        (tmp_path / f"index{i}" / "size").write_text(text)
+    pattern = str(tmp_path / "index*" / "size")
+    assert last_level_cache(pattern) == 32768 * 1024          # the largest, in bytes
+    (tmp_path / "index2" / "size").write_text("2M")
+    assert last_level_cache(pattern) == 2 << 20
+    assert last_level_cache(str(tmp_path / "nothing" / "size")) is None   # unreadable: no bound
+    real = last_level_cache()
+    assert real is None or (isinstance(real, int) and real >= 1 << 16)
 
 
 def test_a_switch_keeps_each_configs_rates_and_numbers():

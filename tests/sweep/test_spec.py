@@ -2,8 +2,8 @@
 
 import pytest
 
-from lrjax.sweep import SweepError, expand, load_sweep, sweep_from_dict
-from lrjax.sweep._spec import merge, strategy_of
+from lrjax.sweep import SweepError, expand, load_sweep, strategy_of, sweep_from_dict
+from lrjax.sweep._spec import merge
 
 SHORT = {"train": {"steps": 20}}
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from lrjax.engine import SelectionOnTestSetWarning, load_config
-from lrjax.sweep import Strategy, SweepError, expand, run_sweep, sweep_from_dict, train_many
-from lrjax.sweep._engine import _exploit, _explore_leaves
-from lrjax.sweep._spec import strategy_of
+from lrjax.sweep import SweepError, expand, parse_strategy, run_sweep, strategy_of, sweep_from_dict, train_many
+from lrjax.sweep._population import explore_leaves as _explore_leaves
+from lrjax.sweep._population import rebuild as _exploit
 
 PEAKS = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3]
 BASE = {"train": {"steps": 40, "eval_every": 10, "log_every": 10, "compilation_cache": False},
@@ -165,7 +165,9 @@ def test_the_lineage_replays_to_the_final_hyperparameters(pbt):
     ({"name": "pbt", "interval": 10, "explore": {"schedule.schedule.peek": [2.0]}},
      r"strategy.explore.schedule.schedule.peek: not a numeric leaf of the train state"),
     ({"name": "pbt", "interval": 10, "explore": {"schedule.schedule.peak": [-1.0]}},
-     r"strategy.explore.schedule.schedule.peak must be a non-empty list of positive factors"),
+     r"strategy.explore.schedule.schedule.peak must be a non-empty list of finite positive factors"),
+        ({"name": "pbt", "interval": 10, "explore": {"schedule.schedule.peak": [float("inf")]}},
+         r"strategy.explore.schedule.schedule.peak must be a non-empty list of finite positive factors"),
     ({"name": "pbt", "interval": 10, "explore": {"schedule.schedule.peak": [2.0]}, "seeed": 1},
      r"unknown key strategy.seeed for strategy 'pbt'.*did you mean 'seed'"),
 ])
@@ -181,7 +183,7 @@ def test_the_test_set_chooses_only_when_asked_and_then_it_warns():
     with pytest.warns(SelectionOnTestSetWarning, match="the selection looks at the test set"):
         cfgs = expand(s)
     assert cfgs[0].config.data.validation_fraction == 0.0
-    assert strategy_of(spec({"name": "halving", "rungs": [10]}), expand(spec())) == Strategy("halving", rungs=(10,))
+    assert strategy_of(spec({"name": "halving", "rungs": [10]}), expand(spec())) == parse_strategy({"name": "halving", "rungs": [10]}, 40, 8)
 
 
 # ----------------------------------------------------------------------------- resume after a kill

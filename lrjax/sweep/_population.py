@@ -1,0 +1,155 @@
+"""What a strategy does to the stacked states: keep, drop, copy, perturb, fork — one gather.
+
+A strategy's :class:`~lrjax.sweep.strategies.Decision` names, for every member that trains on, the
+member whose state its row takes (itself, or another: PBT's exploit, a cooldown's fork), the factors its
+hyperparameter leaves are multiplied by (PBT's explore), and whose plan (schedule and optimizer
+hyperparameters) it follows afterwards: the source's (an exploit copies the plan it perturbs) or its own
+(a fork keeps its own schedule and continues the source's weights and optimizer moments). Members not
+named leave the stacked state (pruned). The driver turns that into one gather of rows on the devices (or
+through host memory on CPUs) and, where something is copied, one compiled program.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lrjax.engine._util import fetch
+from lrjax.optim import InjectState
+from lrjax.schedules import Schedule, Switch, to_spec
+from lrjax.sweep._errors import SweepError
+
+__all__ = ["gather_rows", "rebuild", "explore_leaves", "leaf_pattern", "lr_schedule", "plans", "effective_spec",
+           "host_row", "hyperparam_names"]
+
+_PATH_PART = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def leaf_pattern(key: str) -> re.Pattern:
+    """The key-path regex of the optimizer-state leaf a config key names (through Switch branches):
+    ``schedule.<field...>`` for the learning rate's schedule, ``optimizer.args.<name>[.<field...>]``."""
+    parts = key.split(".")
+    if parts[0] == "schedule":
+        hp, rest = "learning_rate", parts[1:]
+    else:  # optimizer.args.<name>[...]
+        hp, rest = parts[2], parts[3:]
+    if not all(_PATH_PART.match(p) for p in [hp, *rest]):
+        raise SweepError(f"strategy.explore.{key}: not a dotted key of names")
+    tail = "".join(rf"\.{re.escape(p)}" for p in rest)
+    return re.compile(rf"\.hyperparams\['{re.escape(hp)}'\](?:\.branches\[\d+\])?{tail}$")
+
+
+def explore_leaves(opt_state: Any, key: str) -> list[str]:
+    """Key paths (``jax.tree_util.keystr``) of the numeric leaves ``key`` names in an optimizer state."""
+    pat = leaf_pattern(key)
+    found = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(opt_state)[0]:
+        ks = jax.tree_util.keystr(path)
+        if pat.search(ks) and np.issubdtype(np.dtype(leaf.dtype), np.floating):
+            found.append(ks)
+    return found
+
+
+def hyperparam_names(opt_state: Any) -> list[str]:
+    """The hyperparameters an optimizer state holds (for messages)."""
+    hp = [k for k in (jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(opt_state)[0])
+          if ".hyperparams[" in k]
+    return sorted({re.sub(r"^.*\.hyperparams\['([^']+)'\](?:\.branches\[\d+\])?", r"\1", k) for k in hp})
+
+
+@jax.jit
+def _take_rows(chunk_states: list[Any], idx: jax.Array) -> Any:
+    return jax.tree.map(lambda *xs: jnp.take(jnp.concatenate(xs), idx, axis=0), *chunk_states)
+
+
+def gather_rows(chunk_states: list[Any], pick: list[tuple[int, int]], cpu: bool) -> Any:
+    """Stacked states whose row ``r`` is row ``pick[r][1]`` of chunk ``pick[r][0]``: on CPU devices a copy
+    through host memory (no program to compile), elsewhere one compiled gather on the devices."""
+    sizes = [jax.tree.leaves(s)[0].shape[0] for s in chunk_states]
+    offsets = np.cumsum([0] + sizes[:-1])
+    idx = np.asarray([offsets[c] + r for c, r in pick], np.int32)
+    if cpu:
+        host = fetch(chunk_states)
+        return jax.tree.map(lambda *xs: np.concatenate([np.asarray(x) for x in xs])[idx], *host)
+    return _take_rows(chunk_states, idx)
+
+
+def _is_inject(x: Any) -> bool:
+    return isinstance(x, InjectState)
+
+
+def plans(opt_state: Any) -> list[dict]:
+    """The plans (``InjectState.hyperparams``: schedules and hyperparameters) inside an optimizer state."""
+    return [node.hyperparams for node in jax.tree.leaves(opt_state, is_leaf=_is_inject) if _is_inject(node)]
+
+
+def _with_plans(opt_state: Any, new: list[dict]) -> Any:
+    it = iter(new)
+    return jax.tree.map(lambda n: n._replace(hyperparams=next(it)) if _is_inject(n) else n, opt_state,
+                        is_leaf=_is_inject)
+
+
+@functools.partial(jax.jit, static_argnames=("keys",))
+def _rebuild_program(states: Any, idx: jax.Array, factors: tuple, keys: tuple[str, ...], own: Any) -> Any:
+    take = lambda tree: jax.tree.map(lambda a: jnp.take(a, idx, axis=0), tree)  # noqa: E731
+    params, opt_state, extra, average = take((states.params, states.opt_state, states.extra, states.average))
+    if own is not None:  # rows that keep their own plan (a fork): the plan leaves from ``own``, row by row
+        mask, own_plans = own
+        def pick(a, b):
+            return jnp.where(mask.reshape((-1,) + (1,) * (a.ndim - 1)), b, a)
+
+        opt_state = _with_plans(opt_state, jax.tree.map(pick, plans(opt_state), own_plans))
+    for key, f in zip(keys, factors):
+        pat = leaf_pattern(key)
+
+        def scale(path, leaf, pat=pat, f=f):
+            if pat.search(jax.tree_util.keystr(path)) and jnp.issubdtype(leaf.dtype, jnp.floating):
+                return leaf * f.reshape((-1,) + (1,) * (leaf.ndim - 1)).astype(leaf.dtype)
+            return leaf
+
+        opt_state = jax.tree_util.tree_map_with_path(scale, opt_state)
+    return states._replace(params=params, opt_state=opt_state, extra=extra, average=average)
+
+
+def rebuild(states: Any, src: np.ndarray, factors: dict[str, np.ndarray] | None = None,
+            own: tuple[np.ndarray, Any] | None = None) -> Any:
+    """Row ``r`` of the result takes parameters, optimizer state, model state and averaged weights of row
+    ``src[r]`` (an exact copy; its own PRNG key, step and skip count stay); the leaves named in
+    ``factors`` are then multiplied row by row (explore). ``own = (mask, plans)``: rows where ``mask`` is
+    set keep the plan given in ``plans`` (stacked :func:`plans` of their own states) instead of the source's.
+    One compiled program per population and structure (the same shapes at every decision)."""
+    factors = factors or {}
+    keys = tuple(factors)
+    return _rebuild_program(states, np.asarray(src, np.int32), tuple(np.asarray(factors[k], np.float32) for k in keys),
+                            keys=keys, own=own)
+
+
+def lr_schedule(opt_state: Any) -> Any:
+    """The learning-rate schedule held in an (unstacked) optimizer state."""
+    found = [p.get("learning_rate") for p in plans(opt_state)]
+    return found[0] if found else None
+
+
+def effective_spec(pieces: list[tuple[int, Any]]) -> dict[str, Any] | None:
+    """An lrjax spec of the rate a member followed: schedule ``i`` from update ``t_i`` on, read at the
+    global update count (``Sequence`` of ``Shift(s_i, t_i)``)."""
+    specs = []
+    for t, sched in pieces:
+        if not isinstance(sched, Schedule):
+            return None
+        if isinstance(sched, Switch):
+            sched = sched.branches[int(np.asarray(sched.index))]
+        spec = to_spec(sched)
+        specs.append(spec if t == 0 else {"name": "shift", "schedule": spec, "shift": t})
+    if len(specs) == 1:
+        return specs[0]
+    return {"name": "sequence", "schedules": specs, "boundaries": [t for t, _ in pieces[1:]]}
+
+
+def host_row(tree: Any, r: int) -> Any:
+    return jax.tree.map(lambda a: np.asarray(a)[r], tree)

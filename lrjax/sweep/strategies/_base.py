@@ -1,0 +1,212 @@
+"""The strategy interface: decision points, and what a strategy does to the stacked state at each.
+
+A strategy is a small class registered under its ``name`` (:func:`register`); the driver
+(:func:`lrjax.sweep.train_many`) owns everything else — building and grouping the configurations,
+running the compiled segments between decision points, snapshots and ``--resume``, the records — so a
+new strategy is one module in this package and touches no other file (every module here is imported
+when the package is, and registers itself).
+
+At each of its decision points (:meth:`Strategy.decision_points`) a strategy sees the :class:`Population`
+— who is alive, their evaluations on the validation split, a ranking — and returns a :class:`Decision`:
+which members stop (their rows leave the stacked state) and which rows are replaced by a :class:`Copy`
+of another member (exploit, fork), with hyperparameter factors (explore) and whose plan the copy follows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar, Mapping, Protocol
+
+import numpy as np
+
+from lrjax._checks import closest
+from lrjax.engine import Experiment, parse_duration
+from lrjax.sweep._errors import SweepError
+
+__all__ = ["Strategy", "Population", "Copy", "Decision", "register", "registry", "parse_strategy", "strategy_of",
+           "steps_value", "fraction_value", "rng_of"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Copy:
+    """Row of a member replaced by a copy of member ``src``'s state (parameters, optimizer state, model state,
+    averaged weights; the member keeps its own PRNG key). ``factors``: multipliers of hyperparameter
+    leaves named by config keys (``schedule.schedule.peak``, ``optimizer.args.weight_decay``). ``plan``:
+    ``"src"`` — follow the copied schedule and hyperparameters (an exploit); ``"own"`` — keep the member's
+    own (a fork: the source's weights and moments, the member's own schedule from here on). ``record``:
+    write a lineage entry (step, member, copied, the explored values after the copy)."""
+
+    src: int
+    factors: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    plan: str = "src"
+    record: bool = True
+
+
+@dataclasses.dataclass
+class Decision:
+    """What happens at a decision point: ``stop`` — members whose training ends here (``{member:
+    status}``, e.g. ``"pruned"``); ``copy`` — members whose row becomes a :class:`Copy` (a member not
+    alive yet starts training from it)."""
+
+    stop: dict[int, str] = dataclasses.field(default_factory=dict)
+    copy: dict[int, Copy] = dataclasses.field(default_factory=dict)
+
+
+class Population(Protocol):
+    """What a strategy sees at a decision point (the driver's view of the members)."""
+
+    step: int
+    size: int
+
+    def alive(self) -> list[int]:
+        """Members still training, in order."""
+        ...
+
+    def groups(self) -> list[list[int]]:
+        """Alive members per compiled group (copies happen within a group: one state structure)."""
+        ...
+
+    def ranked(self, ids: list[int]) -> list[int]:
+        """``ids`` best first by the selection metric (validation) at this step; missing or non-finite last."""
+        ...
+
+    def label(self, i: int) -> str:
+        ...
+
+
+class Strategy:
+    """Base class of the strategies (see the module docs). Subclasses set ``name`` and ``keys`` (the
+    strategy's mapping keys besides ``name``) and implement :meth:`parse`; the default is a grid: no
+    decision points, every configuration to the end."""
+
+    name: ClassVar[str] = ""
+    keys: ClassVar[tuple[str, ...]] = ()
+    #: the strategy ranks configurations (so a validation split is held out by default)
+    selects: ClassVar[bool] = True
+    #: each member's learning-rate schedule may change during the run (record the pieces it followed)
+    changes_plans: ClassVar[bool] = False
+    #: every configuration must have the same ``train.steps`` (the decision points are in its updates)
+    one_length: ClassVar[bool] = True
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any], *, steps: int, num_configs: int) -> "Strategy":
+        """The strategy of a validated ``strategy`` mapping (``steps``: the run length; ``num_configs``)."""
+        return cls()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The strategy as a YAML/JSON-safe mapping (``summary.json``)."""
+        return {"name": self.name}
+
+    def decision_points(self, steps: int) -> list[int]:
+        """The updates (inside the run, sorted) after which :meth:`decide` is called."""
+        return []
+
+    def check(self, exp: Experiment) -> None:
+        """Refuse, before anything trains, a group this strategy cannot work on (a :class:`SweepError`)."""
+
+    def final_size(self, n: int) -> int:
+        """How many of ``n`` configurations train at the end (CPU chunks are sized for them)."""
+        return n
+
+    def decide(self, pop: Population) -> Decision:
+        """What happens at decision point ``pop.step``."""
+        return Decision()
+
+    def state_dict(self) -> Any:
+        """Host state the strategy carries between decisions (saved with each snapshot)."""
+        return None
+
+    def load_state_dict(self, state: Any) -> None:
+        """Restore :meth:`state_dict` (``--resume``)."""
+
+    def __eq__(self, other: Any) -> bool:
+        return type(other) is type(self) and other.to_dict() == self.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(repr(self.to_dict()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.to_dict()})"
+
+
+_REGISTRY: dict[str, type[Strategy]] = {}
+
+
+def register(cls: type[Strategy]) -> type[Strategy]:
+    """Class decorator: make ``cls`` the strategy named ``cls.name`` in sweep files."""
+    if not cls.name or cls.name in _REGISTRY:
+        raise ValueError(f"strategy name {cls.name!r} is empty or taken")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def registry() -> dict[str, type[Strategy]]:
+    """Every registered strategy by name."""
+    return dict(_REGISTRY)
+
+
+def parse_strategy(data: Any, steps: int, num_configs: int) -> Strategy:
+    """Validate a ``strategy`` mapping (or name) against the run length and the number of configurations."""
+    names = tuple(_REGISTRY)
+    if data is None:
+        data = {"name": "grid"}
+    if isinstance(data, str):
+        data = {"name": data}
+    if not isinstance(data, Mapping):
+        raise SweepError(f"strategy must be a mapping with a name ({', '.join(names)}), got strategy={data!r}")
+    name = data.get("name", "grid")
+    if name not in _REGISTRY:
+        raise SweepError(f"strategy.name must be one of {', '.join(names)}, got strategy.name={name!r}"
+                         f"{closest(str(name), names)}")
+    cls = _REGISTRY[name]
+    valid = ("name", *cls.keys)
+    for k in data:
+        if k not in valid:
+            raise SweepError(f"unknown key strategy.{k} for strategy {name!r}{closest(str(k), valid)}; "
+                             f"valid keys: {', '.join(valid)}")
+    return cls.parse({k: v for k, v in data.items() if k != "name"}, steps=steps, num_configs=num_configs)
+
+
+def strategy_of(spec: Any, configs: list[Any]) -> Strategy:
+    """The sweep's :class:`Strategy` (``spec.strategy``), validated against its configurations: the run
+    length it is parsed against is theirs, one for all when the strategy needs it (:attr:`Strategy.one_length`)."""
+    data = spec.strategy
+    name = data.get("name", "grid") if isinstance(data, Mapping) else (data or "grid")
+    cls = _REGISTRY.get(name) if isinstance(name, str) else None
+    steps = sorted({c.config.train.steps for c in configs})
+    if cls is not None and cls.one_length and len(steps) > 1:
+        raise SweepError(f"strategy {name!r} needs one run length for every configuration, got train.steps in {steps}")
+    return parse_strategy(data, max(steps, default=1), len(configs))
+
+
+# ----------------------------------------------------------------------------- value checks for parse()
+
+def steps_value(value: Any, where: str, steps: int) -> int:
+    """A number of updates, or a duration string (``"10%"``, ``"200 steps"``) of the run."""
+    if isinstance(value, str):
+        amount, unit = parse_duration(value, where)
+        if unit not in ("fraction", "steps"):
+            raise SweepError(f"{where}={value!r}: give updates or a fraction of the run ('25%'), not {unit}")
+        value = amount * steps if unit == "fraction" else amount
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or float(value) != int(value):
+        raise SweepError(f"{where} must be a whole number of updates (or a string like '25%'), got {where}={value!r}")
+    return int(value)
+
+
+def fraction_value(value: Any, where: str, *, lo: float = 0.0, hi: float = 1.0, hi_open: bool = True,
+                   lo_open: bool = True) -> float:
+    """A number in (lo, hi) (ends as asked); a :class:`SweepError` naming ``where`` otherwise."""
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+          and (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi))
+    if not ok:
+        kind = "a fraction" if (lo, hi) == (0.0, 1.0) else "a number"
+        raise SweepError(f"{where} must be {kind} in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+                         f", got {where}={value!r}")
+    return float(value)
+
+
+def rng_of(seed: int) -> np.random.Generator:
+    """A strategy's random stream (its own draws: PBT's partners and factors)."""
+    return np.random.default_rng([seed, 0x9B7])

@@ -1,0 +1,115 @@
+r"""``strategy: {name: pbt, interval: I, quantile: q, explore: {KEY: [factors]}, seed: s}`` — population-based
+training (Jaderberg et al., 2017).
+
+Every ``interval`` updates, within each compiled group, the bottom ``quantile`` of the members (ranked on
+the validation metric) copies the parameters and optimizer state — schedule included — of a member of the
+top ``quantile`` drawn at random (exploit) and multiplies the hyperparameter leaves named in ``explore``
+(dotted config keys of numeric schedule or optimizer leaves: ``schedule.schedule.peak``,
+``optimizer.args.weight_decay``) by a factor drawn from each list (explore). Nothing recompiles: the
+copy is a gather of rows, the perturbation a multiplication of leaves. ``seed`` draws the choices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping
+
+from lrjax.engine import Experiment
+from lrjax.sweep._errors import SweepError
+from lrjax.sweep._groups import state_shapes
+from lrjax.sweep._population import explore_leaves, hyperparam_names
+from lrjax.sweep.strategies._base import Copy, Decision, Population, Strategy, register, rng_of, steps_value
+
+__all__ = ["PBT"]
+
+
+@register
+@dataclasses.dataclass(eq=False)
+class PBT(Strategy):
+    """Population-based training (see the module docs)."""
+
+    name = "pbt"
+    keys = ("interval", "quantile", "explore", "seed")
+    changes_plans = True
+
+    interval: int = 0
+    quantile: float = 0.25
+    explore: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.rng = rng_of(self.seed)
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any], *, steps: int, num_configs: int) -> "PBT":
+        interval = steps_value(data.get("interval", "25%"), "strategy.interval", steps)
+        if not 0 < interval < steps:
+            raise SweepError(f"strategy.interval must be in (0, train.steps={steps}) updates, got "
+                             f"strategy.interval={data.get('interval')!r}")
+        q = data.get("quantile", 0.25)
+        if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0.0 < q <= 0.5:
+            raise SweepError(f"strategy.quantile must be in (0, 0.5] (the bottom and top fractions), got "
+                             f"strategy.quantile={q!r}")
+        if int(num_configs * q) < 1:
+            raise SweepError(f"strategy.quantile={q!r} of {num_configs} configurations leaves nobody to copy "
+                             f"(floor({num_configs} x {q}) = 0); use at least {math.ceil(1 / q)} configurations or a "
+                             "larger quantile")
+        explore_in = data.get("explore") or {}
+        if not isinstance(explore_in, Mapping) or not explore_in:
+            raise SweepError("strategy.explore must map dotted keys of numeric hyperparameters to lists of factors, "
+                             "e.g. {schedule.schedule.peak: [0.8, 1.25]}, got strategy.explore=" + repr(explore_in))
+        explore = []
+        for k, v in explore_in.items():
+            if not str(k).startswith(("schedule.", "optimizer.args.")):
+                raise SweepError(f"strategy.explore.{k}: explore keys are schedule.<...> or optimizer.args.<name> "
+                                 "(numeric leaves of the optimizer state)")
+            if not isinstance(v, list) or not v or any(
+                    isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 < x < math.inf for x in v):
+                raise SweepError(f"strategy.explore.{k} must be a non-empty list of finite positive factors, got {v!r}")
+            explore.append((str(k), tuple(float(x) for x in v)))
+        seed = data.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise SweepError(f"strategy.seed must be an integer >= 0, got strategy.seed={seed!r}")
+        return cls(interval=interval, quantile=float(q), explore=tuple(explore), seed=seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "interval": self.interval, "quantile": self.quantile,
+                "explore": {k: list(v) for k, v in self.explore}, "seed": self.seed}
+
+    def decision_points(self, steps: int) -> list[int]:
+        return list(range(self.interval, steps, self.interval))
+
+    def check(self, exp: Experiment) -> None:
+        """Every explore key names a numeric leaf of the state, or a SweepError says what the state holds."""
+        shapes = state_shapes(exp)
+        for key, _ in self.explore:
+            if key == "optimizer.args.b1" and exp.config.optimizer.name.startswith("schedule_free"):
+                raise SweepError(f"strategy.explore.{key}: a schedule-free optimizer keeps b1 constant (it recovers "
+                                 "its evaluation point with it); explore the rate or the weight decay instead")
+            if not explore_leaves(shapes.opt_state, key):
+                names = hyperparam_names(shapes.opt_state)
+                raise SweepError(
+                    f"strategy.explore.{key}: not a numeric leaf of the train state; the optimizer state holds "
+                    f"{', '.join(names[:12]) or 'no hyperparameters'} (as schedule.<field...> for learning_rate and "
+                    "optimizer.args.<name> for the others)")
+
+    def decide(self, pop: Population) -> Decision:
+        decision = Decision()
+        for ids in pop.groups():
+            n = int(len(ids) * self.quantile)
+            if n < 1:
+                continue
+            ranked = pop.ranked(ids)
+            top, bottom = ranked[:n], ranked[-n:]
+            for b in bottom:
+                src = int(top[self.rng.integers(len(top))])
+                factors = {k: float(choices[self.rng.integers(len(choices))]) for k, choices in self.explore}
+                decision.copy[b] = Copy(src=src, factors=factors)
+        return decision
+
+    def state_dict(self) -> Any:
+        return self.rng.bit_generator.state
+
+    def load_state_dict(self, state: Any) -> None:
+        self.rng.bit_generator.state = state
