@@ -617,15 +617,19 @@ def validate(cfg: Config) -> None:
 
 
 _UNITS = {"%": "fraction", "steps": "steps", "step": "steps", "epochs": "epochs", "epoch": "epochs",
-          "examples": "examples", "example": "examples"}
+          "examples": "examples", "example": "examples", "tokens": "tokens", "token": "tokens"}
 
+# Thousands, millions, billions (B or G) after a count: "20M tokens", "1.5K steps".
+_SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}
 
-_DURATION = re.compile(r"^[0-9.]+(e[-+]?[0-9]+)?\s*(%|\s[A-Za-z]+)$", re.IGNORECASE)
+_DURATION = re.compile(r"^[0-9.]+(e[-+]?[0-9]+)?[kmbg]?\s*(%|\s[A-Za-z]+)$", re.IGNORECASE)
 
 
 def parse_duration(text: str, where: str) -> tuple[float, str]:
-    """``"10%"`` -> (0.1, "fraction"); ``"3 epochs"`` -> (3.0, "epochs"); ``"500 steps"``, ``"6e4 examples"``."""
+    """``"10%"`` -> (0.1, "fraction"); ``"3 epochs"`` -> (3.0, "epochs"); ``"500 steps"``, ``"6e4 examples"``,
+    ``"20M tokens"`` (a count may end in K, M, B or G: thousands, millions, billions)."""
     s = text.strip().lower()
+    scale = 1.0
     if s.endswith("%"):
         num, unit = s[:-1], "%"
     else:
@@ -633,11 +637,13 @@ def parse_duration(text: str, where: str) -> tuple[float, str]:
         if len(parts) != 2 or parts[1] not in _UNITS:
             raise ConfigError(
                 f"{where}={text!r}: a duration is a number of steps, or a string like '10%' (of train.steps), "
-                "'3 epochs', '500 steps' or '60000 examples'"
+                "'3 epochs', '500 steps', '60000 examples' or '20M tokens'"
             )
         num, unit = parts
+        if num[-1:] in _SUFFIXES:
+            num, scale = num[:-1], _SUFFIXES[num[-1]]
     try:
-        value = float(num)
+        value = float(num) * scale
     except ValueError:
         raise ConfigError(f"{where}={text!r}: {num!r} is not a number") from None
     if value < 0:
@@ -647,27 +653,37 @@ def parse_duration(text: str, where: str) -> tuple[float, str]:
 
 def resolve_durations(spec: Any, *, total_steps: int, batch_size: int | None = None,
                       accumulation_steps: int = 1, num_examples: int | None = None,
-                      where: str = "schedule") -> Any:
-    """Replace duration strings (``"10%"``, ``"2 epochs"``) in a schedule spec by optimizer steps.
+                      where: str = "schedule", context: int | None = None) -> Any:
+    """Replace duration strings (``"10%"``, ``"2 epochs"``, ``"20M tokens"``) in a schedule spec by optimizer
+    steps.
 
     Conversions go through :func:`lrjax.to_steps` (batch size and accumulation accounted for there).
     Epoch and example units need the data; before it is loaded (``num_examples=None``) they are left
-    as they are.
+    as they are. Token units need ``context`` (tokens per example, ``data.context``): without it they are a
+    :class:`ConfigError` naming the key; before the batch size is known they are a placeholder, as epochs.
+
+    >>> resolve_durations({"name": "wsd", "decay_steps": "1M tokens"}, total_steps=500, batch_size=32, context=128)
+    {'name': 'wsd', 'decay_steps': 244}
     """
     if isinstance(spec, Mapping):
         return {k: resolve_durations(v, total_steps=total_steps, batch_size=batch_size,
                                      accumulation_steps=accumulation_steps, num_examples=num_examples,
-                                     where=f"{where}.{k}") if k != "name" else v for k, v in spec.items()}
+                                     where=f"{where}.{k}", context=context) if k != "name" else v
+                for k, v in spec.items()}
     if isinstance(spec, list):
         return [resolve_durations(v, total_steps=total_steps, batch_size=batch_size,
                                   accumulation_steps=accumulation_steps, num_examples=num_examples,
-                                  where=f"{where}[{i}]") for i, v in enumerate(spec)]
+                                  where=f"{where}[{i}]", context=context) for i, v in enumerate(spec)]
     if isinstance(spec, str) and _DURATION.match(spec.strip()):  # not '1-sqrt' (a mode name)
         value, unit = parse_duration(spec, where)
-        if unit in ("epochs", "examples") and num_examples is None:
+        if unit == "tokens" and context is None:
+            raise ConfigError(f"{where}={spec!r}: a duration in tokens needs the tokens per example (data.context "
+                              "of a text or token-window source); give steps, '10%', epochs or examples instead")
+        if (unit in ("epochs", "examples") and num_examples is None) or (unit == "tokens" and batch_size is None):
             return 1 if batch_size is None else spec  # placeholder for checks before the data is known
         return _to_steps(value, unit, total_steps=total_steps, batch_size=batch_size or 1,
-                         accumulation_steps=accumulation_steps, num_examples=num_examples, where=where)
+                         accumulation_steps=accumulation_steps, num_examples=num_examples, where=where,
+                         context=context)
     return spec
 
 
@@ -677,7 +693,8 @@ def _to_steps(value: float, unit: str, **kw: Any) -> int:
     try:
         return int(to_steps(value, unit, batch_size=kw["batch_size"],
                                   accumulation_steps=kw["accumulation_steps"],
-                                  num_examples=kw["num_examples"], total_steps=kw["total_steps"]))
+                                  num_examples=kw["num_examples"], total_steps=kw["total_steps"],
+                                  context=kw["context"]))
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{kw['where']}: {e}") from None
 

@@ -11,7 +11,7 @@ from lrjax._checks import closest, integer
 
 __all__ = ["accumulate", "to_steps", "steps_per_epoch", "effective_batch_size", "UNITS"]
 
-UNITS = ("steps", "examples", "epochs", "fraction")
+UNITS = ("steps", "examples", "epochs", "fraction", "tokens")
 
 
 def accumulate(tx: optax.GradientTransformation, every_k: int) -> optax.GradientTransformationExtraArgs:
@@ -110,6 +110,7 @@ def to_steps(
     num_examples: int | None = None,
     total_steps: int | None = None,
     drop_remainder: bool = True,
+    context: int | None = None,
 ) -> int:
     """Turn a duration into optimizer steps: the one place where batch size and accumulation count.
 
@@ -121,6 +122,8 @@ def to_steps(
     * ``"epochs"``: ``round(value × steps_per_epoch)``, with
       :func:`steps_per_epoch` ``(num_examples, ...)`` (floor by default: ``drop_remainder``).
     * ``"fraction"``: of the run, ``round(value × total_steps)``; ``value`` in [0, 1].
+    * ``"tokens"``: ``round(value / (B × context))``, ``context`` the tokens of one example (a language
+      model's window): ``"20M tokens"`` is ``20M / context`` examples.
 
     Rounding is to the nearest integer, halves up. A positive duration never becomes 0
     steps silently: it raises instead, naming the inputs.
@@ -133,6 +136,8 @@ def to_steps(
     390
     >>> lrjax.to_steps(0.05, "fraction", batch_size=128, total_steps=10_000)
     500
+    >>> lrjax.to_steps(20e6, "tokens", batch_size=32, context=128, num_devices=2)
+    2441
     """
     fn = "to_steps"
     if unit not in UNITS:
@@ -147,6 +152,12 @@ def to_steps(
         steps = _round(v)
     elif unit == "examples":
         steps = _round(v / eff)
+    elif unit == "tokens":
+        if context is None:
+            raise ValueError(f"{fn}: unit='tokens' needs context (tokens per example), got context=None")
+        per_example = integer(fn, "context", context, lo=1, integral_floats=True)
+        steps = _round(v / (eff * per_example))
+        eff *= per_example
     elif unit == "epochs":
         if num_examples is None:
             raise ValueError(f"{fn}: unit='epochs' needs num_examples (examples per epoch), got num_examples=None")
@@ -162,9 +173,10 @@ def to_steps(
             raise ValueError(f"{fn}: a fraction of the run must be in [0, 1], got value={value!r}")
         steps = _round(v * total)
     if v > 0 and steps == 0:
+        what = f"{eff} tokens (context={context} × " if unit == "tokens" else f"{eff} examples ("
         raise ValueError(
-            f"{fn}: {value!r} {unit} is less than half an optimizer update of {eff} examples "
-            f"(batch_size={batch_size} × num_devices={num_devices} × accumulation_steps={accumulation_steps}); "
+            f"{fn}: {value!r} {unit} is less than half an optimizer update of {what}"
+            f"batch_size={batch_size} × num_devices={num_devices} × accumulation_steps={accumulation_steps}); "
             f"give a longer duration or 0"
         )
     return steps
