@@ -130,7 +130,7 @@ class Program:
 
 
 def compile_segment(segment: Segment, *, in_axes: tuple | None = None, donate: bool = True, keep_state: bool = True,
-                    out_shardings: Any = None) -> Program:
+                    out_shardings: Any = None, init: Callable[[Any], Any] | None = None) -> Program:
     """The compiled :class:`Program` of ``segment``.
 
     Args:
@@ -139,11 +139,20 @@ def compile_segment(segment: Segment, *, in_axes: tuple | None = None, donate: b
       donate: donate the state (it is consumed: pass a copy of anything you keep).
       keep_state: return the state (``False``: the outputs hold ``None`` there, nothing to donate to).
       out_shardings: the outputs' sharding (one sharding for all, or a :class:`SegmentOut` of them).
+      init: ``init(x) -> state``: the program's first argument is ``x`` (e.g. your parameters and a
+        schedule), turned into the state inside the same compiled program (never donated: it is yours);
+        with ``in_axes`` its axes are ``in_axes[0]``.
     """
-    fn: Callable[..., SegmentOut] = segment if in_axes is None else jax.vmap(segment, in_axes=in_axes)
+    one: Callable[..., SegmentOut] = segment
+    if init is not None:
+        def one(x, source, start, stop, evals, flags, mstate):
+            return segment(init(x), source, start, stop, evals, flags, mstate)
+
+    fn = one if in_axes is None else jax.vmap(one, in_axes=in_axes)
 
     def program(state, source, start, stop, evals, flags, mstate):
         out = fn(state, source, start, stop, evals, flags, mstate)
         return out if keep_state else out._replace(state=None)
 
-    return Program(jax.jit(program, donate_argnums=(0,) if (donate and keep_state) else (), out_shardings=out_shardings))
+    donated = (0,) if (donate and keep_state and init is None) else ()
+    return Program(jax.jit(program, donate_argnums=donated, out_shardings=out_shardings))

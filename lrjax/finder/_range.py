@@ -50,7 +50,7 @@ from lrjax.engine import (
     stacked_axes,
     train_step,
 )
-from lrjax.engine._util import stack_trees, unalias
+from lrjax.engine._util import stack_trees
 from lrjax.finder._result import (
     DIVERGED,
     NONFINITE,
@@ -193,8 +193,11 @@ _KEEP = 16
 
 
 def _program(loss_fn: Callable, factory: Any, has_aux: bool, micro: int, rows: int, batch: Callable,
-             schedule: Schedule, eval_fn: Callable | None = None, parallel: bool = False) -> Program:
-    key = (loss_fn, factory, has_aux, micro, rows, batch, jax.tree.structure(schedule), eval_fn, parallel)
+             schedule: Schedule, eval_fn: Callable | None = None, kind: str = "start") -> Program:
+    """The compiled test: ``kind`` ``"start"`` (the state made inside from ``(params, ramp)``: one program
+    from your parameters to the curve), ``"continue"`` (a state in, donated: the next chunk of an iterator)
+    or ``"parallel"`` (``(params, stacked ramps)`` in, one member per ramp, vmapped)."""
+    key = (loss_fn, factory, has_aux, micro, rows, batch, jax.tree.structure(schedule), eval_fn, kind)
     prog = _PROGRAMS.get(key)
     if prog is not None:
         _PROGRAMS.move_to_end(key)
@@ -204,8 +207,12 @@ def _program(loss_fn: Callable, factory: Any, has_aux: bool, micro: int, rows: i
     seg = Segment(step=step, columns=_COLUMNS, rows=rows, batch=batch, monitor=RangeMonitor(micro),
                   evaluate=None if eval_fn is None else functools.partial(_evaluate, eval_fn),
                   splits=() if eval_fn is None else ("eval",))
-    if parallel:
-        prog = compile_segment(seg, in_axes=stacked_axes(arrays=False, index=False, evals=False), keep_state=False)
+    init = functools.partial(_init_state, factory, micro)
+    if kind == "parallel":
+        axes = ((None, 0), *stacked_axes(arrays=False, index=False, evals=False)[1:])
+        prog = compile_segment(seg, in_axes=axes, keep_state=False, init=init)
+    elif kind == "start":
+        prog = compile_segment(seg, init=init)
     else:
         prog = compile_segment(seg)
     _PROGRAMS[key] = prog
@@ -218,10 +225,12 @@ def _evaluate(eval_fn: Callable, state: TrainState, data: Any) -> dict[str, jax.
     return {"eval": jnp.asarray(eval_fn(state.params, data), jnp.float32)}
 
 
-def _initial(params: Any, factory: Any, schedule: Schedule, micro: int) -> TrainState:
-    """A fresh state on a copy of the caller's parameters (the program consumes it, never the caller's)."""
-    tx = make_optimizer(factory, schedule, accumulation_steps=micro)
-    return unalias(TrainState.create(jax.tree.map(jnp.copy, params), tx))
+def _init_state(factory: Any, micro: int, x: tuple[Any, Schedule]) -> TrainState:
+    """A fresh state from ``(params, ramp)``, inside the compiled test: a copy of your parameters (the
+    program never hands your buffers back or consumes them) and the optimizer's state with the ramp in it."""
+    params, schedule = x
+    params = jax.tree.map(jnp.copy, params)
+    return TrainState.create(params, make_optimizer(factory, schedule, accumulation_steps=micro))
 
 
 _COLUMNS = ("loss", "lr")
@@ -388,7 +397,7 @@ def lr_range_test(
         batch = _fn_batch(data) if source_kind == "fn" else batch_at
         arrays = None if source_kind == "fn" else jax.tree.map(jnp.asarray, data)
         prog = _program(loss_fn, optimizer_factory, bool(has_aux), k, n * k, batch, schedule)
-        out = prog(_initial(params, optimizer_factory, schedule, k), Source(arrays, None, 0), 0, n * k, mstate=m0)
+        out = prog((params, schedule), Source(arrays, None, 0), 0, n * k, mstate=m0)
         table, steps_run = out.table, out.steps
         got, exhausted = curve(jax.device_get(table), int(steps_run), k), False
     else:
@@ -401,7 +410,7 @@ def lr_range_test(
 def _run_chunks(loss_fn, params, factory, it, schedule, n, k, has_aux, chunk_size, m0):
     c = min(n, 64) if chunk_size is None else integer("", "chunk_size", chunk_size, lo=1)
     c = min(c, n)
-    prog = _program(loss_fn, factory, bool(has_aux), k, c * k, batch_at, schedule)
+    start = _program(loss_fn, factory, bool(has_aux), k, c * k, batch_at, schedule)
     state, m, tables, done, exhausted = None, m0, [], 0, False
     while done < n and not exhausted:
         want = min(c, n - done) * k
@@ -414,8 +423,10 @@ def _run_chunks(loss_fn, params, factory, it, schedule, n, k, has_aux, chunk_siz
         batches += [batches[-1]] * (c * k - len(batches))  # pad to the compiled chunk length
         source = Source(jax.tree.map(jnp.asarray, stack_trees(batches)), None, 0)
         if state is None:
-            state = _initial(params, factory, schedule, k)
-        out = prog(state, source, done * k, (done + usable) * k, mstate=m)
+            out = start((params, schedule), source, 0, usable * k, mstate=m)
+        else:
+            out = _program(loss_fn, factory, bool(has_aux), k, c * k, batch_at, schedule, kind="continue")(
+                state, source, done * k, (done + usable) * k, mstate=m)
         state, table, steps_run, m = out.state, out.table, out.steps, out.mstate
         tables.append((table, steps_run))
         done += usable
@@ -547,16 +558,15 @@ def parallel_range_test(
         data, source_kind = stack_trees(batches), "stacked"
     batch = _fn_batch(data) if source_kind == "fn" else batch_at
     arrays = None if source_kind == "fn" else jax.tree.map(jnp.asarray, data)
-    stack_schedules(scheds)  # one structure for every rate
-    prog = _program(loss_fn, optimizer_factory, bool(has_aux), acc, n * acc, batch, scheds[0], eval_fn, True)
-    states = stack_trees([jax.device_get(_initial(params, optimizer_factory, s, acc)) for s in scheds])
+    prog = _program(loss_fn, optimizer_factory, bool(has_aux), acc, n * acc, batch, scheds[0], eval_fn, "parallel")
+    ramps = stack_schedules(scheds)
     source, m0 = Source(arrays, None, 0), RangeMonitor.start(beta, factor)
     evals = {"eval": eval_data} if eval_fn is not None else None
     flags = Flags(evaluate=eval_fn is not None)
     ev0 = np.nan
     if eval_fn is not None:  # the initial parameters' metric: the same program, zero updates
-        ev0 = float(jax.device_get(prog(states, source, 0, 0, evals, flags, m0).metrics["eval"]["eval"][0]))
-    out = jax.device_get(prog(states, source, 0, n * acc, evals, flags, m0))
+        ev0 = float(jax.device_get(prog((params, ramps), source, 0, 0, evals, flags, m0).metrics["eval"]["eval"][0]))
+    out = jax.device_get(prog((params, ramps), source, 0, n * acc, evals, flags, m0))
     tables, runs, codes = out.table, out.steps, out.mstate.code
     evals_out = out.metrics["eval"]["eval"] if eval_fn is not None else None
     settings = dict(min_lr=lo, max_lr=hi, num_rates=k, num_steps=n, smoothing=beta,
