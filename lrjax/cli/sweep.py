@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from lrjax.cli._common import fail, user_errors
+from lrjax.cli._common import fail, user_errors, wrong_file
 
 __all__ = ["main"]
 
@@ -65,7 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     from lrjax.sweep._spec import expand, load_sweep
 
     try:
-        spec = load_sweep(args.sweep, args.overrides) if args.resume is None else _resumed_spec(args.resume)
+        try:
+            spec = load_sweep(args.sweep, args.overrides) if args.resume is None else _resumed_spec(args.resume)
+        except user_errors() as e:  # a training config or a schedule spec: say which command takes it
+            pointer = wrong_file(args.sweep, "sweep") if args.resume is None else None
+            raise e if pointer is None else type(e)(pointer) from e
         configs = expand(spec)
         if args.list:
             for c in configs:

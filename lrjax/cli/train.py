@@ -56,10 +56,13 @@ def main(argv: list[str] | None = None) -> int:
             cfg = load_command_config(args)
     except user_errors() as e:
         return fail(PROG, e)
-    if args.print_config:
-        import lrjax._yaml as _yaml
+    if args.print_config:  # the config as the run would write it: the name it would take included
+        import dataclasses
 
-        print(_yaml.dump(config_to_dict(cfg)), end="")
+        import lrjax._yaml as _yaml
+        from lrjax.engine import run_name
+
+        print(_yaml.dump(config_to_dict(dataclasses.replace(cfg, name=run_name(cfg)))), end="")
         return 0
     if cfg.train.compilation_cache:
         from lrjax.engine import enable_compilation_cache

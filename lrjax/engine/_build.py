@@ -46,7 +46,9 @@ from lrjax.engine._config import (
     ConfigError,
     optimizer_factory,
     resolve_average,
+    resolve_train,
     schedule_of,
+    train_steps,
 )
 from lrjax.engine._data import Dataset, from_arrays, load_dataset
 from lrjax.engine._evaluate import eval_batches, evaluate
@@ -125,7 +127,7 @@ class Average(NamedTuple):
 # ----------------------------------------------------------------------------- optimizer
 
 def _spec(spec: Any, config: Config, num_examples: int | None, where: str) -> Schedule:
-    return schedule_of(spec, where, total_steps=config.train.steps, batch_size=config.data.batch_size,
+    return schedule_of(spec, where, total_steps=train_steps(config, num_examples), batch_size=config.data.batch_size,
                        accumulation_steps=config.optimizer.accumulation_steps, num_examples=num_examples)
 
 
@@ -456,6 +458,7 @@ def build_experiment(config: Config, *, model: Callable | None = None, loss: str
     ['accuracy', 'finite', 'grad_norm', 'loss', 'lr', 'momentum']
     """
     ds = load_data(config, data)
+    config = resolve_train(config, ds.num_train)  # "5 epochs" in updates: exp.config holds what the run follows
     d = config.data
     if d.batch_size > ds.num_train:
         raise ConfigError(

@@ -381,7 +381,7 @@ def _resume_state(run: Run, saved: Config, config: Config, make_exp: Callable[[C
         return exp.initial_state(config.train.seed)
     old = exp if saved == config else make_exp(saved)
     state = run.restore(old.initial_state(saved.train.seed))
-    if run.step > config.train.steps:
+    if run.step > exp.steps:
         raise ConfigError(f"--resume: train.steps={config.train.steps} is below the checkpoint's step {run.step}; "
                           f"set train.steps > {run.step} to train further")
     if saved != config:
@@ -432,7 +432,7 @@ def _run(exp: Experiment, config: Config, saved: Config | None, run_dir: str, *,
     start_step = run.step
     if progress is None:
         progress = tc.progress
-    all_hooks = list(default_hooks(config, run_dir, initial_step=start_step, progress=progress)) + list(hooks)
+    all_hooks = list(default_hooks(exp.config, run_dir, initial_step=start_step, progress=progress)) + list(hooks)
     points = _boundaries(all_hooks, exp.steps)
     accum = exp.accumulation_steps
     rows = max(b - a for a, b in zip([0] + points, points)) * accum  # one compiled span length

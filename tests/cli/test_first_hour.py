@@ -1,0 +1,95 @@
+"""What a new user types in the first hour: each mistake is one line naming the fix, each shortcut works."""
+
+import json
+import sys
+
+import pytest
+import yaml
+
+from lrjax.cli import main
+
+TINY = ["--no-progress", "--set", "model.hidden=[8]", "--set", "data.batch_size=16",
+        "--set", "train.compilation_cache=false"]
+
+
+def _err_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_tensorboard_without_the_package_exits_2_before_a_run_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--set", "train.tensorboard=true", "--out", str(out)]) == 2
+    assert _err_line(capsys) == ("lrjax train: train.tensorboard=true needs the tensorboard package, which is not "
+                                 "installed: pip install 'lrjax[tensorboard]' (or set train.tensorboard=false)")
+    assert not out.exists()
+
+
+def test_the_first_override_points_to_the_wrapped_schedule(capsys):
+    assert main(["train", "--set", "schedule.peak=1e-2", "--print-config"]) == 2
+    assert "did you mean 'schedule.schedule.peak'?" in _err_line(capsys)
+    assert main(["train", "--set", "schedule.schedule.peak=1e-2", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["schedule"]["schedule"]["peak"] == 0.01
+
+
+def test_print_config_shows_the_name_the_run_would_take(capsys):
+    assert main(["train", "--print-config", "--set", "optimizer.name=lion"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["name"] == "digits-mlp-lion-warmup-cosine_decay"
+    assert main(["train", "--print-config", "--set", "name=mine"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["name"] == "mine"
+
+
+def test_sgd_by_override_trains_after_a_one_line_note(tmp_path, capsys):
+    out = tmp_path / "run"
+    with pytest.warns(UserWarning, match=r"--set optimizer.name=sgd: dropped optimizer.args.weight_decay=0.0001"):
+        rc = main(["train", *TINY, "--set", "optimizer.name=sgd", "--set", "train.steps=10", "--out", str(out)])
+    assert rc == 0
+    assert yaml.safe_load((out / "config.yaml").read_text())["optimizer"]["args"] == {}
+
+
+def test_counts_in_epochs_run_end_to_end(tmp_path, npz_file, capsys):
+    """80 training examples, batches of 16: an epoch is 5 updates."""
+    out = tmp_path / "run"
+    rc = main(["train", *TINY, "--data", str(npz_file), "--set", "train.steps=3 epochs", "--set",
+               "train.eval_every=1 epoch", "--set", "train.log_every=50%", "--set", "train.checkpoint_every=160 examples",
+               "--out", str(out)])
+    assert rc == 0
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "train_loss" in r] == [8, 15]        # 50% of 15, and the last update
+    assert [r["step"] for r in rows if "test_loss" in r] == [5, 10, 15]
+    assert sorted(int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit())[-1] == 15
+    s = json.loads((out / "summary.json").read_text())
+    assert (s["steps"], s["total_steps"]) == (15, 15)
+    assert yaml.safe_load((out / "config.yaml").read_text())["train"]["steps"] == "3 epochs"  # the text is kept
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "sweep.yaml").write_text("name: s\nbase: cfg.yaml\ngrid: {train.seed: [0, 1]}\n")
+    (tmp_path / "spec.yaml").write_text("name: cosine_decay\npeak: 0.1\ndecay_steps: 100\n")
+    (tmp_path / "cfg.yaml").write_text("train: {steps: 5}\nschedule: {name: constant, value: 0.01}\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["train", "sweep.yaml"], "lrjax train: {d}/sweep.yaml is a sweep file (keys such as grid, configs, base), not a "
+                              "training config; run it with: lrjax sweep {d}/sweep.yaml"),
+    (["sweep.yaml"], "lrjax train: {d}/sweep.yaml is a sweep file"),
+    (["find-lr", "sweep.yaml"], "lrjax find-lr: {d}/sweep.yaml is a sweep file"),
+    (["plot", "sweep.yaml"], "lrjax plot: {d}/sweep.yaml is a sweep file, which lrjax plot does not draw; run it "
+                             "with: lrjax sweep {d}/sweep.yaml"),
+    (["train", "spec.yaml"], "lrjax train: {d}/spec.yaml is a schedule spec, not a training config; draw it with: "
+                             "lrjax plot {d}/spec.yaml"),
+    (["sweep", "spec.yaml"], "lrjax sweep: {d}/spec.yaml is a schedule spec, not a sweep file; draw it with: "
+                             "lrjax plot {d}/spec.yaml"),
+    (["sweep", "cfg.yaml"], "lrjax sweep: {d}/cfg.yaml is a training config, not a sweep file; train it with: "
+                            "lrjax train {d}/cfg.yaml"),
+])
+def test_each_command_recognises_the_other_commands_files(files, argv, expect, capsys):
+    argv = [str(files / a) if a.endswith(".yaml") else a for a in argv]
+    assert main([*argv, "--out", str(files / "out.png" if argv[0] == "plot" else files / "out")]) == 2
+    assert _err_line(capsys).startswith(expect.format(d=files))
+    assert not (files / "out").exists() and not (files / "out.png").exists()
