@@ -7,8 +7,9 @@ Each file is either
 * a **training config** (``lrjax train``'s: keys such as ``schedule``, ``optimizer``, ``train``, ``data``,
   ``model``): its schedule exactly as training builds it (:func:`lrjax.engine._build.make_schedule`:
   ``"10%"`` of ``train.steps``, ``"2 epochs"`` of the config's training set, which is then loaded for its
-  size, and ``optimizer.batch_scaling``), drawn over ``train.steps``, with the momentum the optimizer is
-  given (``optimizer.cycle_momentum``, or a schedule spec as its ``b1``/``momentum`` argument).
+  size, and ``optimizer.batch_scaling``), drawn over ``train.steps`` (``"5 epochs"`` counted the same way),
+  with the momentum the optimizer is given (``optimizer.cycle_momentum``, or a schedule spec as its
+  ``b1``/``momentum`` argument).
 
 Several files go on one axis, labelled by file stem, momentum dashed on a twin axis. With no file: the
 gallery of every family. Every bad input (a file that is missing, not YAML, neither kind; an unknown
@@ -155,11 +156,12 @@ def _add_config(curves: _Curves, path: str, momentum: bool) -> None:
     except (ConfigError, OSError) as e:
         raise PlotInputError(named(e)) from None
     from lrjax.engine._build import _spec, load_data, make_schedule, momentum_arg
+    from lrjax.engine._config import train_steps
 
     o = cfg.optimizer
     key = momentum_arg(o.name)
     mom_spec = o.args.get(key) if key is not None and isinstance(o.args.get(key), Mapping) else None
-    needs = _epoch_durations(cfg.schedule, "schedule")
+    needs = _epoch_durations(cfg.train.steps, "train.steps") + _epoch_durations(cfg.schedule, "schedule")
     if mom_spec is not None:
         needs += _epoch_durations(mom_spec, f"optimizer.args.{key}")
     num_examples = None
@@ -182,7 +184,7 @@ def _add_config(curves: _Curves, path: str, momentum: bool) -> None:
     except (ConfigError, ValueError, TypeError) as e:
         raise PlotInputError(named(e)) from None
     curves.add(Path(path).stem, rate, mom)
-    curves.lengths.append(cfg.train.steps)
+    curves.lengths.append(train_steps(cfg, num_examples))
 
 
 def _load(paths: list[str], momentum: bool) -> _Curves:

@@ -95,6 +95,7 @@ class Run:
         self.best_eval: dict[str, Any] | None = None
         self.last_eval_metrics: dict[str, jax.Array] = {}   # device values of the last evaluation
         self.last_checkpoint: int | None = None
+        self.replanned: dict[str, Any] | None = None  # a resume that moved the rate (summary.json)
         self._deferred: list[Callable[[], None]] = []
         self.metrics_path = os.path.join(run_dir, "metrics.jsonl")
         # On several hosts only process 0 writes the run's files; every process keeps the records.
@@ -368,6 +369,27 @@ def _replan(state: TrainState, exp: Experiment, saved: Config, config: Config) -
                           f"{e}") from None
 
 
+def _rate_change(before: TrainState, after: TrainState, step: int, saved: Config, config: Config
+                 ) -> dict[str, Any] | None:
+    """When a re-plan moves the learning rate of the next update (``step``): one warning naming the old and the
+    new rate, and the record ``{step, lr_before, lr_after}`` (``summary.json``'s ``replanned``); else None."""
+    from lrjax.engine._build import find_state
+    from lrjax.optim import InjectState
+
+    def rate(state: TrainState) -> float:
+        lr = find_state(state.opt_state, InjectState, "--resume", "lrjax.inject state").hyperparams["learning_rate"]
+        return float(np.asarray(lr(step) if callable(lr) else lr, np.float32))
+
+    old, new = rate(before), rate(after)
+    if old == new:
+        return None
+    why = (f"; its durations in % follow train.steps from {saved.train.steps} to {config.train.steps}"
+           if saved.train.steps != config.train.steps else "")
+    warnings.warn(f"lrjax train: --resume re-plans the schedule: the learning rate at step {step} moves from "
+                  f"{old:.4g} to {new:.4g}{why}", UserWarning, stacklevel=4)
+    return {"step": step, "lr_before": old, "lr_after": new}
+
+
 def _resume_state(run: Run, saved: Config, config: Config, make_exp: Callable[[Config], Experiment]) -> TrainState:
     """The state to continue from: the latest checkpoint (onto the saved config's structure), with the new
     config's plan when it differs; from step 0 (with a warning) when no checkpoint is left."""
@@ -385,7 +407,8 @@ def _resume_state(run: Run, saved: Config, config: Config, make_exp: Callable[[C
         raise ConfigError(f"--resume: train.steps={config.train.steps} is below the checkpoint's step {run.step}; "
                           f"set train.steps > {run.step} to train further")
     if saved != config:
-        state = _replan(state, exp, saved, config)
+        before, state = state, _replan(state, exp, saved, config)
+        run.replanned = _rate_change(before, state, run.step, saved, config)
     return unalias(state)
 
 
@@ -517,6 +540,7 @@ def _finish(run: Run, hooks: list[Hook], exp: Experiment, config: Config, status
         "steps": run.step,
         "total_steps": exp.steps,
         "resumed_from": start_step if resume is not None else None,
+        "replanned": run.replanned,
         "selection": run.selection_split,
         "final_train": run.last_train,
         "final_eval": run.last_eval,

@@ -88,7 +88,9 @@ def format_summary(s: dict[str, Any]) -> str:
         "",
         f"lrjax train: {s['name']}  [{s['status']}]",
         f"  steps        {s['steps']}/{s['total_steps']}"
-        + (f"  (resumed at {s['resumed_from']})" if s.get("resumed_from") is not None else ""),
+        + (f"  (resumed at {s['resumed_from']})" if s.get("resumed_from") is not None else "")
+        + (f"; re-planned: lr {s['replanned']['lr_before']:.4g} -> {s['replanned']['lr_after']:.4g}"
+           if s.get("replanned") else ""),
         f"  final eval   {_fmt_eval(s.get('final_eval'))}",
         f"  best eval    {_fmt_eval(s.get('best_eval'))}" + (f"  [by {s['selection']}]" if s.get("selection") else ""),
     ]
