@@ -24,6 +24,7 @@ import numpy as np
 
 from lrjax.schedules._base import _CHILD, _LEAF, Schedule, _field_kind
 from lrjax.schedules._cyclic import MomentumOf
+from lrjax.schedules._lambda import Lambda
 from lrjax.schedules._spec import from_spec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -99,7 +100,14 @@ def describe(s: Schedule, *, max_items: int = 4) -> str:
     >>> import lrjax
     >>> describe(lrjax.CosineDecay(1.0, decay_steps=100, floor=0.1))
     'CosineDecay(peak=1, decay_steps=100, floor=0.1)'
+    >>> describe(lrjax.Lambda(lambda t, decay: decay ** (t / 100), decay=0.7))
+    'Lambda(lambda t, decay: decay ** (t / 100), decay=0.7)'
     """
+    if isinstance(s, Lambda):  # the function as text and its keywords by name, not <function <lambda> at 0x...>
+        kw = [f"{n}={float(np.asarray(v)):.4g}" for n, v in s.kwargs.items() if np.ndim(v) == 0]
+        scale = [] if np.ndim(s.scale) or float(np.asarray(s.scale)) == 1.0 else [f"scale={float(np.asarray(s.scale)):.4g}"]
+        shown = kw + scale
+        return f"Lambda({', '.join([s.source] + shown[:max_items] + (['…'] if len(shown) > max_items else []))})"
     parts = []
     for f in dataclasses.fields(s):
         v = getattr(s, f.name)

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from lrjax._checks import closest
-from lrjax.schedules._base import _CHILD, _LEAF, _REGISTRY, Schedule, _field_kind, _is_tuple_field
+from lrjax.schedules._base import _CHILD, _LEAF, _REGISTRY, Schedule, _field_kind, _is_tuple_field, unset
 
 __all__ = ["to_spec", "from_spec", "load_spec"]
 
@@ -42,6 +42,8 @@ def to_spec(schedule: Schedule) -> dict[str, Any]:
     for f in dataclasses.fields(schedule):
         v = getattr(schedule, f.name)
         kind = _field_kind(f)
+        if unset(f, v):  # a negative Warmup.target: "not set", which from_spec's default says again
+            continue
         if kind == _LEAF:
             out[f.name] = _num(v)
         elif kind == _CHILD:
