@@ -31,7 +31,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["plot_schedules", "gallery", "gallery_schedules", "describe", "companion_momentum"]
+__all__ = ["plot_schedules", "gallery", "gallery_schedules", "describe", "companion_momentum", "spans_decades",
+           "moves"]
 
 
 # -- helpers -------------------------------------------------------------------
@@ -82,6 +83,29 @@ def _steps_array(steps: Any, scheds: Seq[Schedule]) -> np.ndarray:
         # at most ~4000 points: enough for a picture, cheap for long runs
         return np.unique(np.linspace(0, n - 1, min(n, 4000)).round().astype(np.int64))
     return np.asarray(steps)
+
+
+def spans_decades(values: Any, decades: float = 1.0) -> bool:
+    """Whether the positive finite ``values`` span more than ``decades`` powers of ten (max / min > 10): a
+    rate axis is then logarithmic, so that a warmup from 1e-5 and a floor at 1 % of the peak stay visible.
+
+    >>> spans_decades([3e-3, 3e-5]), spans_decades([3e-3, 1e-3, 0.0])
+    (True, False)
+    """
+    v = np.asarray([x for x in np.ravel(np.asarray(values, dtype=np.float64)) if np.isfinite(x) and x > 0])
+    return v.size > 1 and float(v.max()) > float(v.min()) * 10.0**decades
+
+
+def moves(values: Any, rel: float = 1e-6) -> bool:
+    """Whether the finite ``values`` change (by more than ``rel`` of their size): a constant momentum is not
+    worth a curve.
+
+    >>> moves([0.9, 0.9, 0.9]), moves([0.95, 0.85, 0.95]), moves([None, 0.9])
+    (False, True, False)
+    """
+    v = np.asarray([x for x in np.ravel(np.asarray(values, dtype=object)) if x is not None], dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return v.size > 1 and float(v.max() - v.min()) > rel * max(float(np.abs(v).max()), 1e-30)
 
 
 def companion_momentum(s: Schedule) -> Schedule | None:

@@ -93,3 +93,19 @@ def test_each_command_recognises_the_other_commands_files(files, argv, expect, c
     assert main([*argv, "--out", str(files / "out.png" if argv[0] == "plot" else files / "out")]) == 2
     assert _err_line(capsys).startswith(expect.format(d=files))
     assert not (files / "out").exists() and not (files / "out.png").exists()
+
+
+def test_the_sweep_prints_a_compact_table_with_its_ties_and_the_full_one_in_files(tmp_path, capsys):
+    (tmp_path / "s.yaml").write_text(
+        "config: {train: {steps: 8, log_every: 4, eval_every: 8, compilation_cache: false}, model: {hidden: [8]},"
+        " data: {batch_size: 32}}\n"
+        "configs: [{label: a, schedule: {name: constant, value: 0.01}}, {label: b, schedule: {name: constant, "
+        "value: 0.01}}]\n")
+    assert main(["sweep", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "run"), "--no-plot"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    head = out.index(next(x for x in out if x.startswith("rank")))
+    assert out[head].split() == ["rank", "label", "val_accuracy", "test_accuracy", "status", "steps"]
+    assert [x.split()[:2] for x in out[head + 1: head + 3]] == [["1=", "a"], ["2=", "b"]]  # the same run twice
+    assert out[head + 3].startswith("= tied on val_accuracy; ranked by the lower final val_loss")
+    assert out[head + 4].startswith("warning: the validation split has 144 examples")
+    assert "| best_step |" in (tmp_path / "run" / "results.md").read_text()  # the full table is in the files
