@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lrjax.schedules import Lambda
 from lrjax.schedules._base import _CHILD, _LEAF, Schedule, _field_kind
 from lrjax.schedules._cyclic import MomentumOf
-from lrjax.schedules._lambda import Lambda
 from lrjax.schedules._spec import from_spec
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lrjax.engine import load_data
 from lrjax.plot import spans_decades
 from lrjax.sweep._engine import ConfigResult
 from lrjax.sweep._spec import Target
@@ -151,8 +152,6 @@ def tie_break(rank_by: str, split: str = "val") -> str:
 def selection_size(config: Any, data: Any = None) -> int:
     """The number of examples of the split that chooses (validation, else test) for a sweep's ``config``
     (its data loaded again: :func:`lrjax.engine.load_data`; ``data``: the arrays the sweep was given)."""
-    from lrjax.engine import load_data  # noqa: PLC0415 - lrjax.engine's lazy attribute (it loads flax)
-
     ds = load_data(config, data)
     return int(len(ds.y_val) if ds.has_validation else len(ds.y_test))
 

@@ -41,10 +41,12 @@ import jax
 import numpy as np
 
 from lrjax.engine import COLUMNS, BatchIterator, Config, Experiment, TrainState, build_experiment
+from lrjax.engine._build import find_state
 from lrjax.engine._checkpoint import Checkpointer
 from lrjax.engine._config import config_from_dict, config_to_dict, run_name, with_validation
 from lrjax.engine._records import COLUMN_INDEX as _COL
 from lrjax.engine._util import default_run_dir, frozen_heap, unalias
+from lrjax.optim import InjectState
 from lrjax.train._hooks import (
     CheckpointHook,
     EvalHook,
@@ -373,9 +375,6 @@ def _rate_change(before: TrainState, after: TrainState, step: int, saved: Config
                  ) -> dict[str, Any] | None:
     """When a re-plan moves the learning rate of the next update (``step``): one warning naming the old and the
     new rate, and the record ``{step, lr_before, lr_after}`` (``summary.json``'s ``replanned``); else None."""
-    from lrjax.engine._build import find_state
-    from lrjax.optim import InjectState
-
     def rate(state: TrainState) -> float:
         lr = find_state(state.opt_state, InjectState, "--resume", "lrjax.inject state").hyperparams["learning_rate"]
         return float(np.asarray(lr(step) if callable(lr) else lr, np.float32))
