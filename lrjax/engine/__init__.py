@@ -6,7 +6,8 @@ Layers, top-down: the commands (:mod:`lrjax.cli`) call :mod:`lrjax.train`, :mod:
 device-side runner (:func:`advance`) and the one evaluation (:func:`evaluate`). Below the engine:
 :mod:`lrjax.optim` (schedules in the optimizer state) and :mod:`lrjax.schedules`.
 
-* config: :class:`Config` (typed schema), :func:`load_config`, :func:`config_from_dict`, :func:`with_validation`
+* config: :class:`Config` (typed schema), :func:`load_config`, :func:`config_from_dict`, :func:`with_validation`,
+  :func:`train_counts` / :func:`train_steps` (``train.steps`` and the cadences in updates, durations counted)
 * data: :class:`Dataset`, :func:`load_dataset`, :func:`from_arrays`, :class:`BatchIterator`
 * models: :class:`MLP`, :class:`CNN`, :class:`ResNet`, :func:`make_model`, :func:`model_structure`
 * task: :class:`Task`, :func:`make_task` (losses and their metrics)
@@ -35,7 +36,10 @@ from lrjax.engine._config import (
     config_from_dict,
     config_to_dict,
     load_config,
+    resolve_train,
     run_name,
+    train_counts,
+    train_steps,
     with_validation,
 )
 from lrjax.engine._data import BatchIterator, DataError, Dataset, from_arrays, load_dataset
@@ -57,7 +61,8 @@ __all__ = [
     "SelectionOnTestSetWarning", "TrainConfig", "TrainState", "advance", "apply_overrides", "batch_at",
     "build_experiment", "build_optimizer", "config_from_dict", "config_to_dict", "enable_compilation_cache",
     "eval_batches", "evaluate", "from_arrays", "init_params", "load_config", "load_data", "load_dataset", "make_model",
-    "make_schedule", "make_task", "model_structure", "run_name", "seed_key", "with_validation",
+    "make_schedule", "make_task", "model_structure", "resolve_train", "run_name", "seed_key", "train_counts",
+    "train_steps", "with_validation",
 ]
 
 
