@@ -109,3 +109,25 @@ def test_the_sweep_prints_a_compact_table_with_its_ties_and_the_full_one_in_file
     assert out[head + 3].startswith("= tied on val_accuracy; ranked by the lower final val_loss")
     assert out[head + 4].startswith("warning: the validation split has 144 examples")
     assert "| best_step |" in (tmp_path / "run" / "results.md").read_text()  # the full table is in the files
+
+
+def test_a_grid_sweep_counts_in_epochs_and_halving_asks_for_updates(tmp_path, capsys):
+    (tmp_path / "s.yaml").write_text(
+        "config: {train: {steps: 2 epochs, log_every: 10, eval_every: 1 epoch, compilation_cache: false}, "
+        "model: {hidden: [8]}, data: {batch_size: 100}}\ngrid: {schedule.schedule.peak: [0.001, 0.01]}\n")
+    assert main(["sweep", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "run"), "--no-plot"]) == 0
+    per_epoch = (1437 - round(0.1 * 1437)) // 100  # digits' training set less the validation split
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics" / "peak=0.001.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "val_loss" in r] == [per_epoch, 2 * per_epoch]
+    capsys.readouterr()
+    assert main(["sweep", str(tmp_path / "s.yaml"), "--set", "strategy={name: halving, rungs: [5], keep: 0.5}",
+                 "--out", str(tmp_path / "halving")]) == 2
+    assert "strategy 'halving' counts its rungs and intervals in updates of train.steps" in _err_line(capsys)
+    assert not (tmp_path / "halving").exists()
+
+
+def test_plot_draws_a_config_over_its_run_in_epochs(tmp_path):
+    from lrjax.cli.plot import _load
+
+    (tmp_path / "c.yaml").write_text("train: {steps: 2 epochs}\ndata: {batch_size: 100}\n")
+    assert _load([str(tmp_path / "c.yaml")], momentum=True).lengths == [2 * (1437 // 100)]
