@@ -856,10 +856,16 @@ def resolve_train(cfg: Config, num_examples: int) -> Config:
     >>> cfg = load_config(None, ["train.steps=3 epochs", "data.batch_size=50"])
     >>> resolve_train(cfg, 500).train.steps
     30
+    >>> resolve_train(load_config(None, ["train.steps=1 epoch", "schedule.warmup_steps=50"]), 640)
+    Traceback (most recent call last):
+    ...
+    lrjax.engine._config.ConfigError: schedule.warmup_steps=50 is longer than the run (train.steps=10); shorten the warmup or train longer
     """
     if all(not isinstance(getattr(cfg.train, k), str) for k in TRAIN_COUNTS):
         return cfg
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train_counts(cfg, num_examples)._asdict()))
+    out = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train_counts(cfg, num_examples)._asdict()))
+    validate(out)  # what needed the run's length (a warmup longer than the run, ...) is checked now
+    return out
 
 
 _UNITS = {"%": "fraction", "steps": "steps", "step": "steps", "epochs": "epochs", "epoch": "epochs",
