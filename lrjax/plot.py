@@ -129,7 +129,8 @@ def describe(s: Schedule, *, max_items: int = 4) -> str:
     """
     if isinstance(s, Lambda):  # the function as text and its keywords by name, not <function <lambda> at 0x...>
         kw = [f"{n}={float(np.asarray(v)):.4g}" for n, v in s.kwargs.items() if np.ndim(v) == 0]
-        scale = [] if np.ndim(s.scale) or float(np.asarray(s.scale)) == 1.0 else [f"scale={float(np.asarray(s.scale)):.4g}"]
+        k = float(np.asarray(s.scale)) if np.ndim(s.scale) == 0 else 1.0
+        scale = [f"scale={k:.4g}"] if k != 1.0 else []
         shown = kw + scale
         return f"Lambda({', '.join([s.source] + shown[:max_items] + (['…'] if len(shown) > max_items else []))})"
     parts = []

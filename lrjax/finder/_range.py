@@ -69,7 +69,8 @@ def check_rates(min_lr: Any, max_lr: Any) -> tuple[float, float]:
 def check_smoothing(smoothing: Any) -> float:
     b = number("", "smoothing", smoothing)
     if not 0.0 <= b < 1.0:
-        raise ValueError(f"smoothing must be in [0, 1), got smoothing={b!r} (0 = no smoothing; the default is num_steps / (num_steps + 10))")
+        raise ValueError(f"smoothing must be in [0, 1), got smoothing={b!r} (0 = no smoothing; the default is "
+                         "num_steps / (num_steps + 10))")
     return b
 
 

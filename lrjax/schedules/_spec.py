@@ -88,7 +88,8 @@ def from_spec(spec: Mapping[str, Any], *, where: str = "spec") -> Schedule:
             homes = _homes(spec, key, where)
             hint = (f" (a key of the schedule inside {name!r}: did you mean "
                     f"{' or '.join(repr(h) for h in homes[:3])}?)" if homes else closest(key, fields))
-            raise ValueError(f"{where}: unknown key {key!r} for schedule {name!r}{hint}; valid keys: {', '.join(fields)}")
+            raise ValueError(
+                f"{where}: unknown key {key!r} for schedule {name!r}{hint}; valid keys: {', '.join(fields)}")
         f = fields[key]
         if _field_kind(f) == _CHILD:
             several = _is_tuple_field(f)

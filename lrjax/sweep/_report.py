@@ -225,7 +225,8 @@ def console_table(results: Sequence[ConfigResult], rows: Sequence[dict[str, Any]
     def line(cs: list[str]) -> str:
         label = cs[1] if len(cs[1]) <= widths[1] else cs[1][: widths[1] - 1] + "…"
         nums = [c.rjust(w) for c, w in zip(cs[2:-2], widths[2:-2])]
-        out = [cs[0].rjust(widths[0]), label.ljust(widths[1]), *nums, cs[-2].ljust(widths[-2]), cs[-1].rjust(widths[-1])]
+        out = [cs[0].rjust(widths[0]), label.ljust(widths[1]), *nums, cs[-2].ljust(widths[-2]),
+               cs[-1].rjust(widths[-1])]
         return "  ".join(out).rstrip()
 
     lines = [line(head)]

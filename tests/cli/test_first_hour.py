@@ -54,7 +54,8 @@ def test_counts_in_epochs_run_end_to_end(tmp_path, npz_file, capsys):
     """80 training examples, batches of 16: an epoch is 5 updates."""
     out = tmp_path / "run"
     rc = main(["train", *TINY, "--data", str(npz_file), "--set", "train.steps=3 epochs", "--set",
-               "train.eval_every=1 epoch", "--set", "train.log_every=50%", "--set", "train.checkpoint_every=160 examples",
+               "train.eval_every=1 epoch", "--set", "train.log_every=50%", "--set",
+               "train.checkpoint_every=160 examples",
                "--out", str(out)])
     assert rc == 0
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]

@@ -152,10 +152,12 @@ def test_a_resume_that_moves_the_rate_says_so_and_records_it(tmp_path):
     longer = cfg("train.steps=40", "train.checkpoint_every=20")
     old, new = (float(build_experiment(c, data=DATA).schedule(20)) for c in (short, longer))
     assert new > 10 * old
-    with pytest.warns(UserWarning, match=rf"--resume re-plans the schedule: the learning rate at step 20 moves from "
-                                         rf"{old:.4g} to {new:.4g}; its durations in % follow train.steps from 20 to 40"):
+    with pytest.warns(UserWarning, match=rf"--resume re-plans the schedule: the learning rate at step 20 moves "
+                                         rf"from {old:.4g} to {new:.4g}; its durations in % follow train.steps from "
+                                         rf"20 to 40"):
         s = train(longer, resume=out, data=DATA, progress=False, verbose=False, plot=False)
     assert s["replanned"] == {"step": 20, "lr_before": pytest.approx(old), "lr_after": pytest.approx(new)}
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["replanned"]["lr_after"] == pytest.approx(new)
     logged = read_metrics(out)["train"]
-    assert logged["lr"][logged["step"].index(30)] == pytest.approx(float(build_experiment(longer, data=DATA).schedule(29)))
+    rate_29 = float(build_experiment(longer, data=DATA).schedule(29))
+    assert logged["lr"][logged["step"].index(30)] == pytest.approx(rate_29)
