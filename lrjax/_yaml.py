@@ -16,7 +16,9 @@ octal 15). Booleans, nulls, dates and everything else are ``yaml.safe_load``'s.
 
 :func:`dump` writes YAML that :func:`load` (and ``yaml.safe_load``) reads back unchanged: text
 that either would read as a number is quoted (``'1e-3'``, ``'1:30'``), floats keep a dot
-(``1.0e-05``), and keys keep their order.
+(``1.0e-05``), and keys keep their order. A float that is exactly a float32 (a rate lrjax computed) is
+written as the shortest decimal that reads back as that float32 (``0.003``, not ``0.003000000026077032``);
+numpy scalars and arrays are written as numbers and lists.
 
 >>> from lrjax import _yaml
 >>> _yaml.load("peak: 1e-3\\nsteps: 1_000\\nfloor: .5\\nshape: 1-sqrt\\nwhen: 3 epochs")
@@ -27,13 +29,20 @@ peak: 1.0e-05
 note: '1e-3'
 >>> _yaml.load(_yaml.dump({"note": "1e-3", "peak": 1e-3}))
 {'note': '1e-3', 'peak': 0.001}
+>>> import numpy as np
+>>> print(_yaml.dump({"lr": float(np.float32(3e-3)), "steps": np.int64(600), "x": np.float32(0.1)}), end="")
+lr: 0.003
+steps: 600
+x: 0.1
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import IO, Any
 
+import numpy as np
 import yaml
 
 __all__ = ["Loader", "Dumper", "load", "dump"]
@@ -110,6 +119,28 @@ class Dumper(yaml.SafeDumper):
 
 
 Dumper.yaml_implicit_resolvers = _table(yaml.SafeDumper, keep_11=True)
+
+
+def _shortest(value: float) -> float:
+    """``value``, or, when it is exactly a float32 (a rate lrjax computed), the shortest decimal that reads
+    back as that float32: ``0.003`` for float32's ``0.003000000026077032``. lrjax's rates and steps are float32,
+    so nothing they compute with changes; a float64 that is no float32 (``0.1``) is written as it is."""
+    if not math.isfinite(value):
+        return value
+    with np.errstate(over="ignore"):
+        f32 = np.float32(value)
+    return float(str(f32)) if float(f32) == value else value  # str: numpy's shortest float32 repr
+
+
+def _represent_float(dumper: yaml.SafeDumper, value: Any) -> yaml.ScalarNode:
+    return yaml.SafeDumper.represent_float(dumper, _shortest(float(value)))
+
+
+Dumper.add_representer(float, _represent_float)
+Dumper.add_multi_representer(np.floating, _represent_float)
+Dumper.add_multi_representer(np.integer, lambda d, v: d.represent_int(int(v)))
+Dumper.add_multi_representer(np.bool_, lambda d, v: d.represent_bool(bool(v)))
+Dumper.add_multi_representer(np.ndarray, lambda d, v: d.represent_list(v.tolist()))
 
 
 def load(stream_or_text: str | bytes | IO) -> Any:

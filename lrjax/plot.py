@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lrjax.schedules import Lambda
 from lrjax.schedules._base import _CHILD, _LEAF, Schedule, _field_kind
 from lrjax.schedules._cyclic import MomentumOf
 from lrjax.schedules._spec import from_spec
@@ -30,7 +31,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["plot_schedules", "gallery", "gallery_schedules", "describe", "companion_momentum"]
+__all__ = ["plot_schedules", "gallery", "gallery_schedules", "describe", "companion_momentum", "spans_decades",
+           "moves"]
 
 
 # -- helpers -------------------------------------------------------------------
@@ -83,6 +85,29 @@ def _steps_array(steps: Any, scheds: Seq[Schedule]) -> np.ndarray:
     return np.asarray(steps)
 
 
+def spans_decades(values: Any, decades: float = 1.0) -> bool:
+    """Whether the positive finite ``values`` span more than ``decades`` powers of ten (max / min > 10): a
+    rate axis is then logarithmic, so that a warmup from 1e-5 and a floor at 1 % of the peak stay visible.
+
+    >>> spans_decades([3e-3, 3e-5]), spans_decades([3e-3, 1e-3, 0.0])
+    (True, False)
+    """
+    v = np.asarray([x for x in np.ravel(np.asarray(values, dtype=np.float64)) if np.isfinite(x) and x > 0])
+    return v.size > 1 and float(v.max()) > float(v.min()) * 10.0**decades
+
+
+def moves(values: Any, rel: float = 1e-6) -> bool:
+    """Whether the finite ``values`` change (by more than ``rel`` of their size): a constant momentum is not
+    worth a curve.
+
+    >>> moves([0.9, 0.9, 0.9]), moves([0.95, 0.85, 0.95]), moves([None, 0.9])
+    (False, True, False)
+    """
+    v = np.asarray([x for x in np.ravel(np.asarray(values, dtype=object)) if x is not None], dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return v.size > 1 and float(v.max() - v.min()) > rel * max(float(np.abs(v).max()), 1e-30)
+
+
 def companion_momentum(s: Schedule) -> Schedule | None:
     """The momentum schedule that goes with ``s`` (one-cycle, cyclic: ``s.momentum``), or None.
 
@@ -99,7 +124,15 @@ def describe(s: Schedule, *, max_items: int = 4) -> str:
     >>> import lrjax
     >>> describe(lrjax.CosineDecay(1.0, decay_steps=100, floor=0.1))
     'CosineDecay(peak=1, decay_steps=100, floor=0.1)'
+    >>> describe(lrjax.Lambda(lambda t, decay: decay ** (t / 100), decay=0.7))
+    'Lambda(lambda t, decay: decay ** (t / 100), decay=0.7)'
     """
+    if isinstance(s, Lambda):  # the function as text and its keywords by name, not <function <lambda> at 0x...>
+        kw = [f"{n}={float(np.asarray(v)):.4g}" for n, v in s.kwargs.items() if np.ndim(v) == 0]
+        k = float(np.asarray(s.scale)) if np.ndim(s.scale) == 0 else 1.0
+        scale = [f"scale={k:.4g}"] if k != 1.0 else []
+        shown = kw + scale
+        return f"Lambda({', '.join([s.source] + shown[:max_items] + (['…'] if len(shown) > max_items else []))})"
     parts = []
     for f in dataclasses.fields(s):
         v = getattr(s, f.name)

@@ -127,3 +127,15 @@ def test_a_number_as_text_is_still_refused_by_from_spec():
         lrjax.from_spec(yaml.safe_load("name: cosine_decay\npeak: 1e-3\ndecay_steps: 10"))
     assert float(lrjax.from_spec(_yaml.load("name: cosine_decay\npeak: 1e-3\ndecay_steps: 10")).peak) == \
         pytest.approx(1e-3)
+
+
+def test_float32_values_are_written_as_their_shortest_decimal():
+    import numpy as np
+
+    rate = float(np.float32(3e-3))          # 0.003000000026077032: a rate lrjax computed
+    text = _yaml.dump({"peak": rate, "third": 1 / 3, "tenth": 0.1, "huge": 1e300,
+                       "arr": np.array([0.1, 2.5], np.float32)})
+    assert text.splitlines()[:4] == ["peak: 0.003", "third: 0.3333333333333333", "tenth: 0.1", "huge: 1.0e+300"]
+    back = _yaml.load(text)
+    assert np.float32(back["peak"]) == np.float32(rate) and back["third"] == 1 / 3  # float32 exact; float64 as is
+    assert back["arr"] == [0.1, 2.5]

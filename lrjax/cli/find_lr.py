@@ -9,8 +9,10 @@ suggestion (the reason is printed), 2 bad config/data/arguments.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from lrjax.cli._common import add_config_arguments, fail, load_command_config, user_errors
+from lrjax.finder import LABELS
 
 __all__ = ["main"]
 
@@ -37,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-lr", type=float, default=1.0, help="last rate of the sweep (default 1)")
     p.add_argument("--steps", type=int, default=100, help="optimizer updates in the sweep (default 100)")
     p.add_argument("--mode", choices=("exp", "linear"), default="exp", help="ramp shape (default exp)")
-    p.add_argument("--smoothing", type=float, default=0.98, help="EMA factor of the smoothed loss (default 0.98)")
+    p.add_argument("--smoothing", type=float, default=None,
+                   help="EMA factor of the smoothed loss (default STEPS/(STEPS+10): it lags a tenth of the sweep)")
     p.add_argument("--diverge-factor", type=float, default=4.0,
                    help="stop once the smoothed loss exceeds this x its best (default 4)")
     p.add_argument("--parallel", type=int, default=0, metavar="K",
@@ -71,15 +74,23 @@ def main(argv: list[str] | None = None) -> int:
         paths = result.save(out, args.method)
     except user_errors() + (ValueError, TypeError) as e:
         return fail(PROG, e)
-    if result.sweep is not None:
-        print(result.sweep)
-    if result.grid is not None:
-        print(result.grid)
-    print(f"wrote {paths['json']} and {paths['png']}")
     try:
         chosen = result.suggestion(args.method)
     except ValueError as e:
+        print(report(result.sweep, result.grid, args.method, None))
+        print(f"wrote {paths['json']} and {paths['png']}")
         return fail(PROG, e, 1)
-    print(f"suggested peak rate ({args.method}): {chosen:.4g}\n"
-          f"train with it: lrjax train {args.config or ''} --find-lr {args.method}".replace("  ", " "))
+    print(report(result.sweep, result.grid, args.method, chosen))
+    print(f"wrote {paths['json']} and {paths['png']}")
+    print(f"train with it: lrjax train {args.config or ''} --find-lr {args.method}".replace("  ", " "))
     return 0
+
+
+def report(sweep: Any, grid: Any, method: str, chosen: float | None) -> str:
+    """The suggestion block (the sequential test's suggestions, the parallel grid) and the rate ``method``
+    chose, as ``lrjax find-lr`` and ``lrjax train --find-lr`` both print it."""
+    lines = [str(part) for part in (sweep, grid) if part is not None]
+    if chosen is not None:
+        label = LABELS.get(method, "parallel: best rate" if method == "parallel" else method)
+        lines.append(f"suggested peak rate ({label}): {chosen:.4g}")
+    return "\n".join(lines)

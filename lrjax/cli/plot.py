@@ -7,8 +7,9 @@ Each file is either
 * a **training config** (``lrjax train``'s: keys such as ``schedule``, ``optimizer``, ``train``, ``data``,
   ``model``): its schedule exactly as training builds it (:func:`lrjax.engine._build.make_schedule`:
   ``"10%"`` of ``train.steps``, ``"2 epochs"`` of the config's training set, which is then loaded for its
-  size, and ``optimizer.batch_scaling``), drawn over ``train.steps``, with the momentum the optimizer is
-  given (``optimizer.cycle_momentum``, or a schedule spec as its ``b1``/``momentum`` argument).
+  size, and ``optimizer.batch_scaling``), drawn over ``train.steps`` (``"5 epochs"`` counted the same way),
+  with the momentum the optimizer is given (``optimizer.cycle_momentum``, or a schedule spec as its
+  ``b1``/``momentum`` argument).
 
 Several files go on one axis, labelled by file stem, momentum dashed on a twin axis. With no file: the
 gallery of every family. Every bad input (a file that is missing, not YAML, neither kind; an unknown
@@ -24,16 +25,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lrjax.cli._common import fail
+from lrjax.cli._common import fail, file_kind
 from lrjax.plot import _default_steps, companion_momentum, gallery, plot_schedules
-from lrjax.schedules import Schedule, from_spec, registered_schedules
+from lrjax.schedules import Schedule, from_spec
 
 __all__ = ["main"]
 
 PROG = "lrjax plot"
 DEFAULT_GALLERY = "lrjax-gallery.png"
-# Keys only a training config has (its other keys, ``name`` and ``schedule``, a spec can have too).
-_CONFIG_ONLY = ("optimizer", "train", "data", "model", "loss", "plateau", "find_lr")
 _FIRST_FORMATS = ("png", "pdf", "svg")
 
 
@@ -81,25 +80,12 @@ def _read_yaml(path: str) -> Any:
 
 
 def _kind(data: Any) -> str:
-    """``spec``, ``specs`` (a list), ``labelled`` (label -> spec), ``config`` (a training config) or ``neither``.
-
-    A mapping whose ``name`` is a schedule family and that has no key only a training config has is a spec
-    (``warmup`` has a ``schedule`` key too); one with such a key, or with ``schedule`` and a ``name`` that is
-    not a family (a run's name), is a training config.
-    """
-    if isinstance(data, list):
-        return "specs" if data else "neither"
-    if not isinstance(data, Mapping) or not data:
-        return "neither"
-    name = data.get("name")
-    family = isinstance(name, str) and name in registered_schedules()
-    if any(k in data for k in _CONFIG_ONLY) or ("schedule" in data and not family):
-        return "config"
-    if "name" in data:
-        return "spec"  # an unknown name: from_spec says which names there are
-    if all(isinstance(v, Mapping) for v in data.values()):
-        return "labelled"
-    return "neither"
+    """``spec``, ``specs`` (a list), ``labelled`` (label -> spec), ``config`` (a training config), ``sweep``
+    or ``neither``: :func:`lrjax.cli._common.file_kind`, the one reading every command shares. A mapping
+    whose ``name`` is a schedule family and that has no key only a training config has is a spec (``warmup``
+    has a ``schedule`` key too); an unknown ``name`` is a spec too (:func:`lrjax.from_spec` says which names
+    there are)."""
+    return file_kind(data)
 
 
 def _neither(path: str, data: Any) -> PlotInputError:
@@ -169,12 +155,12 @@ def _add_config(curves: _Curves, path: str, momentum: bool) -> None:
         cfg = load_config(path)
     except (ConfigError, OSError) as e:
         raise PlotInputError(named(e)) from None
-    from lrjax.engine import load_data, make_schedule, momentum_arg, spec_schedule
+    from lrjax.engine import load_data, make_schedule, momentum_arg, spec_schedule, train_steps
 
     o = cfg.optimizer
     key = momentum_arg(o.name)
     mom_spec = o.args.get(key) if key is not None and isinstance(o.args.get(key), Mapping) else None
-    needs = _epoch_durations(cfg.schedule, "schedule")
+    needs = _epoch_durations(cfg.train.steps, "train.steps") + _epoch_durations(cfg.schedule, "schedule")
     if mom_spec is not None:
         needs += _epoch_durations(mom_spec, f"optimizer.args.{key}")
     num_examples = None
@@ -197,7 +183,7 @@ def _add_config(curves: _Curves, path: str, momentum: bool) -> None:
     except (ConfigError, ValueError, TypeError) as e:
         raise PlotInputError(named(e)) from None
     curves.add(Path(path).stem, rate, mom)
-    curves.lengths.append(cfg.train.steps)
+    curves.lengths.append(train_steps(cfg, num_examples))
 
 
 def _load(paths: list[str], momentum: bool) -> _Curves:
@@ -207,6 +193,10 @@ def _load(paths: list[str], momentum: bool) -> _Curves:
         kind = _kind(data)
         if kind == "neither":
             raise _neither(path, data)
+        if kind == "sweep":
+            raise PlotInputError(f"{path} is a sweep file, which lrjax plot does not draw; run it with: lrjax sweep "
+                                 f"{path} (its sweep.png draws every configuration's rate), or plot the training "
+                                 "config it names as base:")
         if kind == "config":
             _add_config(curves, path, momentum)
         else:

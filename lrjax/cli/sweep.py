@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from lrjax.cli._common import fail, user_errors
+from lrjax.cli._common import fail, user_errors, wrong_file
 
 __all__ = ["main"]
 
@@ -45,6 +45,22 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_counts(spec, configs) -> None:
+    """What a sweep cannot count in epochs yet (lrjax.sweep reads these before the data is loaded): the run
+    length of halving and PBT (their rungs and intervals are updates of it) and ``train.checkpoint_every``."""
+    from lrjax.sweep import SweepError
+
+    strategy = spec.strategy.get("name", "grid") if isinstance(spec.strategy, dict) else (spec.strategy or "grid")
+    for c in configs:
+        t = c.config.train
+        if strategy != "grid" and isinstance(t.steps, str):
+            raise SweepError(f"{c.label}: strategy {strategy!r} counts its rungs and intervals in updates of "
+                             f"train.steps; give train.steps as a number of updates, got train.steps={t.steps!r}")
+        if isinstance(t.checkpoint_every, str):
+            raise SweepError(f"{c.label}: a sweep checkpoints every train.checkpoint_every updates; give a number, got "
+                             f"train.checkpoint_every={t.checkpoint_every!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.max_parallel is not None and args.max_parallel < 1:
@@ -64,8 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     from lrjax.sweep._spec import expand, load_sweep
 
     try:
-        spec = load_sweep(args.sweep, args.overrides) if args.resume is None else resumed_spec(args.resume)
+        try:
+            spec = load_sweep(args.sweep, args.overrides) if args.resume is None else resumed_spec(args.resume)
+        except user_errors() as e:  # a training config or a schedule spec: say which command takes it
+            pointer = wrong_file(args.sweep, "sweep") if args.resume is None else None
+            raise e if pointer is None else type(e)(pointer) from e
         configs = expand(spec)
+        _check_counts(spec, configs)
         if args.list:
             for c in configs:
                 print(c.label)

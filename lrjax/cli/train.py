@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 from lrjax.cli._common import add_config_arguments, fail, load_command_config, user_errors
 
@@ -34,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--find-lr", nargs="?", const="steepest", metavar="METHOD",
                    choices=("steepest", "minimum", "valley", "parallel"),
                    help="run a learning-rate range test first and set the schedule's peak to its suggestion "
-                        "(steepest [default], minimum, valley or parallel); writes find_lr.json/png to the run dir")
+                        "(steepest [default], minimum (its rate / 10), valley or parallel); writes "
+                        "range_test.json/png to the run dir, as lrjax find-lr does")
     return p
 
 
@@ -56,10 +58,13 @@ def main(argv: list[str] | None = None) -> int:
             cfg = load_command_config(args)
     except user_errors() as e:
         return fail(PROG, e)
-    if args.print_config:
-        import lrjax._yaml as _yaml
+    if args.print_config:  # the config as the run would write it: the name it would take included
+        import dataclasses
 
-        print(_yaml.dump(config_to_dict(cfg)), end="")
+        import lrjax._yaml as _yaml
+        from lrjax.engine import run_name
+
+        print(_yaml.dump(config_to_dict(dataclasses.replace(cfg, name=run_name(cfg)))), end="")
         return 0
     if cfg.train.compilation_cache:
         from lrjax.engine import enable_compilation_cache
@@ -76,9 +81,10 @@ def main(argv: list[str] | None = None) -> int:
                 from lrjax.engine import run_name
 
                 args.out = default_run_dir(run_name(cfg))
-            cfg = find_lr_for_run(cfg, args.find_lr, args.out)
+            before, cfg = cfg, find_lr_for_run(cfg, args.find_lr, args.out)
         except user_errors() + (ValueError,) as e:
             return fail(PROG, e)
+        print(_range_report(args.out, before, cfg))
     from lrjax.engine._checkpoint import CheckpointSaveError
     from lrjax.train import NonFiniteLossError, train
 
@@ -93,3 +99,36 @@ def main(argv: list[str] | None = None) -> int:
         return fail(PROG, f"stopped by signal {sig}; checkpoint at step {summary['last_checkpoint']}. "
                           f"Continue with: lrjax train --resume {os.path.relpath(summary['run_dir'])}", 128 + int(sig))
     return 0
+
+
+def _range_report(out: str, before: Any, after: Any) -> str:
+    """What ``--find-lr`` found: the suggestion block of the written ``range_test.json`` and where the peak
+    went (``after`` is ``before`` with its schedule's peak set)."""
+    import json
+
+    from lrjax.cli.find_lr import report
+    from lrjax.finder import ParallelRangeResult, RangeTestResult
+
+    with open(os.path.join(out, "range_test.json")) as fh:
+        d = json.load(fh)
+    sweep = RangeTestResult.from_dict(d["sweep"]) if d.get("sweep") else None
+    grid = ParallelRangeResult.from_dict(d["parallel"]) if d.get("parallel") else None
+    method, lr = after.find_lr["method"], after.find_lr["lr"]
+    changed = _changed(before.schedule, after.schedule, "schedule")
+    where = (f"{changed[0]}: {changed[1]!r} -> {changed[2]!r}" if changed else
+             f"wrapped in scale, factor {after.schedule.get('factor')!r}")
+    return (report(sweep, grid, method, lr) + f"\npeak set to {lr:.4g}: {where} (recorded as find_lr in the run's "
+            "config.yaml)")
+
+
+def _changed(old: Any, new: Any, path: str) -> tuple[str, Any, Any] | None:
+    """The first number that differs between two schedule specs of one shape: ``(path, old, new)``."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        if old.get("name") != new.get("name") or set(old) != set(new):
+            return None
+        for k in old:
+            found = _changed(old[k], new[k], f"{path}.{k}")
+            if found is not None:
+                return found
+        return None
+    return (path, old, new) if old != new else None

@@ -6,7 +6,8 @@ Layers, top-down: the commands (:mod:`lrjax.cli`) call :mod:`lrjax.train`, :mod:
 device-side runner (:func:`advance`) and the one evaluation (:func:`evaluate`). Below the engine:
 :mod:`lrjax.optim` (schedules in the optimizer state) and :mod:`lrjax.schedules`.
 
-* config: :class:`Config` (typed schema), :func:`load_config`, :func:`config_from_dict`, :func:`with_validation`
+* config: :class:`Config` (typed schema), :func:`load_config`, :func:`config_from_dict`, :func:`with_validation`,
+  :func:`train_counts` / :func:`train_steps` (``train.steps`` and the cadences in updates, durations counted)
 * data: :class:`Dataset`, :func:`load_dataset`, :func:`from_arrays`, :class:`BatchIterator`
 * models: :class:`MLP`, :class:`CNN`, :class:`ResNet`, :func:`make_model`, :func:`model_structure`
 * task: :class:`Task`, :func:`make_task` (losses and their metrics)
@@ -36,7 +37,10 @@ from lrjax.engine._config import (
     config_to_dict,
     load_config,
     parse_duration,
+    resolve_train,
     run_name,
+    train_counts,
+    train_steps,
     with_validation,
 )
 from lrjax.engine._data import BatchIterator, DataError, Dataset, from_arrays, load_dataset
@@ -68,7 +72,7 @@ __all__ = [
     "initial_states", "load_config", "load_data", "load_dataset", "log_points", "parse_duration", "make_model", "make_optimizer",
     "make_schedule", "make_task", "MLP", "model_structure", "ModelConfig", "ModelStructure", "momentum_arg", "momentum_default",
     "Monitor", "OptimizerConfig", "plain_loss", "Program", "ResNet", "run_name", "schedule_free_state", "seed_key", "spec_schedule",
-    "Segment", "SelectionOnTestSetWarning", "Source", "split_batches", "stacked_axes", "Task", "train_arrays",
+    "Segment", "SelectionOnTestSetWarning", "Source", "split_batches", "stacked_axes", "Task", "train_arrays", "train_counts", "train_steps", "resolve_train",
     "train_step", "TrainConfig", "TrainState", "update_count", "with_validation",
 ]
 

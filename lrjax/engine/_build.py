@@ -39,7 +39,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from lrjax.engine._config import SCHEDULE_FREE, Config, ConfigError, resolve_average
+from lrjax.engine._config import SCHEDULE_FREE, Config, ConfigError, resolve_average, resolve_train
 from lrjax.engine._data import Dataset, from_arrays, load_dataset
 from lrjax.engine._evaluate import eval_batches, evaluate
 from lrjax.engine._models import ModelStructure, model_structure
@@ -306,6 +306,7 @@ def build_experiment(config: Config, *, model: Callable | None = None, loss: str
     ['accuracy', 'finite', 'grad_norm', 'loss', 'lr', 'momentum']
     """
     ds = load_data(config, data)
+    config = resolve_train(config, ds.num_train)  # "5 epochs" in updates: exp.config holds what the run follows
     d = config.data
     if d.batch_size > ds.num_train:
         raise ConfigError(

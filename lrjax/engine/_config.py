@@ -43,6 +43,14 @@ __all__ = [
     "parse_override",
     "resolve_durations",
     "resolve_average",
+    "resolve_train",
+    "train_counts",
+    "train_steps",
+    "TrainCounts",
+    "TRAIN_COUNTS",
+    "OPTIONAL_PACKAGES",
+    "DroppedArgumentsWarning",
+    "optimizer_arguments",
     "optimizer_factory",
     "SCHEDULE_FREE",
     "run_name",
@@ -167,15 +175,22 @@ class AverageConfig:
 class TrainConfig:
     """Length of the run (optimizer updates), cadences (in optimizer updates) and run behaviour.
 
-    ``average`` (default ``null``): averaged weights evaluated beside the trained ones
-    (:class:`AverageConfig`).
+    ``steps``, ``log_every``, ``eval_every`` and ``checkpoint_every`` are a number of optimizer updates or a
+    duration: ``"5 epochs"``, ``"60000 examples"``, ``"500 steps"``, and for the cadences also ``"10%"``
+    (of ``train.steps``). The config keeps the text; :func:`train_counts` turns it into updates once the
+    training set's size is known (:func:`lrjax.to_steps`: an epoch is ``floor(N / (batch x accumulation))``
+    updates).
+
+    ``tensorboard: true`` needs the ``tensorboard`` package (``pip install 'lrjax[tensorboard]'``), checked
+    when the config is validated. ``average`` (default ``null``): averaged weights evaluated beside the
+    trained ones (:class:`AverageConfig`).
     """
 
-    steps: int = 600
+    steps: int | str = 600
     seed: int = 0
-    log_every: int = 20
-    eval_every: int = 100
-    checkpoint_every: int = 200
+    log_every: int | str = 20
+    eval_every: int | str = 100
+    checkpoint_every: int | str = 200
     keep_checkpoints: int = 3
     on_nonfinite: Literal["stop", "skip"] = "stop"
     progress: bool = True
@@ -214,6 +229,8 @@ class Config:
 
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType) and set(typing.get_args(tp)) == {int, str}:
+        return "a whole number of updates or a duration like '5 epochs', '500 steps' or '60000 examples'"
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (Union, types.UnionType):
@@ -319,6 +336,9 @@ def config_from_dict(data: Mapping[str, Any] | None, *, root: str | os.PathLike 
     if not isinstance(data, Mapping):
         raise ConfigError(f"a config must be a mapping of keys to values, got {type(data).__name__}: {data!r}")
     cfg = _build(Config, data, "")
+    opt = data.get("optimizer")
+    if cfg.optimizer.name != OptimizerConfig.name and not (isinstance(opt, Mapping) and "args" in opt):
+        cfg = dataclasses.replace(cfg, optimizer=_default_args_for(cfg.optimizer))
     cfg = _resolve_references(cfg, root)
     validate(cfg)
     return cfg
@@ -404,19 +424,41 @@ def parse_override(item: str) -> tuple[str, Any]:
         raise ConfigError(f"--set {key}: cannot parse value {raw!r} as YAML: {e}") from None
 
 
+class DroppedArgumentsWarning(UserWarning):
+    """``--set optimizer.name=...`` dropped ``optimizer.args`` that the new optimizer does not take."""
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """Apply ``a.b.c=value`` overrides to a nested dict (each value parsed as YAML).
 
     A mapping the dict does not have yet starts as its default (``--set schedule.peak=0.01`` on the
     default config edits the default schedule). Unknown keys are left for :func:`config_from_dict` to
     reject with the key path.
+
+    ``optimizer.name`` set here drops the ``optimizer.args`` the new optax optimizer does not take (they
+    belong to the old one: AdamW's default ``weight_decay`` for ``sgd``), with a one-line
+    :class:`DroppedArgumentsWarning`; arguments set by these same overrides are kept (and checked).
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     apply_overrides({}, ["optimizer.name=sgd"])["optimizer"]["args"]
+    {}
+    >>> print(w[0].message)
+    --set optimizer.name=sgd: dropped optimizer.args.weight_decay=0.0001 (an argument of adamw that optax.sgd does not take)
     """
     import copy
 
     defaults = config_to_dict(Config())
     out = copy.deepcopy(data)
+    explicit: list[str] = []
+    old_name: Any = None
     for item in overrides:
         key, value = parse_override(item)
+        explicit.append(key)
+        if key == "optimizer.name" and old_name is None:
+            opt = out.get("optimizer")
+            old_name = opt.get("name", OptimizerConfig.name) if isinstance(opt, dict) else OptimizerConfig.name
         node = out
         default: Any = defaults
         parts = key.split(".")
@@ -430,7 +472,75 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
                 raise ConfigError(f"--set {key}: {'.'.join(parts[:i + 1])} is {nxt!r}, not a mapping")
             node = nxt
         node[parts[-1]] = value
+    if old_name is not None:
+        _drop_foreign_args(out, old_name, explicit)
     return out
+
+
+def optimizer_arguments(name: str) -> tuple[str, ...] | None:
+    """The keyword arguments of ``optax.<name>`` besides ``learning_rate`` (None: it takes any).
+
+    >>> optimizer_arguments("sgd")
+    ('momentum', 'nesterov', 'accumulator_dtype')
+    """
+    import inspect
+
+    params = inspect.signature(optimizer_factory(name)).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return tuple(p.name for p in params if p.name != "learning_rate"
+                 and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+
+def _drop_foreign_args(data: dict[str, Any], old_name: Any, explicit: list[str]) -> None:
+    """After ``--set optimizer.name=NEW``: drop (with a note) the args NEW does not take, unless set explicitly."""
+    import warnings
+
+    opt = data.get("optimizer")
+    if not isinstance(opt, dict) or not isinstance(opt.get("args"), dict) or "optimizer.args" in explicit:
+        return
+    name = opt.get("name")
+    try:
+        accepted = optimizer_arguments(name)
+    except ConfigError:  # an unknown name: validation says so
+        return
+    if accepted is None:
+        return
+    args = opt["args"]
+    foreign = [k for k in args if k not in accepted and k != "learning_rate" and f"optimizer.args.{k}" not in explicit]
+    if not foreign:
+        return
+    shown = ", ".join(f"optimizer.args.{k}={args[k]!r}" for k in foreign)
+    warnings.warn(f"--set optimizer.name={name}: dropped {shown} (an argument of {old_name} that optax.{name} does "
+                  "not take)", DroppedArgumentsWarning, stacklevel=3)
+    opt["args"] = {k: v for k, v in args.items() if k not in foreign}
+
+
+def _default_args_for(o: OptimizerConfig) -> OptimizerConfig:
+    """``o`` with the default ``args`` (AdamW's) cut to those ``optax.<o.name>`` takes: a config naming another
+    optimizer and no args gets no argument it would refuse."""
+    try:
+        accepted = optimizer_arguments(o.name)
+    except ConfigError:  # an unknown name: validation says so
+        return o
+    if accepted is None:
+        return o
+    return dataclasses.replace(o, args={k: v for k, v in o.args.items() if k in accepted})
+
+
+def _check_optimizer_args(o: OptimizerConfig) -> None:
+    """Every ``optimizer.args`` key is an argument of ``optax.<name>``; else a ConfigError that says what to
+    write."""
+    accepted = optimizer_arguments(o.name)
+    if accepted is None:
+        return
+    bad = [k for k in o.args if k not in accepted]
+    if bad:
+        keep = {k: v for k, v in o.args.items() if k not in bad}
+        write = _yaml.dump(keep, default_flow_style=True, width=1000).strip()
+        raise ConfigError(
+            f"optimizer.args.{bad[0]}: optax.{o.name} takes no argument {bad[0]!r}{closest(bad[0], accepted)}; its "
+            f"arguments are {', '.join(accepted)}. Remove it: --set 'optimizer.args={write}'")
 
 
 def read_yaml_mapping(path: str | os.PathLike, what: str, example: str,
@@ -554,9 +664,16 @@ def schedule_of(spec: Any, where: str, **durations: Any) -> Any:
 
 
 def validate(cfg: Config) -> None:
-    """Value checks that need no data: positivity, cadences, the schedule spec, warmup vs run length."""
+    """Value checks that need no data: positivity, cadences, the schedule spec, warmup vs run length,
+    optional packages the config asks for.
+
+    When ``train.steps`` counts epochs or examples the run's length is known only with the data: the
+    schedule is then checked when it is built (:func:`lrjax.engine.build_experiment`), still before a
+    run directory exists.
+    """
     t, d, o, m = cfg.train, cfg.data, cfg.optimizer, cfg.model
-    _positive(t.steps, "train.steps")
+    counts = _known_counts(cfg)
+    total = counts["steps"]
     _positive(t.seed, "train.seed", allow_zero=True)
     if d.seed is not None:
         _positive(d.seed, "data.seed", allow_zero=True)
@@ -570,8 +687,7 @@ def validate(cfg: Config) -> None:
         for k in ("rngs",):
             if k in m.args:
                 raise ConfigError(f"model.args.{k}: lrjax passes {k}= itself (from train.seed)")
-    for k in ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints"):
-        _positive(getattr(t, k), f"train.{k}")
+    _positive(t.keep_checkpoints, "train.keep_checkpoints")
     _positive(d.batch_size, "data.batch_size")
     _positive(d.eval_batch_size, "data.eval_batch_size")
     if not 0.0 < d.test_fraction < 1.0:
@@ -599,21 +715,157 @@ def validate(cfg: Config) -> None:
             "optimizer.args.learning_rate: the learning rate is the top-level 'schedule' key "
             "(a spec, or {name: constant, value: 0.01})"
         )
+    _check_optimizer_args(o)
     if o.name in SCHEDULE_FREE:
         _check_schedule_free(o)
     resolve_average(cfg)
-    schedule_of(cfg.schedule, "schedule", total_steps=t.steps)
-    for k, v in o.args.items():
-        if isinstance(v, Mapping):
-            schedule_of(v, f"optimizer.args.{k}", total_steps=t.steps)
-    for path, key, value, _ in _walk_spec(resolve_durations(cfg.schedule, total_steps=t.steps), "schedule"):
-        if key == "warmup_steps" and isinstance(value, (int, float)) and value > t.steps:
-            raise ConfigError(
-                f"{path}={value!r} is longer than the run (train.steps={t.steps}); shorten the warmup or "
-                "train longer"
-            )
+    if total is not None:  # else checked when the data gives the run's length (build_experiment)
+        schedule_of(cfg.schedule, "schedule", total_steps=total)
+        for k, v in o.args.items():
+            if isinstance(v, Mapping):
+                schedule_of(v, f"optimizer.args.{k}", total_steps=total)
+        for path, key, value, _ in _walk_spec(resolve_durations(cfg.schedule, total_steps=total), "schedule"):
+            if key == "warmup_steps" and isinstance(value, (int, float)) and value > total:
+                raise ConfigError(
+                    f"{path}={value!r} is longer than the run (train.steps={t.steps}); shorten the warmup or "
+                    "train longer"
+                )
     if cfg.plateau is not None and not isinstance(cfg.plateau, Mapping):  # pragma: no cover - typed above
         raise ConfigError("plateau must be a mapping of reduce_on_plateau arguments or null")
+    _check_optional_packages(cfg)
+
+
+# ----------------------------------------------------------------------------- optional packages
+
+#: Config keys that need a package lrjax does not depend on: key -> (module, pip extra).
+OPTIONAL_PACKAGES = {"train.tensorboard": ("tensorboard", "tensorboard")}
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent that fails to import; a module set to None in sys.modules
+        return False
+
+
+def _check_optional_packages(cfg: Config) -> None:
+    """A :class:`ConfigError` naming the key and the install command when a key asks for a package that is
+    not installed (before any run directory exists, not in the middle of a run)."""
+    for key, (module, extra) in OPTIONAL_PACKAGES.items():
+        section, name = key.split(".")
+        if getattr(getattr(cfg, section), name) and not _installed(module):
+            raise ConfigError(f"{key}=true needs the {module} package, which is not installed: "
+                              f"pip install 'lrjax[{extra}]' (or set {key}=false)")
+
+
+# ----------------------------------------------------------------------------- train.* counts
+
+#: The ``train.*`` keys that count optimizer updates and accept durations ("5 epochs").
+TRAIN_COUNTS = ("steps", "log_every", "eval_every", "checkpoint_every")
+
+
+class TrainCounts(typing.NamedTuple):
+    """``train.steps`` and the cadences in optimizer updates (:func:`train_counts`)."""
+
+    steps: int
+    log_every: int
+    eval_every: int
+    checkpoint_every: int
+
+
+def _count(cfg: Config, key: str, total: int | None, num_examples: int | None) -> int | None:
+    """``train.<key>`` in optimizer updates; None when that needs ``num_examples`` (or ``total``) and it is
+    not known. A text that is no duration, ``%`` for ``train.steps`` or less than one update is a ConfigError."""
+    value, where = getattr(cfg.train, key), f"train.{key}"
+    if not isinstance(value, str):
+        _positive(value, where)
+        return int(value)
+    if not _DURATION.match(value.strip()):
+        units = "'10%' (of train.steps), " if key != "steps" else ""
+        raise ConfigError(f"{where} must be a number of updates or a duration like {units}'5 epochs', '500 steps' "
+                          f"or '60000 examples', got {where}={value!r}")
+    amount, unit = parse_duration(value, where)
+    if amount <= 0:
+        raise ConfigError(f"{where}={value!r} must be more than 0")
+    if unit == "fraction":
+        if key == "steps":
+            raise ConfigError(f"{where}={value!r}: a percentage is of train.steps itself; give updates or a "
+                              "duration like '5 epochs', '500 steps' or '60000 examples'")
+        if total is None:
+            return None
+    if unit in ("epochs", "examples") and num_examples is None:
+        return None
+    return _to_steps(amount, unit, total_steps=total or 0, batch_size=cfg.data.batch_size,  # > 0, or it raises
+                     accumulation_steps=cfg.optimizer.accumulation_steps, num_examples=num_examples,
+                     where=f"{where}={value!r}")
+
+
+def _known_counts(cfg: Config, num_examples: int | None = None) -> dict[str, int | None]:
+    """Each of :data:`TRAIN_COUNTS` in updates, None where it needs the data's size (or a total that does)."""
+    total = _count(cfg, "steps", None, num_examples)
+    return {"steps": total, **{k: _count(cfg, k, total, num_examples) for k in TRAIN_COUNTS[1:]}}
+
+
+def train_counts(cfg: Config, num_examples: int | None = None) -> TrainCounts:
+    """``train.steps``, ``log_every``, ``eval_every`` and ``checkpoint_every`` in optimizer updates.
+
+    A number is used as it is; a duration goes through :func:`lrjax.to_steps` with ``data.batch_size`` and
+    ``optimizer.accumulation_steps``: ``"5 epochs"`` is ``round(5 * floor(N / (B * k)))`` updates for ``N =
+    num_examples`` training examples (the validation split held out), ``"60000 examples"`` is
+    ``round(60000 / (B * k))``, ``"10%"`` (cadences only) is ``round(0.1 * steps)``. Every place that needs
+    the run's length as a number goes through here (or :func:`train_steps`).
+
+    >>> cfg = load_config(None, ["train.steps=5 epochs", "train.eval_every=1 epoch", "data.batch_size=32"])
+    >>> cfg.train.steps                        # the config keeps the text
+    '5 epochs'
+    >>> train_counts(cfg, num_examples=1000)   # 1000 // 32 = 31 updates per epoch
+    TrainCounts(steps=155, log_every=20, eval_every=31, checkpoint_every=200)
+    >>> train_counts(cfg)
+    Traceback (most recent call last):
+    ...
+    lrjax.engine._config.ConfigError: train.steps='5 epochs' counts epochs or examples of the training set, whose size is known once the data is loaded (num_examples=None)
+    """
+    known = _known_counts(cfg, num_examples)
+    for k, v in known.items():
+        if v is None:
+            raise ConfigError(f"train.{k}={getattr(cfg.train, k)!r} counts epochs or examples of the training set, "
+                              f"whose size is known once the data is loaded (num_examples={num_examples})")
+    return TrainCounts(**known)
+
+
+def train_steps(cfg: Config, num_examples: int | None = None) -> int:
+    """``train.steps`` in optimizer updates (:func:`train_counts`): the one way to read the run's length.
+
+    >>> train_steps(load_config(None, ["train.steps=2 epochs", "data.batch_size=100"]), num_examples=1000)
+    20
+    """
+    total = _count(cfg, "steps", None, num_examples)
+    if total is None:
+        train_counts(cfg, num_examples)  # raises, naming the key
+    return int(total)  # type: ignore[arg-type]
+
+
+def resolve_train(cfg: Config, num_examples: int) -> Config:
+    """``cfg`` with :data:`TRAIN_COUNTS` in optimizer updates (:func:`train_counts`): the config a run
+    built on data of ``num_examples`` training examples follows (``Experiment.config``); the user's config
+    keeps its durations (``config.yaml`` says ``'5 epochs'``, a resume on other data counts them again).
+
+    >>> cfg = load_config(None, ["train.steps=3 epochs", "data.batch_size=50"])
+    >>> resolve_train(cfg, 500).train.steps
+    30
+    >>> resolve_train(load_config(None, ["train.steps=1 epoch", "schedule.warmup_steps=50"]), 640)
+    Traceback (most recent call last):
+    ...
+    lrjax.engine._config.ConfigError: schedule.warmup_steps=50 is longer than the run (train.steps=10); shorten the warmup or train longer
+    """
+    if all(not isinstance(getattr(cfg.train, k), str) for k in TRAIN_COUNTS):
+        return cfg
+    out = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train_counts(cfg, num_examples)._asdict()))
+    validate(out)  # what needed the run's length (a warmup longer than the run, ...) is checked now
+    return out
 
 
 _UNITS = {"%": "fraction", "steps": "steps", "step": "steps", "epochs": "epochs", "epoch": "epochs",
@@ -714,17 +966,22 @@ def resolve_average(cfg: Config, *, num_examples: int | None = None) -> tuple[st
     a = cfg.train.average
     if a is None:
         return None
-    steps, where = cfg.train.steps, "train.average.start"
+    steps, where = _count(cfg, "steps", None, num_examples), "train.average.start"
     start: Any = a.start if a.start is not None else ("75%" if a.kind == "swa" else 0)
-    known = True
+    known = steps is not None
     if isinstance(start, str):
         if not _DURATION.match(start.strip()):
             raise ConfigError(f"{where} must be a number of updates or a duration like '75%' (of train.steps), "
                               f"'2 epochs' or '500 steps', got {where}={start!r}")
-        known = num_examples is not None or parse_duration(start, where)[1] not in ("epochs", "examples")
-        start = resolve_durations(start, total_steps=steps, batch_size=cfg.data.batch_size if known else None,
-                                  accumulation_steps=cfg.optimizer.accumulation_steps, num_examples=num_examples,
-                                  where=where)
+        unit = parse_duration(start, where)[1]
+        known = known and (num_examples is not None or unit not in ("epochs", "examples"))
+        if not known and steps is None and unit == "fraction":
+            start = 0  # a share of a run whose length the data gives: checked when it is known
+        else:
+            start = resolve_durations(start, total_steps=steps or 0,
+                                      batch_size=cfg.data.batch_size if known else None,
+                                      accumulation_steps=cfg.optimizer.accumulation_steps,
+                                      num_examples=num_examples, where=where)
     if start < 0:
         raise fail("", where, a.start, ">= 0 updates", ConfigError)
     if known and start >= steps:

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lrjax.engine._config import Config, ConfigError, optimizer_factory, schedule_of
+from lrjax.engine._config import Config, ConfigError, optimizer_factory, schedule_of, train_steps
 from lrjax.optim import (
     InjectState,
     accumulate,
@@ -100,7 +100,7 @@ def make_optimizer(factory: Callable[..., Any] | FromSchedule, schedule: Schedul
 
 def spec_schedule(spec: Any, config: Config, num_examples: int | None, where: str) -> Schedule:
     """The schedule of a spec inside ``config`` (at key ``where``), its durations resolved against the run."""
-    return schedule_of(spec, where, total_steps=config.train.steps, batch_size=config.data.batch_size,
+    return schedule_of(spec, where, total_steps=train_steps(config, num_examples), batch_size=config.data.batch_size,
                        accumulation_steps=config.optimizer.accumulation_steps, num_examples=num_examples)
 
 

@@ -8,14 +8,26 @@ point (``lrjax find-lr``), all on the engine's runner (:mod:`lrjax.engine`).
 
 from lrjax.finder._range import FromSchedule, from_schedule, lr_range_test, parallel_range_test, range_schedule
 from lrjax.finder._result import ParallelRangeResult, RangeTestResult
-from lrjax.finder._suggest import SUGGESTIONS, Suggestion, loss_noise, minimum, steepest, suggest, valley
+from lrjax.finder._suggest import (
+    LABELS,
+    SUGGESTIONS,
+    Suggestion,
+    default_smoothing,
+    loss_noise,
+    minimum,
+    steepest,
+    suggest,
+    valley,
+)
 
 __all__ = [
     "FromSchedule",
+    "LABELS",
     "ParallelRangeResult",
     "RangeTestResult",
     "SUGGESTIONS",
     "Suggestion",
+    "default_smoothing",
     "find_lr_for_run",
     "from_schedule",
     "loss_noise",

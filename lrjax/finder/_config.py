@@ -44,6 +44,7 @@ from lrjax.engine import (
     config_to_dict,
     initial_states,
     make_schedule,
+    run_name,
     stacked_axes,
     with_validation,
 )
@@ -61,6 +62,7 @@ from lrjax.finder._range import (
     sweep_result,
 )
 from lrjax.finder._result import ParallelRangeResult, RangeTestResult
+from lrjax.finder._suggest import default_smoothing
 from lrjax.schedules import Constant, Schedule
 
 __all__ = ["ConfigRangeTest", "range_test_config", "with_peak", "find_lr_for_run", "METHODS"]
@@ -151,7 +153,7 @@ def range_test_config(
     max_lr: float = 1.0,
     num_steps: int = 100,
     mode: str = "exp",
-    smoothing: float = 0.98,
+    smoothing: float | None = None,
     diverge_factor: float | None = 4.0,
     parallel_rates: int = 0,
     parallel_steps: int = 50,
@@ -182,7 +184,8 @@ def range_test_config(
         raise ValueError("range_test_config: nothing to run: num_steps=0 and parallel_rates=0")
     n_grid = integer("range_test_config", "parallel_steps", parallel_steps, lo=1) if n_rates else 0
     ramp = range_schedule(min_lr, max_lr, n_sweep, mode) if n_sweep else None
-    beta, factor = check_smoothing(smoothing), check_diverge_factor(diverge_factor)
+    beta = check_smoothing(default_smoothing(n_sweep) if smoothing is None else smoothing)
+    factor = check_diverge_factor(diverge_factor)
     cfg = with_validation(_range_config(config), selects=bool(n_rates))
     held = _held_momentum(cfg)
     k = int(cfg.optimizer.accumulation_steps)
@@ -195,7 +198,7 @@ def range_test_config(
     first = experiment(ramp if ramp is not None else Constant(1.0), data)
     ds = first.data
     index = _index(first, seed, max(n_sweep, n_grid) * k)
-    settings = dict(config_name=cfg.name, data=ds.name, optimizer=cfg.optimizer.name,
+    settings = dict(config_name=cfg.name or run_name(cfg, ds.name), data=ds.name, optimizer=cfg.optimizer.name,
                     batch_size=cfg.data.batch_size, accumulation_steps=k, seed=seed)
     m0 = RangeMonitor.start(beta, factor)
     sweep = None
@@ -284,7 +287,7 @@ def with_peak(config: Any, lr: float, *, method: str = "steepest", record: dict[
 def find_lr_for_run(config: Config, method: str = "steepest", out_dir: str | None = None, *, model: Any = None,
                     loss: Any = None, data: Any = None, **kwargs: Any) -> Config:
     """What ``lrjax train --find-lr METHOD`` does before training: run the range test on ``config``
-    (``method="parallel"`` adds an 8-rate parallel test), write ``find_lr.json``/``find_lr.png`` to
+    (``method="parallel"`` adds an 8-rate parallel test), write ``range_test.json``/``range_test.png`` to
     ``out_dir``, and return the config with its schedule's peak set to the suggested rate (the choice
     recorded in ``config.find_lr``).
 
@@ -295,7 +298,7 @@ def find_lr_for_run(config: Config, method: str = "steepest", out_dir: str | Non
         kwargs.setdefault("parallel_rates", 8)
     result = range_test_config(config, model=model, loss=loss, data=data, **kwargs)
     if out_dir is not None:
-        result.save(out_dir, method, prefix="find_lr")
+        result.save(out_dir, method)
     try:
         chosen = result.suggestion(method)
     except ValueError as e:

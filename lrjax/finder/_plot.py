@@ -61,7 +61,7 @@ def plot_range_test(result: Any, path: str | os.PathLike | None = None, *, ax: A
         if s.ok:
             c = _COLORS.get(name, "black")
             ax.axvline(s.lr, color=c, ls="--", lw=1.0)
-            ax.plot([s.lr], [_on_curve(lrs, result.smoothed, s.lr)], "o", color=c, label=f"{name}: {s.lr:.2g}")
+            ax.plot([s.lr], [_on_curve(lrs, result.smoothed, s.lr)], "o", color=c, label=f"{s.label}: {s.lr:.2g}")
     if result.stop_reason in ("diverged", "non-finite") and lrs.size:
         ax.axvline(lrs[-1], color="black", ls=":", lw=1.0, label=f"stopped ({result.stop_reason}): {lrs[-1]:.2g}")
     ax.set_xscale("log")

@@ -60,7 +60,7 @@ from lrjax.finder._result import (
     RangeTestResult,
     status_and_order,
 )
-from lrjax.finder._suggest import suggest
+from lrjax.finder._suggest import default_smoothing, suggest
 from lrjax.schedules import Constant, Exponential, Linear, Schedule
 
 __all__ = ["lr_range_test", "parallel_range_test", "range_schedule", "from_schedule", "FromSchedule",
@@ -84,7 +84,8 @@ def check_rates(min_lr: Any, max_lr: Any) -> tuple[float, float]:
 def check_smoothing(smoothing: Any) -> float:
     b = number("", "smoothing", smoothing)
     if not 0.0 <= b < 1.0:
-        raise ValueError(f"smoothing must be in [0, 1), got smoothing={b!r} (0 = no smoothing; 0.98 is usual)")
+        raise ValueError(f"smoothing must be in [0, 1), got smoothing={b!r} (0 = no smoothing; the default is "
+                         "num_steps / (num_steps + 10))")
     return b
 
 
@@ -329,7 +330,7 @@ def lr_range_test(
     max_lr: float = 10.0,
     num_steps: int = 100,
     mode: str = "exp",
-    smoothing: float = 0.98,
+    smoothing: float | None = None,
     diverge_factor: float | None = 4.0,
     accumulation_steps: int = 1,
     has_aux: bool = False,
@@ -358,7 +359,8 @@ def lr_range_test(
       min_lr, max_lr: the first and last rate of the ramp.
       num_steps: optimizer updates in the ramp (>= 2).
       mode: ``"exp"`` (geometric ramp) or ``"linear"``.
-      smoothing: EMA factor β of the bias-corrected smoothed loss.
+      smoothing: EMA factor β of the bias-corrected smoothed loss (default
+        :func:`~lrjax.finder.default_smoothing`: ``num_steps / (num_steps + 10)``, a lag of a tenth of the sweep).
       diverge_factor: stop once the smoothed loss exceeds this × its best (or
         is not finite); ``None`` runs the whole ramp unless the loss is non-finite.
       accumulation_steps: micro-batches averaged per optimizer update (:func:`lrjax.accumulate`); the
@@ -388,7 +390,7 @@ def lr_range_test(
     _check_callables(loss_fn, optimizer_factory)
     schedule = range_schedule(min_lr, max_lr, num_steps, mode)
     n = int(num_steps)
-    beta = check_smoothing(smoothing)
+    beta = check_smoothing(default_smoothing(n) if smoothing is None else smoothing)
     factor = check_diverge_factor(diverge_factor)
     k = integer("", "accumulation_steps", accumulation_steps, lo=1)
     source_kind = classify_data(data)

@@ -53,7 +53,8 @@ class RangeTestResult(_Report):
         its batch before it, ``smoothed[i]`` the bias-corrected EMA).
       stop_reason: ``"completed"``, ``"diverged"`` (smoothed loss above
         ``diverge_factor`` × its best), ``"non-finite"`` or ``"data exhausted"``.
-      suggestions: ``{method: Suggestion}`` for steepest, minimum and valley.
+      suggestions: ``{method: Suggestion}`` for steepest, minimum (the rate at the lowest smoothed loss
+        divided by 10: ``minimum/10`` where it is printed or drawn) and valley.
       settings: the sweep's settings (rates, steps, mode, smoothing, ...).
     """
 
@@ -83,6 +84,25 @@ class RangeTestResult(_Report):
         if not s.ok:
             raise ValueError(f"range test: no {method!r} suggestion: {s.message}")
         return float(s.lr)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RangeTestResult":
+        """The result :meth:`to_dict` (``range_test.json``'s ``sweep``) wrote: ``None`` in the curve reads
+        back as NaN.
+
+        >>> import numpy as np
+        >>> r = RangeTestResult(np.array([1e-3, 1e-2]), np.array([2.0, np.nan]), np.array([2.0, np.nan]),
+        ...                     "non-finite", {}, {"num_steps": 2})
+        >>> back = RangeTestResult.from_dict(r.to_dict())
+        >>> back.stop_reason, back.losses.tolist()
+        ('non-finite', [2.0, nan])
+        """
+        def arr(xs):
+            return np.array([np.nan if x is None else x for x in xs], dtype=np.float64)
+
+        c = d["curve"]
+        return cls(arr(c["lr"]), arr(c["loss"]), arr(c["smoothed"]), d["stop_reason"],
+                   {k: Suggestion(**v) for k, v in d["suggestions"].items()}, dict(d["settings"]))
 
     def to_dict(self) -> dict[str, Any]:
         def clean(a):
@@ -167,6 +187,17 @@ class ParallelRangeResult(_Report):
             for lr, f, s, r in zip(self.lrs, self.final, self.status, rank)
         ]
         return "\n".join([head, *rows])
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ParallelRangeResult":
+        """The result :meth:`to_dict` (``range_test.json``'s ``parallel``) wrote (``None`` reads back as NaN)."""
+        def arr(xs):
+            return np.array([[np.nan if v is None else v for v in x] if isinstance(x, list) else
+                             (np.nan if x is None else x) for x in xs], dtype=np.float64)
+
+        return cls(arr(d["lrs"]), arr(d["curves"]["loss"]), arr(d["curves"]["smoothed"]), arr(d["final"]),
+                   tuple(d["status"]), np.asarray(d["stopped_at"], np.int64), np.asarray(d["order"], np.int64),
+                   d["metric"], np.nan if d["initial"] is None else float(d["initial"]), dict(d["settings"]))
 
     def to_dict(self) -> dict[str, Any]:
         def clean(a):

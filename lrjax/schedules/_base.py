@@ -67,6 +67,7 @@ __all__ = [
     "registered_schedules",
     "Step",
     "pow_count",
+    "unset",
 ]
 
 _LEAF = "leaf"
@@ -78,9 +79,13 @@ _KIND = "lrjax_kind"
 _REGISTRY: dict[str, type["Schedule"]] = {}
 
 
-def leaf(default: Any = dataclasses.MISSING, *, allow_inf: bool = False) -> Any:
-    """A numeric hyperparameter: a float32 array leaf of the pytree."""
-    meta = {_KIND: _LEAF, "allow_inf": allow_inf}
+def leaf(default: Any = dataclasses.MISSING, *, allow_inf: bool = False, negative_unset: bool = False) -> Any:
+    """A numeric hyperparameter: a float32 array leaf of the pytree.
+
+    ``negative_unset``: a negative value means "not set" (``Warmup.target``: the wrapped schedule's value);
+    ``repr`` and :func:`lrjax.to_spec` leave such a value out, and :func:`lrjax.from_spec` restores the default.
+    """
+    meta = {_KIND: _LEAF, "allow_inf": allow_inf, "negative_unset": negative_unset}
     if default is dataclasses.MISSING:
         return dataclasses.field(metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -113,10 +118,30 @@ def _is_tuple_field(f: dataclasses.Field) -> bool:
 
 
 def _fmt(x: np.ndarray) -> str:
+    """A value as people write it: the shortest decimal that reads back as the same float32 (``0.003``, not
+    ``0.003000000026077032``), integers without a point.
+
+    >>> _fmt(np.float32(3e-3)), _fmt(np.asarray(600.0, np.float32)), _fmt(np.asarray([0.1, 2.0], np.float32))
+    ('0.003', '600', '[0.1, 2]')
+    """
     if x.ndim == 0:
-        v = float(x)
+        v = float(str(x.astype(np.float32))) if x.dtype == np.float32 else float(x)  # str: the shortest repr
         return repr(int(v)) if v.is_integer() and abs(v) < 2**53 else repr(v)
-    return np.array2string(x, threshold=8)
+    if x.ndim == 1 and x.size <= 8:
+        return "[" + ", ".join(_fmt(e) for e in x) + "]"
+    return np.array2string(x, threshold=8, separator=", ")
+
+
+def unset(f: dataclasses.Field, value: Any) -> bool:
+    """Whether ``value`` of field ``f`` means "not set" (a ``negative_unset`` leaf holding a negative scalar):
+    ``repr`` and ``to_spec`` leave it out."""
+    if not f.metadata.get("negative_unset") or isinstance(value, jax.core.Tracer):
+        return False
+    try:
+        a = np.asarray(value)
+    except Exception:  # noqa: BLE001 - not concrete (e.g. ShapeDtypeStruct)
+        return False
+    return a.ndim == 0 and a.dtype.kind in "iuf" and bool(a < 0)
 
 
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -529,9 +554,12 @@ class Schedule:
         return dataclasses.replace(self, **changes)
 
     def __repr__(self) -> str:
+        """``CosineDecay(peak=0.003, decay_steps=900, ...)``: clean float32 numbers, unset values left out."""
         parts = []
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
+            if unset(f, v):
+                continue
             if _field_kind(f) == _LEAF and not isinstance(v, jax.core.Tracer):
                 try:
                     a = np.asarray(v)

@@ -167,7 +167,7 @@ class Warmup(Schedule):
     prefix: bool = static(True, choices=(True, False))
     # The value the ramp ends at; negative (default): the wrapped schedule's value where it
     # takes over. timm and Hugging Face ramp to the base rate whatever the schedule does there.
-    target: float = leaf(-1.0)
+    target: float = leaf(-1.0, negative_unset=True)
 
     def _validate(self, check: Checks) -> None:
         check.nonneg("warmup_steps", "init_value")

@@ -150,7 +150,7 @@ class Cyclic(Schedule):
     base_lr: float = leaf()
     max_lr: float = leaf()
     step_size_up: float = leaf(2000.0)
-    step_size_down: float = leaf(-1.0)  # < 0: same as step_size_up
+    step_size_down: float = leaf(-1.0, negative_unset=True)  # < 0: same as step_size_up
     mode: str = static("triangular", choices=("triangular", "triangular2", "exp_range"))
     gamma: float = leaf(1.0)
     base_momentum: float = leaf(0.8)

@@ -9,10 +9,13 @@ precomputed rates, one per step: what a Python function that JAX cannot trace (`
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import importlib
+import inspect
 import keyword
+import textwrap
 from typing import Any, Callable
 
 import jax
@@ -20,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax._checks import fail, integer, number
-from lrjax.schedules._base import Checks, Schedule, leaf, register, static
+from lrjax.schedules._base import Checks, Schedule, _fmt, leaf, register, static
 
 __all__ = ["Lambda", "Table"]
 
@@ -40,6 +43,47 @@ def _reference(fn: Callable) -> str | None:
     except Exception:  # noqa: BLE001 - not importable under its own name
         return None
     return f"{mod}:{qual}" if found is fn else None
+
+
+def function_text(fn: Any) -> str:
+    """A function as people read it: a ``"module:qualname"`` string as it is; a lambda as its source text
+    (found with :mod:`ast` in its file, matched by its argument names) or ``<lambda>(t, decay)``; another
+    function as ``name(t, decay)``. Never ``<function <lambda> at 0x...>``.
+
+    >>> function_text(lambda t: 0.5 ** t), function_text("jax.numpy:cos")
+    ('lambda t: 0.5 ** t', 'jax.numpy:cos')
+    """
+    if isinstance(fn, str):
+        return fn
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    try:
+        args = "(" + ", ".join(inspect.signature(fn).parameters) + ")"
+    except (TypeError, ValueError):
+        args = "(...)"
+    if name is None:
+        return type(fn).__name__ + args
+    if name.endswith("<lambda>"):
+        return _lambda_source(fn) or f"<lambda>{args}"
+    return name.split(".<locals>.")[-1] + args
+
+
+def _lambda_source(fn: Callable) -> str | None:
+    """The text of the lambda expression ``fn`` was made from, when its source line holds exactly one lambda
+    with its argument names; else None."""
+    try:
+        lines, start = inspect.getsourcelines(fn)
+        src = textwrap.dedent("".join(lines))
+        tree = ast.parse(src)
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return None
+    code = getattr(fn, "__code__", None)
+    names = list(code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]) if code is not None else None
+    found = [node for node in ast.walk(tree) if isinstance(node, ast.Lambda)
+             and [a.arg for a in node.args.args + node.args.kwonlyargs] == names]
+    if len(found) != 1:
+        return None
+    text = ast.get_source_segment(src, found[0])
+    return " ".join(text.split()) if text else None
 
 
 @functools.lru_cache(maxsize=None)
@@ -203,6 +247,29 @@ class Lambda(Schedule):
     def function(self) -> Callable:
         """The callable (``fn`` resolved when it is stored as a ``"module:qualname"`` reference)."""
         return _resolve(self.fn) if isinstance(self.fn, str) else self.fn
+
+    @property
+    def source(self) -> str:
+        """``fn`` as people read it: a reference as it is (``'jax.numpy:cos'``), a lambda as its text when it can
+        be found (``'lambda t, decay: decay ** t'``), else the function's name and arguments.
+
+        >>> import lrjax
+        >>> lrjax.Lambda(lambda t, decay: decay ** t, decay=0.5).source
+        'lambda t, decay: decay ** t'
+        """
+        return function_text(self.fn)
+
+    def __repr__(self) -> str:
+        """``Lambda(fn=lambda t, decay: decay ** t, decay=0.5, scale=1)``: the function readable, the keywords
+        by name."""
+        try:
+            params, scale = np.asarray(self.params), np.asarray(self.scale)
+        except Exception:  # noqa: BLE001 - traced or abstract: the generic form
+            return super().__repr__()
+        if params.ndim != 1 or scale.ndim != 0:  # stacked (vmapped) keywords: the generic form
+            return super().__repr__()
+        kw = "".join(f", {n}={_fmt(params[i])}" for i, n in enumerate(self.param_names))
+        return f"Lambda(fn={self.source}{kw}, scale={_fmt(scale)})"
 
     @property
     def kwargs(self) -> dict[str, jax.Array]:

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from lrjax._checks import closest
-from lrjax.schedules._base import _CHILD, _LEAF, _REGISTRY, Schedule, _field_kind, _is_tuple_field
+from lrjax.schedules._base import _CHILD, _LEAF, _REGISTRY, Schedule, _field_kind, _is_tuple_field, unset
 
 __all__ = ["to_spec", "from_spec", "load_spec"]
 
@@ -42,6 +42,8 @@ def to_spec(schedule: Schedule) -> dict[str, Any]:
     for f in dataclasses.fields(schedule):
         v = getattr(schedule, f.name)
         kind = _field_kind(f)
+        if unset(f, v):  # a negative Warmup.target: "not set", which from_spec's default says again
+            continue
         if kind == _LEAF:
             out[f.name] = _num(v)
         elif kind == _CHILD:
@@ -83,10 +85,11 @@ def from_spec(spec: Mapping[str, Any], *, where: str = "spec") -> Schedule:
         if key == "name":
             continue
         if key not in fields:
+            homes = _homes(spec, key, where)
+            hint = (f" (a key of the schedule inside {name!r}: did you mean "
+                    f"{' or '.join(repr(h) for h in homes[:3])}?)" if homes else closest(key, fields))
             raise ValueError(
-                f"{where}: unknown key {key!r} for schedule {name!r}{closest(key, fields)}; valid keys: "
-                f"{', '.join(fields)}"
-            )
+                f"{where}: unknown key {key!r} for schedule {name!r}{hint}; valid keys: {', '.join(fields)}")
         f = fields[key]
         if _field_kind(f) == _CHILD:
             several = _is_tuple_field(f)
@@ -116,6 +119,32 @@ def from_spec(spec: Mapping[str, Any], *, where: str = "spec") -> Schedule:
     if missing:
         raise ValueError(f"{where}: schedule {name!r} needs {', '.join(repr(m) for m in missing)}")
     return cls(**kwargs)
+
+
+def _init_fields(name: Any) -> set[str]:
+    cls = _REGISTRY.get(name) if isinstance(name, str) else None
+    return {f.name for f in dataclasses.fields(cls) if f.init} if cls is not None else set()
+
+
+def _homes(spec: Mapping[str, Any], key: str, where: str) -> list[str]:
+    """The full dotted paths, below ``where``, of the schedules nested in ``spec`` (``warmup``'s ``schedule``,
+    ``sequence``'s ``schedules[i]``, ...) whose family takes ``key``: the outermost ones, in spec order.
+
+    >>> _homes({"name": "warmup", "schedule": {"name": "cosine_decay"}}, "peak", "schedule")
+    ['schedule.schedule.peak']
+    """
+    found: list[str] = []
+    for k, v in spec.items():
+        items = [(f"{where}.{k}", v)] if isinstance(v, Mapping) else (
+            [(f"{where}.{k}[{i}]", x) for i, x in enumerate(v)] if isinstance(v, (list, tuple)) else [])
+        for path, sub in items:
+            if not isinstance(sub, Mapping):
+                continue
+            if key in _init_fields(sub.get("name")):
+                found.append(f"{path}.{key}")
+            else:
+                found += _homes(sub, key, path)
+    return found
 
 
 def load_spec(path: str) -> Schedule:

@@ -20,10 +20,15 @@ import math
 import os
 from typing import Any, Sequence
 
+import numpy as np
+
+from lrjax.engine import load_data
+from lrjax.plot import spans_decades
 from lrjax.sweep._driver import ConfigResult
 from lrjax.sweep._spec import Target
 
-__all__ = ["rank", "table_rows", "to_csv", "to_markdown", "plot_sweep", "steps_to_target"]
+__all__ = ["rank", "table_rows", "to_csv", "to_markdown", "plot_sweep", "steps_to_target", "console_table",
+           "selection_size", "tie_break", "sweep_figure"]
 
 
 def _split(r: ConfigResult) -> str:
@@ -138,21 +143,136 @@ def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def tie_break(rank_by: str, split: str = "val") -> str:
+    """How :func:`rank` orders configurations whose final ``split`` ``rank_by`` is equal, in words."""
+    loss = "" if rank_by == "loss" else f"the lower final {split}_loss, then "
+    return f"{loss}the lower final train loss, then the order of the sweep file"
+
+
+def selection_size(config: Any, data: Any = None) -> int:
+    """The number of examples of the split that chooses (validation, else test) for a sweep's ``config``
+    (its data loaded again: :func:`lrjax.engine.load_data`; ``data``: the arrays the sweep was given)."""
+    ds = load_data(config, data)
+    return int(len(ds.y_val) if ds.has_validation else len(ds.y_test))
+
+
+def _dotted(config: Any, key: str) -> Any:
+    node: Any = config
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else getattr(node, part, None)
+    return node
+
+
+def _short(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def _pbt_line(r: ConfigResult, row: dict[str, Any], explore: Sequence[str]) -> str:
+    """``peak 0.0031, weight_decay 0.0002; copied from 'peak=0.03' at step 1750 (2 copies)``."""
+    last = r.lineage[-1] if r.lineage else None
+    values = []
+    for k in explore:
+        v = last["values"].get(k) if last is not None else row.get(k, _dotted(r.config, k))
+        if isinstance(v, float):
+            v = float(f"{v:.6g}")  # a float32 read back: no float32 noise
+        values.append(f"{k.split('.')[-1]} {_short(v) if v is not None else '-'}")
+    copied = (f"copied from {last['copied']!r} at step {last['step']}"
+              + (f" ({len(r.lineage)} copies)" if len(r.lineage) > 1 else "") if last is not None
+              else "never copied")
+    return f"{', '.join(values)}; {copied}" if values else copied
+
+
+def console_table(results: Sequence[ConfigResult], rows: Sequence[dict[str, Any]], rank_by: str = "accuracy", *,
+                  num_selection: int | None = None, explore: Sequence[str] = (), width: int | None = None,
+                  limit: int = 20) -> str:
+    """The table ``lrjax sweep`` prints: one line per configuration (best first, at most ``limit``) that fits
+    a terminal of ``width`` columns — rank, label, the ranking metric on the split that chose, its test twin,
+    status (``pruned@100``, ``nonfinite@37``) and the updates trained — then what the columns cannot say:
+
+    * ties on the ranking metric (their rank ends in ``=``) and how :func:`rank` broke them;
+    * with ``num_selection`` (the examples of the choosing split) and an accuracy ranking, a warning when
+      the winner leads the runner-up by fewer than two examples (one example is ``100 / N`` points);
+    * population-based training (``explore``: its dotted keys): under each row, the final hyperparameters
+      and the last ``copied from ... at step ...`` of :attr:`ConfigResult.lineage`.
+
+    The full table is ``results.md`` / ``results.csv``.
+    """
+    import shutil
+
+    if not rows:
+        return ""
+    width = width or shutil.get_terminal_size((100, 24)).columns
+    split = "val" if any(k.startswith("val_") for k in rows[0]) else "test"
+    key, twin = f"{split}_{rank_by}", f"test_{rank_by}" if split == "val" else None
+    by_label = {r.label: r for r in results}
+    shown = list(rows[:limit])
+    metric = [row.get(key) for row in shown]
+    tied = [v is not None and ((i > 0 and metric[i - 1] == v) or (i + 1 < len(metric) and metric[i + 1] == v))
+            for i, v in enumerate(metric)]
+
+    def status(row: dict[str, Any]) -> str:
+        st = str(row["status"])
+        return f"pruned@{row['stopped_at']}" if st == "pruned" and row.get("stopped_at") is not None else st
+
+    cells = [[f"{row['rank']}{'=' if t else ''}", str(row["label"]), _cell(row.get(key)),
+              *([_cell(row.get(twin))] if twin else []), status(row), str(row.get("steps", "-"))]
+             for row, t in zip(shown, tied)]
+    head = ["rank", "label", key, *([twin] if twin else []), "status", "steps"]
+    widths = [max(len(c[i]) for c in cells + [head]) for i in range(len(head))]
+    room = width - (sum(widths) - widths[1]) - 2 * (len(head) - 1)
+    widths[1] = max(8, min(widths[1], room))
+
+    def line(cs: list[str]) -> str:
+        label = cs[1] if len(cs[1]) <= widths[1] else cs[1][: widths[1] - 1] + "…"
+        nums = [c.rjust(w) for c, w in zip(cs[2:-2], widths[2:-2])]
+        out = [cs[0].rjust(widths[0]), label.ljust(widths[1]), *nums, cs[-2].ljust(widths[-2]),
+               cs[-1].rjust(widths[-1])]
+        return "  ".join(out).rstrip()
+
+    lines = [line(head)]
+    for row, cs in zip(shown, cells):
+        lines.append(line(cs))
+        if explore:
+            lines.append(" " * (widths[0] + 2) + "↳ " + _pbt_line(by_label[row["label"]], row, explore))
+    if len(rows) > len(shown):
+        lines.append(f"... {len(rows) - len(shown)} more in results.md")
+    if any(tied):
+        lines.append(f"= tied on {key}; ranked by {tie_break(rank_by, split)}")
+    if num_selection and rank_by == "accuracy" and len(rows) > 1:
+        top, second = rows[0].get(key), rows[1].get(key)
+        if top is not None and second is not None and (top - second) * num_selection < 2 - 1e-6:
+            gap = round((top - second) * num_selection)
+            lines.append(
+                f"warning: the {'validation' if split == 'val' else 'test'} split has {num_selection} examples (one "
+                f"point of {rank_by} is {num_selection / 100:.3g} of them): the winner leads the runner-up by {gap} "
+                f"example{'s' if gap != 1 else ''}, too few to tell them apart; hold out more "
+                "(data.validation_fraction) or compare seeds")
+    return "\n".join(lines)
+
+
 def plot_sweep(results: Sequence[ConfigResult], path: str, *, winner: int | None = None, title: str = "") -> str:
     """One PNG: the learning rate applied at every update (a PBT member's piecewise rate as it was), train
     loss, validation loss and the validation metric of every configuration (pruned ones end where they
     stopped)."""
-    import matplotlib
+    fig = sweep_figure(results, winner=winner, title=title)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=100)
+    return path
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+
+def sweep_figure(results: Sequence[ConfigResult], *, winner: int | None = None, title: str = "") -> Any:
+    """The figure :func:`plot_sweep` saves (a ``matplotlib.figure.Figure``, no pyplot state); the rate panel
+    is logarithmic when the rates span more than a decade (:func:`lrjax.plot.spans_decades`)."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
 
     n = len(results)
     split = _split(results[0]) if results else "val"
     metric = next((k[len(split) + 1:] for r in results for x in r.records for k in x
                    if k.startswith(split + "_") and k != f"{split}_loss"), "loss")
-    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
-    fig, axes = plt.subplots(2, 2, figsize=(13, 8), sharex=True, constrained_layout=True)
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    fig = Figure(figsize=(13, 8), layout="constrained")
+    axes = fig.subplots(2, 2, sharex=True)
     (a_lr, a_tl), (a_el, a_ea) = axes
     for i, r in enumerate(results):
         best = i == winner
@@ -166,7 +286,10 @@ def plot_sweep(results: Sequence[ConfigResult], path: str, *, winner: int | None
         a_tl.plot([x["step"] for x in tr], [x["train_loss"] for x in tr], **kw)
         a_el.plot([x["step"] for x in ev], [x[f"{split}_loss"] for x in ev], marker=".", **kw)
         a_ea.plot([x["step"] for x in ev], [x.get(f"{split}_{metric}") for x in ev], marker=".", **kw)
-    a_lr.set_ylabel("learning rate")
+    log_rate = spans_decades([x for r in results for x in np.asarray(r.rates).ravel()])
+    if log_rate:  # a warmup from 0, a floor at 1 % of the peak, peaks a decade apart: all readable
+        a_lr.set_yscale("log")
+    a_lr.set_ylabel("learning rate" + (" (log)" if log_rate else ""))
     a_lr.set_title("rate used by each update")
     a_tl.set_ylabel("train loss (window mean)")
     a_tl.set_yscale("log")
@@ -185,7 +308,4 @@ def plot_sweep(results: Sequence[ConfigResult], path: str, *, winner: int | None
     fig.legend(handles, labels, loc="outside right center", fontsize=8, ncol=1 if n <= 20 else 2)
     if title:
         fig.suptitle(title)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return fig

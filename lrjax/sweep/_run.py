@@ -31,7 +31,7 @@ import jax
 from lrjax._rundir import atomic_write_json, atomic_write_text, check_writable, lock_run_dir
 from lrjax.engine._util import default_run_dir
 from lrjax.sweep._driver import ConfigResult, train_many
-from lrjax.sweep._report import plot_sweep, rank, table_rows, to_csv, to_markdown
+from lrjax.sweep._report import console_table, plot_sweep, rank, selection_size, table_rows, to_csv, to_markdown
 from lrjax.sweep._spec import (
     SweepConfig,
     SweepError,
@@ -138,13 +138,15 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, out_dir: str
     if run_dir is not None and primary:
         _write(run_dir, spec, strategy, configs, results, rows, groups, winner, best, total, plot, rank_by,
                config_steps)
-    say("")
-    say(to_markdown(rows[: min(len(rows), 20)]))
+    if verbose and primary:
+        say("")
+        say(console_table(results, rows, rank_by, num_selection=selection_size(results[0].config, data),
+                          explore=[k for k, _ in strategy.explore] if strategy.name == "pbt" else ()))
     key = next((k for k in rows[0] if k.startswith("val_") or k.startswith("test_")), None) if rows else None
     v = rows[0].get(key) if key else None
     say(f"winner: {winner}  ({key} {v:.4f})" if v is not None else f"winner: {winner}")
     if run_dir:
-        say(f"run dir: {os.path.abspath(run_dir)}")
+        say(f"run dir: {os.path.abspath(run_dir)} (full table: results.md, results.csv)")
     return SweepResult(spec, configs, results, rows, groups, winner, run_dir, round(total, 3), config_steps)
 
 

@@ -41,12 +41,14 @@ import jax
 import numpy as np
 
 from lrjax.engine import COLUMNS, BatchIterator, Config, Experiment, TrainState, build_experiment
+from lrjax.engine._build import find_state
 from lrjax.engine._checkpoint import Checkpointer
 from lrjax.engine._config import config_from_dict, config_to_dict, run_name, with_validation
 from lrjax.engine._program import Flags
 from lrjax.engine._records import COLUMN_INDEX as _COL
 from lrjax.engine._records import eval_points, nonfinite_update
 from lrjax.engine._util import default_run_dir, frozen_heap, unalias
+from lrjax.optim import InjectState
 from lrjax.train._hooks import (
     CheckpointHook,
     EvalHook,
@@ -96,6 +98,7 @@ class Run:
         self.best_eval: dict[str, Any] | None = None
         self.span_eval: tuple[int, dict[str, dict[str, jax.Array]]] | None = None  # (update, device metrics)
         self.last_checkpoint: int | None = None
+        self.replanned: dict[str, Any] | None = None  # a resume that moved the rate (summary.json)
         self._deferred: list[Callable[[], None]] = []
         self.metrics_path = os.path.join(run_dir, "metrics.jsonl")
         # On several hosts only process 0 writes the run's files; every process keeps the records.
@@ -372,6 +375,24 @@ def _replan(state: TrainState, exp: Experiment, saved: Config, config: Config) -
                           f"{e}") from None
 
 
+def _rate_change(before: TrainState, after: TrainState, step: int, saved: Config, config: Config
+                 ) -> dict[str, Any] | None:
+    """When a re-plan moves the learning rate of the next update (``step``): one warning naming the old and the
+    new rate, and the record ``{step, lr_before, lr_after}`` (``summary.json``'s ``replanned``); else None."""
+    def rate(state: TrainState) -> float:
+        lr = find_state(state.opt_state, InjectState, "--resume", "lrjax.inject state").hyperparams["learning_rate"]
+        return float(np.asarray(lr(step) if callable(lr) else lr, np.float32))
+
+    old, new = rate(before), rate(after)
+    if old == new:
+        return None
+    why = (f"; its durations in % follow train.steps from {saved.train.steps} to {config.train.steps}"
+           if saved.train.steps != config.train.steps else "")
+    warnings.warn(f"lrjax train: --resume re-plans the schedule: the learning rate at step {step} moves from "
+                  f"{old:.4g} to {new:.4g}{why}", UserWarning, stacklevel=4)
+    return {"step": step, "lr_before": old, "lr_after": new}
+
+
 def _resume_state(run: Run, saved: Config, config: Config, make_exp: Callable[[Config], Experiment]) -> TrainState:
     """The state to continue from: the latest checkpoint (onto the saved config's structure), with the new
     config's plan when it differs; from step 0 (with a warning) when no checkpoint is left."""
@@ -385,11 +406,12 @@ def _resume_state(run: Run, saved: Config, config: Config, make_exp: Callable[[C
         return exp.initial_state(config.train.seed)
     old = exp if saved == config else make_exp(saved)
     state = run.restore(old.initial_state(saved.train.seed))
-    if run.step > config.train.steps:
+    if run.step > exp.steps:
         raise ConfigError(f"--resume: train.steps={config.train.steps} is below the checkpoint's step {run.step}; "
                           f"set train.steps > {run.step} to train further")
     if saved != config:
-        state = _replan(state, exp, saved, config)
+        before, state = state, _replan(state, exp, saved, config)
+        run.replanned = _rate_change(before, state, run.step, saved, config)
     return unalias(state)
 
 
@@ -436,12 +458,12 @@ def _run(exp: Experiment, config: Config, saved: Config | None, run_dir: str, *,
     start_step = run.step
     if progress is None:
         progress = tc.progress
-    all_hooks = list(default_hooks(config, run_dir, initial_step=start_step, progress=progress)) + list(hooks)
+    all_hooks = list(default_hooks(exp.config, run_dir, initial_step=start_step, progress=progress)) + list(hooks)
     points = _boundaries(all_hooks, exp.steps)
     accum = exp.accumulation_steps
     rows = max(b - a for a, b in zip([0] + points, points)) * accum  # one compiled span length
     program, evals = exp.program(rows), exp.eval_inputs()
-    evaluated = set(eval_points(config))  # the span ends with an evaluation (and the plateau's look) there
+    evaluated = set(eval_points(exp.config))  # the span ends with an evaluation (and the plateau's look) there
     flag: dict[str, int] = {}
     status = "completed"
     error: str | None = None
@@ -526,6 +548,7 @@ def _finish(run: Run, hooks: list[Hook], exp: Experiment, config: Config, status
         "steps": run.step,
         "total_steps": exp.steps,
         "resumed_from": start_step if resume is not None else None,
+        "replanned": run.replanned,
         "selection": run.selection_split,
         "final_train": run.last_train,
         "final_eval": run.last_eval,

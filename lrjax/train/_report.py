@@ -11,7 +11,10 @@ import json
 import os
 from typing import Any
 
-__all__ = ["read_metrics", "plot_run", "format_summary"]
+import lrjax._yaml as _yaml
+from lrjax.plot import moves, spans_decades
+
+__all__ = ["read_metrics", "plot_run", "run_figure", "format_summary", "run_title"]
 
 
 def read_metrics(run_dir_or_file: str) -> dict[str, dict[str, list[Any]]]:
@@ -31,25 +34,55 @@ def read_metrics(run_dir_or_file: str) -> dict[str, dict[str, list[Any]]]:
     return out
 
 
-def plot_run(run_dir: str, path: str | None = None) -> str:
-    """Rate (and momentum), train loss and eval curves on shared step axes; returns the PNG path."""
-    import matplotlib
+def run_title(run_dir: str) -> str:
+    """The run's name (``summary.json``, else ``config.yaml``), else the folder's name: the figure's title."""
+    for name, read in (("summary.json", json.load), ("config.yaml", _yaml.load)):
+        try:
+            with open(os.path.join(run_dir, name)) as fh:
+                title = (read(fh) or {}).get("name")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(title, str) and title:
+            return title
+    return os.path.basename(os.path.normpath(run_dir))
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+
+def plot_run(run_dir: str, path: str | None = None) -> str:
+    """Rate (and momentum), train loss and eval curves on shared step axes; returns the PNG path.
+
+    The rate axis is logarithmic when the rates span more than a decade (:func:`lrjax.plot.spans_decades`:
+    a warmup from 0 and a cosine to 1 % of its peak stay readable); the momentum is drawn, dashed on its own
+    axis and in the legend, only when it moves (one-cycle, cyclic); the title is the run's name.
+    """
+    fig = run_figure(run_dir)
+    out = path or os.path.join(run_dir, "curves.png")
+    fig.savefig(out, dpi=110)
+    return out
+
+
+def run_figure(run_dir: str) -> Any:
+    """The figure :func:`plot_run` saves (a ``matplotlib.figure.Figure``, no pyplot state)."""
     import numpy as np
+    from matplotlib.figure import Figure
 
     cols = read_metrics(run_dir)
     tr, ev = cols["train"], cols["eval"]
-    fig, axes = plt.subplots(3, 1, figsize=(7, 7.5), sharex=True, constrained_layout=True)
+    fig = Figure(figsize=(7, 7.5), layout="constrained")
+    axes = fig.subplots(3, 1, sharex=True)
     ax = axes[0]
+    handles = []
     if tr.get("lr"):
-        ax.plot(tr["step"], tr["lr"], color="C0", label="learning rate")
-    ax.set_ylabel("learning rate")
-    if tr.get("momentum") and any(m is not None for m in tr["momentum"]):
+        handles += ax.plot(tr["step"], [np.nan if v is None else v for v in tr["lr"]], color="C0",
+                           label="learning rate")
+        if spans_decades(tr["lr"]):
+            ax.set_yscale("log")
+    ax.set_ylabel("learning rate" + (" (log)" if ax.get_yscale() == "log" else ""))
+    if tr.get("momentum") and moves(tr["momentum"]):
         ax2 = ax.twinx()
-        ax2.plot(tr["step"], tr["momentum"], color="C1", ls="--", label="momentum")
+        handles += ax2.plot(tr["step"], [np.nan if m is None else m for m in tr["momentum"]], color="C1", ls="--",
+                            label="momentum")
         ax2.set_ylabel("momentum")
+        ax.legend(handles=handles, loc="best", fontsize=8)
     second = "accuracy" if (tr.get("train_accuracy") or ev.get("test_accuracy")) else "r2"
     for ax, what in zip(axes[1:], ("loss", second)):  # train curve and evaluation points, one panel each
         if tr.get(f"train_{what}") and any(v is not None for v in tr[f"train_{what}"]):
@@ -63,11 +96,8 @@ def plot_run(run_dir: str, path: str | None = None) -> str:
             ax.legend()
     axes[1].set_yscale("log")
     axes[2].set_xlabel("step (optimizer updates)")
-    fig.suptitle(os.path.basename(os.path.normpath(run_dir)))
-    out = path or os.path.join(run_dir, "curves.png")
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    fig.suptitle(run_title(run_dir))
+    return fig
 
 
 def _fmt_eval(rec: dict[str, Any] | None) -> str:
@@ -88,7 +118,9 @@ def format_summary(s: dict[str, Any]) -> str:
         "",
         f"lrjax train: {s['name']}  [{s['status']}]",
         f"  steps        {s['steps']}/{s['total_steps']}"
-        + (f"  (resumed at {s['resumed_from']})" if s.get("resumed_from") is not None else ""),
+        + (f"  (resumed at {s['resumed_from']})" if s.get("resumed_from") is not None else "")
+        + (f"; re-planned: lr {s['replanned']['lr_before']:.4g} -> {s['replanned']['lr_after']:.4g}"
+           if s.get("replanned") else ""),
         f"  final eval   {_fmt_eval(s.get('final_eval'))}",
         f"  best eval    {_fmt_eval(s.get('best_eval'))}" + (f"  [by {s['selection']}]" if s.get("selection") else ""),
     ]

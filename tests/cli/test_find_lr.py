@@ -46,11 +46,15 @@ def test_train_find_lr_sets_and_records_the_peak(tmp_path, capsys):
     rc = lrjax_main(["train", *SMALL, "--find-lr", "minimum", "--out", str(out), "--no-progress"])
     assert rc == 0
     cfg = yaml.safe_load(open(out / "config.yaml"))
-    found = json.load(open(out / "find_lr.json"))
+    found = json.load(open(out / "range_test.json"))  # one name for range-test results in both commands
+    assert not (out / "find_lr.json").exists() and (out / "range_test.png").exists()
     lr = found["chosen"]["lr"]
     assert found["chosen"]["method"] == "minimum" and lr == found["sweep"]["suggestions"]["minimum"]["lr"]
     assert cfg["schedule"]["schedule"]["peak"] == pytest.approx(lr, rel=1e-6)
     assert cfg["find_lr"]["method"] == "minimum" and cfg["find_lr"]["lr"] == pytest.approx(lr)
+    text = capsys.readouterr().out  # the suggestion block, the chosen peak and where it went
+    assert f"minimum/10: lr={lr:.3g} (a tenth of" in text and f"suggested peak rate (minimum/10): {lr:.4g}" in text
+    assert f"peak set to {lr:.4g}: schedule.schedule.peak: 0.003 -> " in text
     metrics = [json.loads(line) for line in open(out / "metrics.jsonl")]
     logged = [m["lr"] for m in metrics if "lr" in m]
     assert logged and max(logged) <= lr * (1 + 1e-6)  # the run followed the new peak

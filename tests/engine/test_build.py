@@ -150,7 +150,8 @@ def test_impossible_for_this_data():
         exp_with("optimizer.cycle_momentum=true")
     with pytest.raises(ConfigError, match=r"plateau: .*factor must be a number in \(0, 1\), got factor=2"):
         exp_with("plateau={factor: 2}")
-    with pytest.raises(ConfigError, match=r"optimizer.args: inject: adamw has no argument 'beta1'"):
+    with pytest.raises(ConfigError, match=r"optimizer.args.beta1: optax.adamw takes no argument 'beta1'; its "
+                                          r"arguments are b1, b2, eps"):  # refused by the config, before any data
         exp_with("optimizer.args={beta1: 0.9}")
     # one rule for the momentum argument, from the optimizer's signature: adagrad has none
     with pytest.raises(ConfigError, match=r"optimizer 'adagrad' has no momentum argument"):

@@ -1,9 +1,19 @@
 """The typed config schema: defaults, overrides, and errors that name the key path."""
 
+import re
+
 import pytest
 
 from lrjax.engine import Config, ConfigError, config_from_dict, config_to_dict, load_config
-from lrjax.engine._config import parse_duration, resolve_durations
+from lrjax.engine._config import (
+    DroppedArgumentsWarning,
+    TrainCounts,
+    parse_duration,
+    resolve_durations,
+    resolve_train,
+    train_counts,
+    train_steps,
+)
 
 
 def test_defaults_live_in_the_schema():
@@ -34,8 +44,15 @@ def test_yaml_file_and_roundtrip(tmp_path):
 @pytest.mark.parametrize("override, match", [
     ("train.stepz=5", r"unknown key 'train.stepz' \(did you mean 'steps'\?\); valid keys in 'train': steps"),
     ("trian.steps=5", r"unknown key 'trian' \(did you mean 'train'\?\)"),
-    ("train.steps=abc", r"train.steps must be an integer, got train.steps='abc'"),
-    ("train.steps=1.5", r"train.steps must be an integer, got train.steps=1.5"),
+    ("train.steps=abc", r"train.steps must be a number of updates or a duration like '5 epochs', '500 steps' or "
+                        r"'60000 examples', got train.steps='abc'"),
+    ("train.steps=1.5", r"train.steps must be a whole number of updates or a duration like '5 epochs'.*, got "
+                        r"train.steps=1.5"),
+    ("train.steps=50%", r"train.steps='50%': a percentage is of train.steps itself"),
+    ("train.eval_every=0 epochs", r"train.eval_every='0 epochs' must be more than 0"),
+    ("train.log_every=0", r"train.log_every must be > 0, got train.log_every=0"),
+    ("train.eval_every=often", r"train.eval_every must be a number of updates or a duration like '10%' \(of "
+                               r"train.steps\), '5 epochs'.*got train.eval_every='often'"),
     ("data.normalize=3", r"data.normalize must be true/false, got data.normalize=3"),
     ("model.kind=mpl", r"model.kind must be one of 'mlp', 'cnn', 'resnet', got model.kind='mpl' \(did you mean 'mlp'\?\)"),
     ("train.on_nonfinite=ignore", r"train.on_nonfinite must be one of 'stop', 'skip'"),
@@ -89,3 +106,77 @@ def test_every_numeric_form_people_write_is_a_number(tmp_path):
     assert load_config(None, ["schedule.schedule.peak=1e-2"]).schedule["schedule"]["peak"] == 0.01
     # strings stay strings: durations, mode names
     assert load_config(None, ["schedule.warmup_steps=10%"]).schedule["warmup_steps"] == "10%"
+
+
+def test_tensorboard_without_the_package_is_refused_while_validating(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # import tensorboard fails, find_spec says absent
+    with pytest.raises(ConfigError, match=r"^train.tensorboard=true needs the tensorboard package, which is not "
+                                          r"installed: pip install 'lrjax\[tensorboard\]' \(or set "
+                                          r"train.tensorboard=false\)$"):
+        load_config(None, ["train.tensorboard=true"])
+    assert load_config(None, ["train.tensorboard=false"]).train.tensorboard is False
+
+
+@pytest.mark.parametrize("override, path", [
+    ("schedule.peak=1e-2", "schedule.schedule.peak"),        # the default warmup + cosine
+    ("schedule.floor=0.1", "schedule.schedule.floor"),
+    ("schedule={name: scale, factor: 2, peak: 1, schedule: {name: cosine_decay, peak: 1, decay_steps: 10}}",
+     "schedule.schedule.peak"),
+    ("schedule={name: shift, shift: 5, max_lr: 1, schedule: {name: warmup, warmup_steps: 5, schedule: "
+     "{name: one_cycle, max_lr: 1, total_steps: 100}}}", "schedule.schedule.schedule.max_lr"),
+    ("schedule={name: sequence, boundaries: [10], value: 2, schedules: [{name: linear, init_value: 0, "
+     "end_value: 1, transition_steps: 10}, {name: constant, value: 1}]}", "schedule.schedules[1].value"),
+])
+def test_a_key_of_a_wrapped_schedule_is_pointed_to_by_its_full_path(override, path):
+    with pytest.raises(ConfigError, match=rf"did you mean '{re.escape(path)}'\?"):
+        load_config(None, [override])
+    fixed = override.replace(".peak=", ".schedule.peak=").replace(".floor=", ".schedule.floor=")
+    if fixed != override:  # the path it names is the one that works
+        assert load_config(None, [fixed]).schedule["schedule"][path.split(".")[-1]] in (0.01, 0.1)
+
+
+def test_a_new_optimizer_drops_the_old_ones_arguments_with_a_note():
+    with pytest.warns(DroppedArgumentsWarning, match=r"^--set optimizer.name=sgd: dropped "
+                                                     r"optimizer.args.weight_decay=0.0001 \(an argument of adamw "
+                                                     r"that optax.sgd does not take\)$"):
+        cfg = load_config(None, ["optimizer.name=sgd"])
+    assert cfg.optimizer.args == {}
+    with pytest.warns(DroppedArgumentsWarning):  # what sgd does take stays
+        cfg = load_config(None, ["optimizer.args.momentum=0.9", "optimizer.name=sgd"])
+    assert cfg.optimizer.args == {"momentum": 0.9}
+    assert load_config(None, ["optimizer.name=lion"]).optimizer.args == {"weight_decay": 1e-4}  # lion takes it
+    # an argument written in the same command is the user's: kept, and the refusal says what to write
+    with pytest.raises(ConfigError, match=r"optimizer.args.weight_decay: optax.sgd takes no argument 'weight_decay'; "
+                                          r"its arguments are momentum, nesterov, accumulator_dtype. Remove it: "
+                                          r"--set 'optimizer.args=\{momentum: 0.9\}'"):
+        load_config(None, ["optimizer.name=sgd", "optimizer.args={weight_decay: 0.1, momentum: 0.9}"])
+
+
+def test_a_config_file_naming_another_optimizer_without_args_gets_none_it_refuses(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("optimizer: {name: sgd}\n")
+    assert load_config(p).optimizer.args == {}
+    p.write_text("optimizer: {name: sgd, args: {nesterov: true, b1: 0.9}}\n")
+    with pytest.raises(ConfigError, match=r"optax.sgd takes no argument 'b1'"):
+        load_config(p)
+
+
+def test_train_counts_take_durations_resolved_with_the_data():
+    cfg = load_config(None, ["train.steps=5 epochs", "train.eval_every=1 epoch", "train.log_every=10%",
+                             "train.checkpoint_every=6400 examples", "data.batch_size=32",
+                             "optimizer.accumulation_steps=2"])
+    assert cfg.train.steps == "5 epochs" and config_from_dict(config_to_dict(cfg)) == cfg  # the text is kept
+    per_epoch = 1000 // 64  # examples // (batch x accumulation)
+    assert train_counts(cfg, num_examples=1000) == TrainCounts(5 * per_epoch, round(0.1 * 5 * per_epoch), per_epoch,
+                                                               6400 // 64)
+    assert train_steps(cfg, 1000) == 5 * per_epoch
+    assert resolve_train(cfg, 1000).train.steps == 5 * per_epoch
+    with pytest.raises(ConfigError, match=r"train.steps='5 epochs' counts epochs or examples of the training set"):
+        train_steps(cfg)
+    plain = load_config(None, ["train.steps=300", "train.eval_every=25%"])
+    assert train_counts(plain) == TrainCounts(300, 20, 75, 200) and resolve_train(Config(), 10) == Config()
+    with pytest.raises(ConfigError, match=r"train.steps='1 epoch': steps_per_epoch: num_examples=10 is smaller than "
+                                          r"one optimizer update of 64 examples"):
+        train_steps(load_config(None, ["train.steps=1 epoch"]), 10)

@@ -28,6 +28,23 @@ def test_sweep_on_digits_descends_then_diverges(digits_result):
     for m in ("steepest", "minimum", "valley"):
         assert 1e-5 <= res.suggestion(m) < blowup
     assert res.settings["data"] == "digits" and res.settings["batch_size"] == 32
+    assert res.settings["config_name"] == "digits-mlp-adamw-warmup-cosine_decay"  # the figure's title, never None
+    assert sw.settings["smoothing"] == pytest.approx(60 / 70)  # the default for 60 updates
+
+
+def test_saved_results_read_back_as_they_were(digits_result, tmp_path):
+    import json
+
+    from lrjax.finder import ParallelRangeResult, RangeTestResult
+
+    _, res = digits_result
+    paths = res.save(str(tmp_path), "steepest")
+    assert paths["json"].endswith("range_test.json")
+    d = json.load(open(paths["json"]))
+    sweep, grid = RangeTestResult.from_dict(d["sweep"]), ParallelRangeResult.from_dict(d["parallel"])
+    assert str(sweep) == str(res.sweep) and str(grid) == str(res.grid)
+    np.testing.assert_array_equal(sweep.smoothed, res.sweep.smoothed)
+    assert sweep.suggestion("steepest") == res.suggestion("steepest") and grid.best_lr == res.grid.best_lr
 
 
 def test_parallel_grid_on_digits_ranks_on_the_validation_split(digits_result):

@@ -119,3 +119,36 @@ def test_a_fall_smaller_than_the_batch_noise_is_flat():
     # a real descent passes the same noise test
     learn = sigmoid_drop(-3.0)
     assert all(s.ok for s in suggest(LRS, learn, raw=learn + 0.05 * rng.normal(size=LRS.size)).values())
+
+
+def test_steepest_reads_the_descent_not_the_unstable_part_past_the_minimum():
+    loss = sigmoid_drop(-3.0)                                   # 2 -> 1 around 1e-3: the descent
+    past = X > -1.0
+    loss[past] = 1.0 + 4.0 * (X[past] + 1.0)                   # past 1e-1 the loss climbs ...
+    loss[X > -0.5] -= 1.5                                       # ... with a sharp fall inside the climb
+    i_min = int(np.argmin(loss))
+    assert X[i_min] < -0.5 and np.argmin(np.gradient(loss, X)) > i_min  # the sharpest fall is past the minimum
+    s = steepest(LRS, loss)
+    assert abs(np.log10(s.lr) + 3.0) <= 0.09
+
+
+def test_the_default_smoothing_lags_a_tenth_of_the_sweep():
+    from lrjax.finder import default_smoothing
+
+    for n in (40, 100, 1000):
+        beta = default_smoothing(n)
+        j = np.arange(200 * n)
+        weights = (1 - beta) * beta**j                          # the EMA's weight on the loss j updates ago
+        assert np.sum(j * weights) == pytest.approx(n / 10, rel=1e-6)
+        assert np.sum(weights**2) == pytest.approx(1 / (1 + n / 5), rel=1e-6)  # noise variance kept
+    assert default_smoothing(100) == pytest.approx(0.909, abs=1e-3)
+
+
+def test_minimum_says_it_is_a_tenth_of_the_minimums_rate():
+    from lrjax.finder import Suggestion
+
+    m = minimum(LRS, (X + 2.0) ** 2)
+    assert m.label == "minimum/10" and str(m).startswith(f"minimum/10: lr={m.lr:.3g} (a tenth of {10 * m.lr:.3g}, "
+                                                         "the rate at the lowest smoothed loss")
+    assert str(Suggestion("minimum", None, message="too flat")) == "minimum/10: no suggestion — too flat"
+    assert steepest(LRS, sigmoid_drop(-3.0)).label == "steepest"

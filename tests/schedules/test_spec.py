@@ -18,7 +18,7 @@ def test_nested_spec_is_plain_and_exact():
         "name": "warmup",
         "schedule": {"name": "cosine_decay", "peak": 0.001, "decay_steps": 900, "floor": 1e-05, "exponent": 1,
                      "floor_mode": "absolute", "periodic": False},
-        "warmup_steps": 100, "init_value": 0, "target": -1, "shape": "linear", "prefix": True,
+        "warmup_steps": 100, "init_value": 0, "shape": "linear", "prefix": True,  # target unset: left out
     }
     for text, load in ((yaml.safe_dump(spec), yaml.safe_load), (json.dumps(spec), json.loads)):
         back = lrjax.from_spec(load(text))
@@ -124,3 +124,35 @@ def test_load_spec_reads_yaml_1_2_numbers(tmp_path):
     s = lrjax.load_spec(str(p))
     assert float(s.init_value) == pytest.approx(1e-2) and s.milestones.tolist() == [1000.0, 2000.0]
     assert float(s.gamma) == 0.5
+
+
+def test_repr_and_spec_show_numbers_as_written_and_hide_unset_values():
+    s = lrjax.Warmup(lrjax.CosineDecay(peak=3e-3, decay_steps=900, floor=1e-5), warmup_steps=100)
+    assert float(np.asarray(s.schedule.peak)) == 0.003000000026077032  # float32: what it computes with
+    text = repr(s)
+    assert text == ("Warmup(schedule=CosineDecay(peak=0.003, decay_steps=900, floor=1e-05, exponent=1, "
+                    "floor_mode='absolute', periodic=False), warmup_steps=100, init_value=0, shape='linear', "
+                    "prefix=True)")
+    assert lrjax.to_spec(s)["schedule"]["peak"] == 0.003 and "target" not in lrjax.to_spec(s)
+    set_ = lrjax.Warmup(lrjax.Constant(0.1), 10, target=0.05)  # a target that is set is shown
+    assert "target=0.05" in repr(set_) and lrjax.to_spec(set_)["target"] == 0.05
+    c = lrjax.Cyclic(0.1, 1.0, 10)
+    assert "step_size_down" not in repr(c) and "step_size_down" not in lrjax.to_spec(c)
+    assert "step_size_down=7" in repr(lrjax.Cyclic(0.1, 1.0, 10, 7))
+    for sched in (s, set_, c, lrjax.Cyclic(0.1, 1.0, 10, 7)):  # the values never change
+        back = lrjax.from_spec(yaml.safe_load(yaml.safe_dump(lrjax.to_spec(sched))))
+        np.testing.assert_array_equal(back(np.arange(0, 1200, 7)), sched(np.arange(0, 1200, 7)))
+    assert repr(lrjax.MultiStep(0.1, [300, 600], 0.3)) == "MultiStep(init_value=0.1, milestones=[300, 600], gamma=0.3)"
+
+
+def test_a_lambda_reads_as_its_code():
+    s = lrjax.Lambda(lambda t, decay: decay ** (t / 100), decay=0.7)
+    assert repr(s) == "Lambda(fn=lambda t, decay: decay ** (t / 100), decay=0.7, scale=1)"
+    def halving(t, every):  # a local function: kept as the object, shown by name
+        return 0.5 ** (t / every)
+
+    assert repr(lrjax.Lambda(halving, every=10)) == "Lambda(fn=halving(t, every), every=10, scale=1)"
+    from lrjax.plot import describe, gallery_schedules
+
+    assert all("0x" not in describe(x) for x in gallery_schedules().values())
+    assert describe(s) == "Lambda(lambda t, decay: decay ** (t / 100), decay=0.7)"

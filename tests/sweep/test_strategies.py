@@ -257,3 +257,58 @@ def test_checkpoints_of_a_written_sweep_do_not_feed_the_plateau(tmp_path):
         np.testing.assert_array_equal(w.rates, a.rates)
     # and the lone runs' plateau decides only at updates 30 and 60: the rate is one value up to update 31
     assert all(np.all(r.rates[:31] == np.float32(0.05)) for r in alone)
+
+
+# ----------------------------------------------------------------------------- the console table
+
+def test_the_console_table_fits_a_terminal_and_names_ties_and_a_small_split():
+    from lrjax.sweep._report import console_table
+
+    def row(rank, label, val, test, status="completed", stopped=None):
+        return {"rank": rank, "label": label, "peak": 0.01, "group": 0, "status": status, "stopped_at": stopped,
+                "val_accuracy": val, "val_loss": 0.5, "test_accuracy": test, "test_loss": 0.6,
+                "best_val_accuracy": val, "best_step": 16, "final_train_loss": 0.4, "steps": 16, "time_s": 1.0}
+
+    rows = [row(1, "cosine", 0.625, 0.6072), row(2, "a label far too long for a narrow terminal " * 3, 0.625, 0.6),
+            row(3, "slow", 0.1458, 0.1783, "pruned", 8)]
+    text = console_table([], rows, "accuracy", num_selection=144, width=80)
+    lines = text.splitlines()
+    assert lines[0].split() == ["rank", "label", "val_accuracy", "test_accuracy", "status", "steps"]
+    assert all(len(x) <= 80 for x in lines[:4]) and "best_step" not in text and "time_s" not in text
+    assert lines[1].split() == ["1=", "cosine", "0.6250", "0.6072", "completed", "16"]
+    assert lines[2].startswith("  2=  a label far too long") and "…" in lines[2]
+    assert lines[3].split() == ["3", "slow", "0.1458", "0.1783", "pruned@8", "16"]
+    assert lines[4] == ("= tied on val_accuracy; ranked by the lower final val_loss, then the lower final train loss, "
+                        "then the order of the sweep file")
+    assert lines[5].startswith("warning: the validation split has 144 examples (one point of accuracy is 1.44 of "
+                               "them): the winner leads the runner-up by 0 examples, too few to tell them apart")
+    rows[1]["val_accuracy"] = 0.625 - 3 / 144  # three examples apart: no tie, no warning
+    assert "tied" not in console_table([], rows, "accuracy", num_selection=144) and "warning" not in \
+        console_table([], rows, "accuracy", num_selection=144)
+
+
+def test_pbt_rows_show_final_hyperparameters_and_where_they_were_copied_from(pbt):
+    from lrjax.sweep._report import console_table
+
+    text = console_table(pbt.results, pbt.rows, "accuracy", explore=["schedule.schedule.peak",
+                                                                     "optimizer.args.weight_decay"], width=100)
+    notes = [x.strip() for x in text.splitlines() if "↳" in x]
+    assert len(notes) == 4
+    by_label = {r.label: r for r in pbt.results}
+    for line, row in zip(notes, pbt.rows):
+        r = by_label[row["label"]]
+        if r.lineage:
+            last = r.lineage[-1]
+            peak = float(f"{last['values']['schedule.schedule.peak']:.6g}")
+            assert line.startswith(f"↳ peak {peak:.3g}, weight_decay ")
+            assert f"copied from {last['copied']!r} at step {last['step']}" in line
+        else:
+            assert line == f"↳ peak {row['schedule.schedule.peak']:.3g}, weight_decay 0.0001; never copied"
+    assert any("copied from" in x for x in notes)
+
+
+def test_the_rate_panel_is_logarithmic_when_the_peaks_span_decades(halving):
+    from lrjax.sweep._report import sweep_figure
+
+    fig = sweep_figure(halving.results, winner=0, title="t")
+    assert fig.axes[0].get_yscale() == "log" and fig.axes[0].get_ylabel() == "learning rate (log)"

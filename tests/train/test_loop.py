@@ -141,3 +141,23 @@ def test_tensorboard_hook_writes_every_logged_scalar(tmp_path):
             assert [e.step for e in events] == cols[split]["step"]
             got = [float(tensor_util.make_ndarray(e.tensor_proto)) for e in events]
             np.testing.assert_allclose(got, cols[split][key], rtol=1e-6)
+
+
+def test_a_resume_that_moves_the_rate_says_so_and_records_it(tmp_path):
+    """20 updates, then resumed to 40: the 10 % warmup and 90 % cosine stretch, so the rate of update 20 jumps
+    from the cosine's floor to the middle of the new cosine."""
+    out = str(tmp_path / "run")
+    short = cfg("train.steps=20", "train.checkpoint_every=20")
+    train(short, out_dir=out, data=DATA, progress=False, verbose=False, plot=False)
+    longer = cfg("train.steps=40", "train.checkpoint_every=20")
+    old, new = (float(build_experiment(c, data=DATA).schedule(20)) for c in (short, longer))
+    assert new > 10 * old
+    with pytest.warns(UserWarning, match=rf"--resume re-plans the schedule: the learning rate at step 20 moves "
+                                         rf"from {old:.4g} to {new:.4g}; its durations in % follow train.steps from "
+                                         rf"20 to 40"):
+        s = train(longer, resume=out, data=DATA, progress=False, verbose=False, plot=False)
+    assert s["replanned"] == {"step": 20, "lr_before": pytest.approx(old), "lr_after": pytest.approx(new)}
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["replanned"]["lr_after"] == pytest.approx(new)
+    logged = read_metrics(out)["train"]
+    rate_29 = float(build_experiment(longer, data=DATA).schedule(29))
+    assert logged["lr"][logged["step"].index(30)] == pytest.approx(rate_29)
