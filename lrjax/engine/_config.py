@@ -946,7 +946,7 @@ def _to_steps(value: float, unit: str, **kw: Any) -> int:
         return int(to_steps(value, unit, batch_size=kw["batch_size"],
                                   accumulation_steps=kw["accumulation_steps"],
                                   num_examples=kw["num_examples"], total_steps=kw["total_steps"],
-                                  context=kw["context"]))
+                                  context=kw.get("context")))
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{kw['where']}: {e}") from None
 

@@ -40,15 +40,24 @@ from typing import Any, Callable, Sequence
 import jax
 import numpy as np
 
-from lrjax.engine import COLUMNS, BatchIterator, Config, Experiment, TrainState, build_experiment
-from lrjax.engine._build import find_state
+from lrjax.engine import (
+    COLUMNS,
+    BatchIterator,
+    Config,
+    ConfigError,
+    Experiment,
+    Flags,
+    TrainState,
+    build_experiment,
+    eval_points,
+    find_state,
+)
 from lrjax.engine._checkpoint import Checkpointer
 from lrjax.engine._config import config_from_dict, config_to_dict, run_name, with_validation
-from lrjax.engine._program import Flags
 from lrjax.engine._records import COLUMN_INDEX as _COL
-from lrjax.engine._records import eval_points, nonfinite_update
+from lrjax.engine._records import nonfinite_update
 from lrjax.engine._util import default_run_dir, frozen_heap, unalias
-from lrjax.optim import InjectState
+from lrjax.optim import InjectState, with_hyperparams
 from lrjax.train._hooks import (
     CheckpointHook,
     EvalHook,
@@ -359,9 +368,6 @@ def _section(cfg: Config, path: str) -> Any:
 def _replan(state: TrainState, exp: Experiment, saved: Config, config: Config) -> TrainState:
     """The restored ``state`` with the plan of the new ``config`` (schedule, optimizer hyperparameters):
     the plan lives in the optimizer state, so it is replaced, not rebuilt. A structural change is refused."""
-    from lrjax.engine import ConfigError, find_state
-    from lrjax.optim import InjectState, with_hyperparams
-
     for path in _FIXED_ON_RESUME:
         old, new = _section(saved, path), _section(config, path)
         if old != new and not (path == "data" and dataclasses.replace(old, eval_batch_size=new.eval_batch_size) == new):
@@ -396,8 +402,6 @@ def _rate_change(before: TrainState, after: TrainState, step: int, saved: Config
 def _resume_state(run: Run, saved: Config, config: Config, make_exp: Callable[[Config], Experiment]) -> TrainState:
     """The state to continue from: the latest checkpoint (onto the saved config's structure), with the new
     config's plan when it differs; from step 0 (with a warning) when no checkpoint is left."""
-    from lrjax.engine import ConfigError
-
     exp = run.exp
     if run.checkpointer.latest_step() is None:
         warnings.warn(f"lrjax train: {run.run_dir} has no checkpoint left; starting again from step 0",
