@@ -55,7 +55,7 @@ import threading
 import time
 import traceback
 import warnings
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import jax
 
@@ -165,7 +165,11 @@ def _reason(e: BaseException, raw: bool = False) -> str:
     inner = _chain(e)[-1]
     if isinstance(inner, json.JSONDecodeError):
         return f"invalid JSON: {inner.msg} (line {inner.lineno}, column {inner.colno})"
-    text = str(inner.args[0]) if isinstance(inner, KeyError) and inner.args else str(inner) or type(inner).__name__
+    if isinstance(inner, KeyError) and inner.args:  # KeyError('6') says "'6'": say it is a missing key
+        arg = inner.args[0]
+        text = str(arg) if isinstance(arg, str) and " " in arg else f"missing key {arg!r}"
+    else:
+        text = str(inner) or type(inner).__name__
     return text if raw else _one_line(text)
 
 
@@ -325,8 +329,21 @@ class Checkpointer:
         self._mngr.reload()
 
     # ------------------------------------------------------------------ restore
-    def _restore_step(self, step: int, abstract: Any) -> tuple[Any, dict[str, Any]]:
+    def _read_meta(self, step: int) -> dict[str, Any]:
         ocp = self._ocp
+        with _quiet_orbax_failure():
+            out = self._mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        meta = out["meta"]
+        if not isinstance(meta, dict):
+            raise ValueError(f"meta is {type(meta).__name__}, not a JSON object")
+        return dict(meta)
+
+    def _restore_step(self, step: int, target: Any, template: Callable[[dict], Any] | None
+                      ) -> tuple[Any, dict[str, Any]]:
+        ocp = self._ocp
+        if template is not None:
+            target = template(self._read_meta(step))
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         with _quiet_orbax_failure():
             out = self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
                                                                    meta=ocp.args.JsonRestore()))
@@ -335,8 +352,14 @@ class Checkpointer:
             raise ValueError(f"meta is {type(meta).__name__}, not a JSON object")
         return out["state"], dict(meta)
 
-    def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
+    def restore(self, target: Any = None, step: int | None = None, *,
+                template: Callable[[dict[str, Any]], Any] | None = None) -> tuple[Any, dict[str, Any]]:
         """Restore the latest (or ``step``) checkpoint onto ``target``'s structure, shardings and dtypes.
+
+        ``template`` instead of ``target``: a function of a checkpoint's ``meta`` that returns the tree to
+        restore onto, for a state whose structure depends on the progress the meta records (a sweep's
+        surviving chunks). Each step's meta is read first; a meta that cannot be read, or that the
+        template cannot use, makes the step unreadable like a damaged array file.
 
         Without ``step``, an unreadable checkpoint is skipped for the newest readable one, with a
         :class:`CheckpointFallbackWarning`. :class:`CheckpointNotFound` when there is no checkpoint
@@ -344,8 +367,8 @@ class Checkpointer:
         and at once when a checkpoint does not fit ``target`` (another model or config: an older one
         would not fit either).
         """
-        ocp = self._ocp
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        if (target is None) == (template is None):
+            raise TypeError("Checkpointer.restore: give target or template (not both)")
         self._mngr.reload()  # the directory as it is now (steps deleted or added by someone else)
         steps = sorted(self.all_steps(), reverse=True)
         if step is not None:
@@ -355,7 +378,7 @@ class Checkpointer:
                                          directory=self.directory, step=step, reason="no such step",
                                          errno=_errno.ENOENT)
             try:
-                out = self._restore_step(step, abstract)
+                out = self._restore_step(step, target, template)
             except Exception as e:
                 raise self._unreadable_error(step, e) from e
             self.restored_step = step
@@ -366,7 +389,7 @@ class Checkpointer:
         failed: list[tuple[int, str, Exception]] = []
         for i, s in enumerate(steps):
             try:
-                out = self._restore_step(s, abstract)
+                out = self._restore_step(s, target, template)
             except Exception as e:
                 if _is_mismatch(e):  # the same in every checkpoint: an older one would not fit either
                     raise self._unreadable_error(s, e) from e
@@ -385,20 +408,17 @@ class Checkpointer:
                               directory=self.directory, reason=failed[0][1]) from failed[0][2]
 
     def restore_meta(self, step: int | None = None) -> dict[str, Any]:
-        """The ``meta`` item alone of the latest (or ``step``) checkpoint: what describes the ``state``
-        item's structure when that depends on the run's progress (a sweep's surviving chunks)."""
-        ocp = self._ocp
+        """The ``meta`` item alone of the latest (or ``step``) checkpoint (no fallback: to restore a state
+        whose structure the meta describes, use :meth:`restore` with ``template=``)."""
         self._mngr.reload()
         step = self.latest_step() if step is None else step
         if step is None:
             raise CheckpointNotFound(f"{self.directory}: no finished checkpoint to resume from",
                                      directory=self.directory, reason="no checkpoint", errno=_errno.ENOENT)
         try:
-            with _quiet_orbax_failure():
-                out = self._mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+            return self._read_meta(step)
         except Exception as e:
             raise self._unreadable_error(step, e) from e
-        return dict(out["meta"])
 
     def _unreadable_error(self, step: int, e: BaseException) -> CheckpointError:
         reason = self._reason(e)

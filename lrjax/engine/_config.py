@@ -74,7 +74,8 @@ class DataConfig:
     generated locally and cached), a ``.npz`` with ``x_train, y_train, x_test, y_test`` (integer labels,
     or float targets for regression), a directory of MNIST/Fashion-MNIST IDX files (``.gz`` or raw) or a
     directory of CIFAR-10 python batches. ``batch_size`` is the global batch per micro-step (split across
-    devices). ``test_fraction`` only applies to sources without an official test split (``digits``).
+    devices). ``test_fraction`` only applies to sources without a test split (``digits``, a ``.npz`` without
+    ``x_test, y_test``): that share is held out with the data seed.
 
     ``validation_fraction``: the share of the *training* examples held out as a validation split, drawn
     with the data seed. Whatever chooses — a sweep's ranking, pruning, population-based training,
@@ -82,6 +83,12 @@ class DataConfig:
     (default): 0.1 where something chooses (a sweep, a ``plateau``, the parallel range test), else 0 (a
     plain run keeps every training example). ``0`` with something choosing warns that the test set
     selects. ``seed``: the seed of the data splits (default: ``train.seed``).
+
+    ``num_classes``: the class count ``C`` when some of the classes ``0 .. C-1`` are absent from the data
+    (default ``null``: the labels must be ``0 .. C-1`` with every class in the training split).
+    ``trust_pickle``: unpickle a CIFAR-10 folder whose files are not the official release (default
+    ``false``: unpickling a crafted file runs any code in it, so only files with the official checksums
+    are read). A ``.npz`` (read with ``allow_pickle=False``), IDX files and YAML never execute code.
     """
 
     source: str = "digits"
@@ -91,6 +98,8 @@ class DataConfig:
     seed: int | None = None
     eval_batch_size: int = 1024
     normalize: bool = True
+    num_classes: int | None = None
+    trust_pickle: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -576,6 +585,8 @@ def validate(cfg: Config) -> None:
     _positive(d.eval_batch_size, "data.eval_batch_size")
     if not 0.0 < d.test_fraction < 1.0:
         raise fail("", "data.test_fraction", d.test_fraction, "in (0, 1)", ConfigError)
+    if d.num_classes is not None and d.num_classes < 2:
+        raise fail("", "data.num_classes", d.num_classes, "an integer >= 2 (or null: from the labels)", ConfigError)
     _positive(o.accumulation_steps, "optimizer.accumulation_steps")
     if o.clip_norm is not None:
         _positive(o.clip_norm, "optimizer.clip_norm")

@@ -35,10 +35,10 @@ import dataclasses
 import itertools
 import math
 import os
-import re
 from typing import Any, Mapping
 
 from lrjax._checks import closest
+from lrjax._rundir import safe_name
 from lrjax.engine._config import (
     Config,
     ConfigError,
@@ -206,8 +206,9 @@ def parse_strategy(data: Any, steps: int, num_configs: int) -> Strategy:
             raise SweepError(f"strategy.explore.{k}: explore keys are schedule.<...> or optimizer.args.<name> "
                              "(numeric leaves of the optimizer state)")
         if not isinstance(v, list) or not v or any(isinstance(x, bool) or not isinstance(x, (int, float))
-                                                   or not x > 0 for x in v):
-            raise SweepError(f"strategy.explore.{k} must be a non-empty list of positive factors, got {v!r}")
+                                                   or not math.isfinite(x) or not x > 0 for x in v):
+            raise SweepError(f"strategy.explore.{k} must be a non-empty list of finite positive factors (e.g. "
+                             f"[0.8, 1.25]), got strategy.explore.{k}={v!r}")
         explore.append((str(k), tuple(float(x) for x in v)))
     seed = data.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -404,8 +405,13 @@ def _grid_names(keys: list[str]) -> dict[str, str]:
 
 
 def safe_label(label: str) -> str:
-    """A file-name-safe version of a label."""
-    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", label).strip("_") or "config"
+    """A label as a file name (``configs/<label>.yaml``, ``metrics/<label>.jsonl``) and as its configuration's
+    run name: :func:`lrjax._rundir.safe_name`, silently (labels hold spaces by design).
+
+    >>> safe_label("peak=0.001 seed=0"), safe_label("../x")
+    ('peak=0.001_seed=0', 'x')
+    """
+    return safe_name(label, fallback="config", what=None)
 
 
 def expand(spec: SweepSpec) -> list[SweepConfig]:
