@@ -111,8 +111,11 @@ class ModelConfig:
 
     ``factory: "MODULE:NAME"`` names any callable returning a Flax NNX module that maps a batch ``x`` to
     outputs (then ``kind``, ``hidden``, ``channels`` and ``blocks`` are not used). ``MODULE`` is a dotted
-    module name looked up in the config file's own folder first, then the working directory, then
-    ``sys.path``, or a path to a ``.py`` file (``models/net.py:Net``). It is called as
+    module name looked up in the config file's own folder first, then the working directory, then the
+    installed packages, or a path to a ``.py`` file (``models/net.py:Net``). A file is loaded by its path
+    alone: its folder never goes on ``sys.path``, so other files there (a ``tqdm.py``, an ``optax.py``) are
+    never imported in place of lrjax's dependencies; while the module runs it may import its own siblings
+    that are not installed packages. It is called as
     ``NAME(rngs=nnx.Rngs(...), **args)``, plus ``input_shape=`` (one example's shape) and
     ``num_outputs=`` (classes, or regression targets) when its signature accepts them. Input shape and
     output count come from the data.

@@ -272,19 +272,20 @@ def _import_file(path: str) -> Any:
     while os.path.isfile(os.path.join(folder, "__init__.py")):  # walk up the package chain
         folder, pkg = os.path.split(folder)
         parts.insert(0, pkg)
-    top = parts[0]
-    if not _unclaimed(top, folder):
-        known = sys.modules.get(".".join(parts))
-        if known is not None and os.path.abspath(getattr(known, "__file__", "") or "") == path:
-            _FILES[path] = known
-            return known
+    single = len(parts) == 1 and fname != "__init__.py"
+    top_file = path if single else os.path.join(folder, parts[0], "__init__.py")
+    existing = sys.modules.get(parts[0])
+    if (existing is not None and os.path.abspath(getattr(existing, "__file__", "") or "") == top_file) \
+            or _unclaimed(parts[0], folder):
+        top = parts[0]  # free, or imported from this very file already (its folder is on sys.path)
+    else:
         where = os.path.join(folder, parts[0])
         top = f"_lrjax_ref_{hashlib.sha1(where.encode()).hexdigest()[:10]}_{parts[0]}"
-    if len(parts) == 1 and fname != "__init__.py":
-        module = _exec(top, path, folder)
+    if single:
+        module = sys.modules.get(top) or _exec(top, path, folder)
     else:
         pkg_dir = os.path.join(folder, parts[0])
-        module = sys.modules.get(top) or _exec(top, os.path.join(pkg_dir, "__init__.py"), folder, package=pkg_dir)
+        module = sys.modules.get(top) or _exec(top, top_file, folder, package=pkg_dir)
         if len(parts) > 1:
             finder = _SiblingFinder(folder)
             sys.meta_path.append(finder)

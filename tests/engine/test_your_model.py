@@ -327,3 +327,24 @@ def test_model_output_checks_name_the_shapes():
     assert check_model_outputs(grid, (4,), 6) == (2, 3)  # a regression of (2, 3) targets may
     with pytest.raises(ConfigError, match=r"returned scores of shape \(B, 2, 3\); classification needs \(B, 6\)"):
         check_model_outputs(grid, (4,), 6, classification=True)
+
+
+def test_a_module_in_a_package_and_a_module_named_like_a_dependency(tmp_path):
+    import optax
+
+    from lrjax.engine._models import load_reference
+
+    pkg = tmp_path / "proj" / "nets"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "common.py").write_text("WIDTH = 7\n")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "net.py").write_text("from ..common import WIDTH\nfrom . import layers\n\n"
+                                        "def make():\n    return WIDTH + layers.EXTRA\n")
+    (pkg / "sub" / "layers.py").write_text("EXTRA = 1\n")
+    make = load_reference(f"{pkg / 'sub' / 'net.py'}:make")
+    assert make() == 8 and make.__module__.endswith("nets.sub.net")  # relative imports inside the package work
+    # a model file called optax.py is the module named: it runs, under a private name; optax stays optax
+    (tmp_path / "optax.py").write_text("def Net():\n    return 'mine'\n")
+    net = load_reference(f"{tmp_path / 'optax.py'}:Net")
+    assert net() == "mine" and net.__module__.startswith("_lrjax_ref_") and sys.modules["optax"] is optax
