@@ -47,6 +47,7 @@ import gc
 import glob
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -162,9 +163,14 @@ def _reason(e: BaseException, raw: bool = False) -> str:
             if isinstance(x, OSError) and x.errno == os_err[0] and x.filename:
                 return f"{os_err[1]}: {x.filename}"
         return os_err[1]
-    inner = _chain(e)[-1]
-    if isinstance(inner, json.JSONDecodeError):
-        return f"invalid JSON: {inner.msg} (line {inner.lineno}, column {inner.colno})"
+    chain = _chain(e)
+    for x in chain:
+        if isinstance(x, json.JSONDecodeError):
+            return f"invalid JSON: {x.msg} (line {x.lineno}, column {x.colno})"
+    # the context of the innermost error may be an internal StopIteration (json's scanner: "0", "6")
+    while len(chain) > 1 and isinstance(chain[-1], StopIteration):
+        chain = chain[:-1]
+    inner = chain[-1]
     if isinstance(inner, KeyError) and inner.args:  # KeyError('6') says "'6'": say it is a missing key
         arg = inner.args[0]
         text = str(arg) if isinstance(arg, str) and " " in arg else f"missing key {arg!r}"
@@ -232,6 +238,41 @@ def _quiet_orbax_failure() -> Iterator[None]:
             logger.removeFilter(f)
 
 
+# ----------------------------------------------------------------------------- strict JSON metadata
+
+_NONFINITE = "$nonfinite"  # {"$nonfinite": "nan" | "inf" | "-inf"}: a float JSON has no literal for
+
+
+def encode_meta(obj: Any) -> Any:
+    """``obj`` with every non-finite float as ``{"$nonfinite": "nan"}`` (``"inf"``, ``"-inf"``), so the
+    ``meta`` item is strict JSON (orbax writes Python's ``NaN``/``Infinity`` otherwise); :func:`decode_meta`
+    gives the same floats back, so a restored run's progress (a diverged member's NaN loss) is exact.
+
+    >>> encode_meta({"evals": [0.5, float("nan")], "lr": float("-inf")})
+    {'evals': [0.5, {'$nonfinite': 'nan'}], 'lr': {'$nonfinite': '-inf'}}
+    >>> decode_meta(encode_meta({"x": [float("inf")]}))
+    {'x': [inf]}
+    """
+    if isinstance(obj, dict):
+        return {k: encode_meta(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [encode_meta(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return {_NONFINITE: "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")}
+    return obj
+
+
+def decode_meta(obj: Any) -> Any:
+    """The inverse of :func:`encode_meta`."""
+    if isinstance(obj, dict):
+        if len(obj) == 1 and _NONFINITE in obj and obj[_NONFINITE] in ("nan", "inf", "-inf"):
+            return float(obj[_NONFINITE])
+        return {k: decode_meta(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [decode_meta(v) for v in obj]
+    return obj
+
+
 # ----------------------------------------------------------------------------- the checkpointer
 
 class Checkpointer:
@@ -265,7 +306,7 @@ class Checkpointer:
         """
         ocp = self._ocp
         self._set_aside_unreadable()
-        args = ocp.args.Composite(state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta))
+        args = ocp.args.Composite(state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(encode_meta(meta)))
         try:
             with _quiet_orbax_failure():
                 try:
@@ -336,7 +377,7 @@ class Checkpointer:
         meta = out["meta"]
         if not isinstance(meta, dict):
             raise ValueError(f"meta is {type(meta).__name__}, not a JSON object")
-        return dict(meta)
+        return decode_meta(dict(meta))
 
     def _restore_step(self, step: int, target: Any, template: Callable[[dict], Any] | None
                       ) -> tuple[Any, dict[str, Any]]:
@@ -350,7 +391,7 @@ class Checkpointer:
         meta = out["meta"]
         if not isinstance(meta, dict):
             raise ValueError(f"meta is {type(meta).__name__}, not a JSON object")
-        return out["state"], dict(meta)
+        return out["state"], decode_meta(dict(meta))
 
     def restore(self, target: Any = None, step: int | None = None, *,
                 template: Callable[[dict[str, Any]], Any] | None = None) -> tuple[Any, dict[str, Any]]:
