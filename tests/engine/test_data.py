@@ -294,3 +294,19 @@ def test_a_npz_without_a_test_split_holds_out_a_seeded_test_fraction(tmp_path):
     assert len(load_dataset(p, seed=3, test_fraction=0.5).y_test) == 25
     with pytest.raises(DataError, match=r"test_fraction=0.001 of 50 examples leaves 0 for the test split"):
         load_dataset(p, test_fraction=0.001)
+
+
+def test_a_npz_object_array_and_a_yaml_python_tag_never_run_code(tmp_path):
+    from lrjax.engine import ConfigError, load_config
+
+    marker = tmp_path / "pwned"
+    x = np.empty(4, dtype=object)
+    x[:] = [_Payload(str(marker))] * 4
+    p = _npz(tmp_path / "obj.npz", x_train=x, y_train=np.arange(4), x_test=x, y_test=np.arange(4))
+    with pytest.raises(DataError, match=r"obj.npz: cannot read as a .npz file .*allow_pickle=False"):
+        load_dataset(p)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"name: !!python/object/apply:os.mkdir [{str(marker)!r}]\n")
+    with pytest.raises(ConfigError, match=r"cfg.yaml: not valid YAML: could not determine a constructor"):
+        load_config(cfg)
+    assert not marker.exists()
