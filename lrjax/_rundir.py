@@ -14,7 +14,11 @@ Three pieces for every command that writes a directory of results (``lrjax train
   a process that locked a file removed meanwhile notices (another inode at the path) and starts again.
 * :func:`atomic_write_text` / :func:`atomic_write_json` — write a temporary file in the same
   directory, ``fsync`` it, then ``os.replace`` it over the target: a reader (or a crash) sees the old
-  file or the new one, never a prefix.
+  file or the new one, never a prefix. JSON is strict (``allow_nan=False``): a non-finite number is
+  written as ``null`` and named in the object's ``non_finite`` list (:func:`strict_json`).
+* :func:`safe_name` — a run or sweep name made safe as one file name (no separator, no ``..``, no
+  control character), with a warning saying what was changed: ``--set name=../../x`` cannot write
+  outside ``runs/``.
 
 Without ``fcntl`` (Windows) the lock uses the ``filelock`` package when it is installed, else there is
 no lock and no error.
@@ -34,12 +38,15 @@ import contextlib
 import datetime
 import errno as _errno
 import json
+import math
 import os
+import re
 import shlex
 import socket
 import sys
 import tempfile
 import threading
+import warnings
 from typing import Any, Iterator
 
 try:
@@ -56,6 +63,9 @@ __all__ = [
     "atomic_write_text",
     "check_writable",
     "lock_run_dir",
+    "safe_name",
+    "strict_json",
+    "UnsafeNameWarning",
 ]
 
 LOCK_NAME = ".lock"
@@ -138,12 +148,75 @@ def atomic_write_text(path: str | os.PathLike, text: str, *, encoding: str = "ut
     _fsync_dir(directory)
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 2, **dumps_kwargs: Any) -> None:
-    """:func:`atomic_write_text` of ``json.dumps(obj, indent=indent, **dumps_kwargs)`` and a newline.
+def strict_json(obj: Any) -> tuple[Any, list[str]]:
+    """``obj`` with every non-finite float (NaN, ±inf: Python floats and numpy scalars) replaced by None,
+    and the paths of what was replaced (``final_eval.test_loss``, ``lineage[3].values.peak``).
 
-    The JSON is built before anything is written, so an unserialisable ``obj`` leaves ``path`` as it was.
+    >>> strict_json({"loss": float("nan"), "rows": [1.0, float("inf")]})
+    ({'loss': None, 'rows': [1.0, None]}, ['loss', 'rows[1]'])
     """
-    atomic_write_text(path, json.dumps(obj, indent=indent, **dumps_kwargs) + "\n")
+    replaced: list[str] = []
+
+    def clean(x: Any, path: str) -> Any:
+        if isinstance(x, dict):
+            return {k: clean(v, f"{path}.{k}" if path else str(k)) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v, f"{path}[{i}]") for i, v in enumerate(x)]
+        if isinstance(x, float) or (hasattr(x, "dtype") and getattr(x, "shape", None) == ()
+                                    and getattr(x.dtype, "kind", "") == "f"):
+            if not math.isfinite(float(x)):
+                replaced.append(path)
+                return None
+        return x
+
+    return clean(obj, ""), replaced
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 2, **dumps_kwargs: Any) -> None:
+    """:func:`atomic_write_text` of ``json.dumps(obj, indent=indent, allow_nan=False, **dumps_kwargs)`` and
+    a newline: strict JSON, which every reader parses.
+
+    A non-finite number (a diverged loss, an exploded hyperparameter) is written as ``null``; when ``obj`` is
+    a mapping, its ``non_finite`` key lists where (:func:`strict_json`), so a reader knows why a value is
+    missing. The JSON is built before anything is written, so an unserialisable ``obj`` leaves ``path`` as
+    it was.
+    """
+    clean, replaced = strict_json(obj)
+    if replaced and isinstance(clean, dict):
+        clean["non_finite"] = sorted(set(clean.get("non_finite") or []) | set(replaced))
+    atomic_write_text(path, json.dumps(clean, indent=indent, allow_nan=False, **dumps_kwargs) + "\n")
+
+
+# ----------------------------------------------------------------------------- names
+
+class UnsafeNameWarning(UserWarning):
+    """A run or sweep name was not a safe file name; the directory uses a cleaned copy."""
+
+
+_UNSAFE_CHARS = re.compile(r"[^\w.=+-]+")  # \w: letters and digits of any script, and _
+_MAX_NAME = 200  # bytes; a file name may hold 255, and the run directory adds a timestamp
+
+
+def safe_name(name: str, *, fallback: str = "run", what: str | None = "run name") -> str:
+    r"""``name`` as one safe file name: every run of characters other than letters, digits (of any script)
+    and ``_ . = + -`` (path separators, control characters, spaces) becomes ``_``, runs of dots become one (no ``..``), leading and
+    trailing dots and underscores go (no hidden name, no ``.``), at most 200 bytes (UTF-8); ``fallback`` when
+    nothing is left. With ``what`` (e.g. ``"run name"``), a changed name warns once
+    (:class:`UnsafeNameWarning`), saying what it became.
+
+    >>> safe_name("../../../escaped", what=None), safe_name("peak=0.001 seed=0", what=None)
+    ('escaped', 'peak=0.001_seed=0')
+    >>> safe_name("..", what=None), safe_name("a\x00b/c", what=None)
+    ('run', 'a_b_c')
+    """
+    out = _UNSAFE_CHARS.sub("_", str(name))
+    out = re.sub(r"\.{2,}", ".", out).strip("._")
+    out = out.encode()[:_MAX_NAME].decode(errors="ignore").rstrip("._") or fallback  # 200 bytes at most
+    if what is not None and out != name:
+        warnings.warn(f"{what} {name!r} is not a safe file name (only letters, digits and _ . = + -; no path "
+                      f"separator or '..'); using {out!r} (choose the place with --out)", UnsafeNameWarning,
+                      stacklevel=2)
+    return out
 
 
 # ----------------------------------------------------------------------------- writable?

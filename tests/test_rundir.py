@@ -346,3 +346,68 @@ def test_the_lock_on_an_impossible_path_is_the_same_clear_error(tmp_path):
 def test_an_empty_path_is_refused():
     with pytest.raises(RunDirUnwritable, match="empty path"):
         check_writable("")
+
+
+# ----------------------------------------------------------------------------- strict JSON, safe names
+
+def _strict_loads(text):
+    def refuse(name):
+        raise ValueError(f"not strict JSON: {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_is_strict_and_says_which_values_were_not_finite(tmp_path):
+    import numpy as np
+
+    p = tmp_path / "summary.json"
+    atomic_write_json(p, {"status": "completed", "final_eval": {"test_loss": float("nan"), "acc": 0.5},
+                          "lineage": [{"peak": float("inf")}, {"peak": np.float32(-np.inf)}], "n": 3})
+    data = _strict_loads(p.read_text())  # a strict reader: NaN / Infinity would raise
+    assert data["final_eval"] == {"test_loss": None, "acc": 0.5} and data["lineage"] == [{"peak": None}] * 2
+    assert data["non_finite"] == ["final_eval.test_loss", "lineage[0].peak", "lineage[1].peak"]
+    atomic_write_json(p, {"a": [1.0, 2.5]})
+    assert _strict_loads(p.read_text()) == {"a": [1.0, 2.5]}  # nothing to say: no non_finite key
+    atomic_write_json(p, [float("nan")])  # not a mapping: the null alone
+    assert _strict_loads(p.read_text()) == [None]
+
+
+@pytest.mark.parametrize("name, safe", [
+    ("../../../escaped", "escaped"),
+    ("/etc/cron.d/x", "etc_cron.d_x"),
+    ("a\\b", "a_b"),
+    ("..", "run"), (".", "run"), ("", "run"), ("...hidden", "hidden"),
+    ("tab\there\nnewline\x00nul\x1b[31m", "tab_here_newline_nul_31m"),
+    ("peak=0.001 seed=0", "peak=0.001_seed=0"),
+    ("my..run", "my.run"),
+    ("ünïcode-name", "ünïcode-name"), ("bad\u202eevil", "bad_evil"), ("a／b", "a_b"),
+    ("digits-mlp-adamw-warmup-cosine_decay", "digits-mlp-adamw-warmup-cosine_decay"),
+])
+def test_safe_name_is_one_file_name_and_says_what_changed(name, safe):
+    if name == safe:
+        assert _rundir.safe_name(name) == safe  # no warning (warnings are errors here)
+        return
+    with pytest.warns(_rundir.UnsafeNameWarning, match=r"run name .* is not a safe file name .*; using "):
+        assert _rundir.safe_name(name) == safe
+    assert os.sep not in safe and ".." not in safe and safe.isprintable() and not safe.startswith(".")
+
+
+def test_a_long_name_is_cut_to_fit_a_file_name():
+    assert _rundir.safe_name("x" * 1000, what=None) == "x" * 200
+    assert _rundir.safe_name("é" * 1000, what=None) == "é" * 100  # 200 bytes: a file name holds 255
+
+
+def test_default_run_dirs_stay_inside_runs(tmp_path, monkeypatch):
+    from lrjax.engine._util import default_run_dir
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(_rundir.UnsafeNameWarning, match=r"'\.\./\.\./x' .*using 'x'"):
+        d = default_run_dir("../../x")
+    assert os.path.dirname(d) == "runs" and d.endswith("-x")
+
+
+def test_a_message_that_names_the_command_is_not_prefixed_twice(capsys):
+    from lrjax.cli._common import fail
+
+    err = RunDirLocked("lrjax sweep: S is in use by another process (pid 1); wait for it", "S")
+    assert fail("lrjax sweep", err) == 2
+    assert capsys.readouterr().err == "lrjax sweep: S is in use by another process (pid 1); wait for it\n"

@@ -42,8 +42,11 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def fail(prog: str, error: Any, status: int = EXIT_USAGE) -> int:
-    """Print ``prog: error`` on one line of stderr; return the exit status."""
+    """Print ``prog: error`` on one line of stderr (once: a message that names ``prog`` already, as a
+    locked or unwritable run directory's does, is not prefixed again); return the exit status."""
     text = " ".join(str(error).split("\n")) if str(error) else type(error).__name__
+    while text.startswith(f"{prog}: "):
+        text = text[len(prog) + 2:]
     print(f"{prog}: {text}", file=sys.stderr)
     return status
 

@@ -42,7 +42,7 @@ from jax.sharding import PartitionSpec as P
 from lrjax.engine._config import SCHEDULE_FREE, Config, ConfigError, resolve_average, resolve_train
 from lrjax.engine._data import Dataset, from_arrays, load_dataset
 from lrjax.engine._evaluate import eval_batches, evaluate
-from lrjax.engine._models import ModelStructure, model_structure
+from lrjax.engine._models import ModelStructure, check_model_outputs, model_structure
 from lrjax.engine._optimizer import (
     build_optimizer,
     make_schedule,
@@ -71,8 +71,8 @@ def load_data(config: Config, data: Any = None) -> Dataset:
     vf = d.validation_fraction or 0.0
     if data is None:
         return load_dataset(d.source, seed=seed, test_fraction=d.test_fraction, normalize=d.normalize,
-                            validation_fraction=vf)
-    return from_arrays(data, validation_fraction=vf, seed=seed)
+                            validation_fraction=vf, trust_pickle=d.trust_pickle, num_classes=d.num_classes)
+    return from_arrays(data, validation_fraction=vf, seed=seed, num_classes=d.num_classes)
 
 
 # ----------------------------------------------------------------------------- the experiment
@@ -320,6 +320,7 @@ def build_experiment(config: Config, *, model: Callable | None = None, loss: str
         )
     mesh = Mesh(devs.reshape(-1), ("data",))
     structure = model_structure(config.model if model is None else model, ds.input_shape, ds.num_outputs)
+    check_model_outputs(structure, ds.input_shape, ds.num_outputs, classification=ds.is_classification)
     task = make_task(config.loss if loss is None else loss, targets_dtype=ds.y_train.dtype,
                      targets_shape=tuple(ds.y_train.shape[1:]), num_outputs=ds.num_outputs)
     if schedule is None:

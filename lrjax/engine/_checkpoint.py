@@ -47,6 +47,7 @@ import gc
 import glob
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -55,7 +56,7 @@ import threading
 import time
 import traceback
 import warnings
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import jax
 
@@ -162,10 +163,19 @@ def _reason(e: BaseException, raw: bool = False) -> str:
             if isinstance(x, OSError) and x.errno == os_err[0] and x.filename:
                 return f"{os_err[1]}: {x.filename}"
         return os_err[1]
-    inner = _chain(e)[-1]
-    if isinstance(inner, json.JSONDecodeError):
-        return f"invalid JSON: {inner.msg} (line {inner.lineno}, column {inner.colno})"
-    text = str(inner.args[0]) if isinstance(inner, KeyError) and inner.args else str(inner) or type(inner).__name__
+    chain = _chain(e)
+    for x in chain:
+        if isinstance(x, json.JSONDecodeError):
+            return f"invalid JSON: {x.msg} (line {x.lineno}, column {x.colno})"
+    # the context of the innermost error may be an internal StopIteration (json's scanner: "0", "6")
+    while len(chain) > 1 and isinstance(chain[-1], StopIteration):
+        chain = chain[:-1]
+    inner = chain[-1]
+    if isinstance(inner, KeyError) and inner.args:  # KeyError('6') says "'6'": say it is a missing key
+        arg = inner.args[0]
+        text = str(arg) if isinstance(arg, str) and " " in arg else f"missing key {arg!r}"
+    else:
+        text = str(inner) or type(inner).__name__
     return text if raw else _one_line(text)
 
 
@@ -228,6 +238,41 @@ def _quiet_orbax_failure() -> Iterator[None]:
             logger.removeFilter(f)
 
 
+# ----------------------------------------------------------------------------- strict JSON metadata
+
+_NONFINITE = "$nonfinite"  # {"$nonfinite": "nan" | "inf" | "-inf"}: a float JSON has no literal for
+
+
+def encode_meta(obj: Any) -> Any:
+    """``obj`` with every non-finite float as ``{"$nonfinite": "nan"}`` (``"inf"``, ``"-inf"``), so the
+    ``meta`` item is strict JSON (orbax writes Python's ``NaN``/``Infinity`` otherwise); :func:`decode_meta`
+    gives the same floats back, so a restored run's progress (a diverged member's NaN loss) is exact.
+
+    >>> encode_meta({"evals": [0.5, float("nan")], "lr": float("-inf")})
+    {'evals': [0.5, {'$nonfinite': 'nan'}], 'lr': {'$nonfinite': '-inf'}}
+    >>> decode_meta(encode_meta({"x": [float("inf")]}))
+    {'x': [inf]}
+    """
+    if isinstance(obj, dict):
+        return {k: encode_meta(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [encode_meta(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return {_NONFINITE: "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")}
+    return obj
+
+
+def decode_meta(obj: Any) -> Any:
+    """The inverse of :func:`encode_meta`."""
+    if isinstance(obj, dict):
+        if len(obj) == 1 and _NONFINITE in obj and obj[_NONFINITE] in ("nan", "inf", "-inf"):
+            return float(obj[_NONFINITE])
+        return {k: decode_meta(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [decode_meta(v) for v in obj]
+    return obj
+
+
 # ----------------------------------------------------------------------------- the checkpointer
 
 class Checkpointer:
@@ -261,7 +306,7 @@ class Checkpointer:
         """
         ocp = self._ocp
         self._set_aside_unreadable()
-        args = ocp.args.Composite(state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta))
+        args = ocp.args.Composite(state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(encode_meta(meta)))
         try:
             with _quiet_orbax_failure():
                 try:
@@ -325,18 +370,37 @@ class Checkpointer:
         self._mngr.reload()
 
     # ------------------------------------------------------------------ restore
-    def _restore_step(self, step: int, abstract: Any) -> tuple[Any, dict[str, Any]]:
+    def _read_meta(self, step: int) -> dict[str, Any]:
         ocp = self._ocp
+        with _quiet_orbax_failure():
+            out = self._mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        meta = out["meta"]
+        if not isinstance(meta, dict):
+            raise ValueError(f"meta is {type(meta).__name__}, not a JSON object")
+        return decode_meta(dict(meta))
+
+    def _restore_step(self, step: int, target: Any, template: Callable[[dict], Any] | None
+                      ) -> tuple[Any, dict[str, Any]]:
+        ocp = self._ocp
+        if template is not None:
+            target = template(self._read_meta(step))
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         with _quiet_orbax_failure():
             out = self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
                                                                    meta=ocp.args.JsonRestore()))
         meta = out["meta"]
         if not isinstance(meta, dict):
             raise ValueError(f"meta is {type(meta).__name__}, not a JSON object")
-        return out["state"], dict(meta)
+        return out["state"], decode_meta(dict(meta))
 
-    def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
+    def restore(self, target: Any = None, step: int | None = None, *,
+                template: Callable[[dict[str, Any]], Any] | None = None) -> tuple[Any, dict[str, Any]]:
         """Restore the latest (or ``step``) checkpoint onto ``target``'s structure, shardings and dtypes.
+
+        ``template`` instead of ``target``: a function of a checkpoint's ``meta`` that returns the tree to
+        restore onto, for a state whose structure depends on the progress the meta records (a sweep's
+        surviving chunks). Each step's meta is read first; a meta that cannot be read, or that the
+        template cannot use, makes the step unreadable like a damaged array file.
 
         Without ``step``, an unreadable checkpoint is skipped for the newest readable one, with a
         :class:`CheckpointFallbackWarning`. :class:`CheckpointNotFound` when there is no checkpoint
@@ -344,8 +408,8 @@ class Checkpointer:
         and at once when a checkpoint does not fit ``target`` (another model or config: an older one
         would not fit either).
         """
-        ocp = self._ocp
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        if (target is None) == (template is None):
+            raise TypeError("Checkpointer.restore: give target or template (not both)")
         self._mngr.reload()  # the directory as it is now (steps deleted or added by someone else)
         steps = sorted(self.all_steps(), reverse=True)
         if step is not None:
@@ -355,7 +419,7 @@ class Checkpointer:
                                          directory=self.directory, step=step, reason="no such step",
                                          errno=_errno.ENOENT)
             try:
-                out = self._restore_step(step, abstract)
+                out = self._restore_step(step, target, template)
             except Exception as e:
                 raise self._unreadable_error(step, e) from e
             self.restored_step = step
@@ -366,7 +430,7 @@ class Checkpointer:
         failed: list[tuple[int, str, Exception]] = []
         for i, s in enumerate(steps):
             try:
-                out = self._restore_step(s, abstract)
+                out = self._restore_step(s, target, template)
             except Exception as e:
                 if _is_mismatch(e):  # the same in every checkpoint: an older one would not fit either
                     raise self._unreadable_error(s, e) from e
@@ -385,20 +449,17 @@ class Checkpointer:
                               directory=self.directory, reason=failed[0][1]) from failed[0][2]
 
     def restore_meta(self, step: int | None = None) -> dict[str, Any]:
-        """The ``meta`` item alone of the latest (or ``step``) checkpoint: what describes the ``state``
-        item's structure when that depends on the run's progress (a sweep's surviving chunks)."""
-        ocp = self._ocp
+        """The ``meta`` item alone of the latest (or ``step``) checkpoint (no fallback: to restore a state
+        whose structure the meta describes, use :meth:`restore` with ``template=``)."""
         self._mngr.reload()
         step = self.latest_step() if step is None else step
         if step is None:
             raise CheckpointNotFound(f"{self.directory}: no finished checkpoint to resume from",
                                      directory=self.directory, reason="no checkpoint", errno=_errno.ENOENT)
         try:
-            with _quiet_orbax_failure():
-                out = self._mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+            return self._read_meta(step)
         except Exception as e:
             raise self._unreadable_error(step, e) from e
-        return dict(out["meta"])
 
     def _unreadable_error(self, step: int, e: BaseException) -> CheckpointError:
         reason = self._reason(e)

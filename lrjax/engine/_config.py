@@ -82,7 +82,8 @@ class DataConfig:
     generated locally and cached), a ``.npz`` with ``x_train, y_train, x_test, y_test`` (integer labels,
     or float targets for regression), a directory of MNIST/Fashion-MNIST IDX files (``.gz`` or raw) or a
     directory of CIFAR-10 python batches. ``batch_size`` is the global batch per micro-step (split across
-    devices). ``test_fraction`` only applies to sources without an official test split (``digits``).
+    devices). ``test_fraction`` only applies to sources without a test split (``digits``, a ``.npz`` without
+    ``x_test, y_test``): that share is held out with the data seed.
 
     ``validation_fraction``: the share of the *training* examples held out as a validation split, drawn
     with the data seed. Whatever chooses — a sweep's ranking, pruning, population-based training,
@@ -90,6 +91,12 @@ class DataConfig:
     (default): 0.1 where something chooses (a sweep, a ``plateau``, the parallel range test), else 0 (a
     plain run keeps every training example). ``0`` with something choosing warns that the test set
     selects. ``seed``: the seed of the data splits (default: ``train.seed``).
+
+    ``num_classes``: the class count ``C`` when some of the classes ``0 .. C-1`` are absent from the data
+    (default ``null``: the labels must be ``0 .. C-1`` with every class in the training split).
+    ``trust_pickle``: unpickle a CIFAR-10 folder whose files are not the official release (default
+    ``false``: unpickling a crafted file runs any code in it, so only files with the official checksums
+    are read). A ``.npz`` (read with ``allow_pickle=False``), IDX files and YAML never execute code.
     """
 
     source: str = "digits"
@@ -99,6 +106,8 @@ class DataConfig:
     seed: int | None = None
     eval_batch_size: int = 1024
     normalize: bool = True
+    num_classes: int | None = None
+    trust_pickle: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,8 +119,11 @@ class ModelConfig:
 
     ``factory: "MODULE:NAME"`` names any callable returning a Flax NNX module that maps a batch ``x`` to
     outputs (then ``kind``, ``hidden``, ``channels`` and ``blocks`` are not used). ``MODULE`` is a dotted
-    module name looked up in the config file's own folder first, then the working directory, then
-    ``sys.path``, or a path to a ``.py`` file (``models/net.py:Net``). It is called as
+    module name looked up in the config file's own folder first, then the working directory, then the
+    installed packages, or a path to a ``.py`` file (``models/net.py:Net``). A file is loaded by its path
+    alone: its folder never goes on ``sys.path``, so other files there (a ``tqdm.py``, an ``optax.py``) are
+    never imported in place of lrjax's dependencies; while the module runs it may import its own siblings
+    that are not installed packages. It is called as
     ``NAME(rngs=nnx.Rngs(...), **args)``, plus ``input_shape=`` (one example's shape) and
     ``num_outputs=`` (classes, or regression targets) when its signature accepts them. Input shape and
     output count come from the data.
@@ -692,6 +704,8 @@ def validate(cfg: Config) -> None:
     _positive(d.eval_batch_size, "data.eval_batch_size")
     if not 0.0 < d.test_fraction < 1.0:
         raise fail("", "data.test_fraction", d.test_fraction, "in (0, 1)", ConfigError)
+    if d.num_classes is not None and d.num_classes < 2:
+        raise fail("", "data.num_classes", d.num_classes, "an integer >= 2 (or null: from the labels)", ConfigError)
     _positive(o.accumulation_steps, "optimizer.accumulation_steps")
     if o.clip_norm is not None:
         _positive(o.clip_norm, "optimizer.clip_norm")

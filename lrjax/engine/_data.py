@@ -7,12 +7,23 @@ Sources (``data.source``):
 * ``mnist1d`` — MNIST-1D (Greydanus, 2020): 5,000 one-dimensional signals of length 40, generated locally
   by the ``mnist1d`` package with its standard arguments (4,000 train, 1,000 test) and cached; unlike the
   digits, schedules and strategies give visibly different results on it.
-* ``*.npz`` — arrays ``x_train, y_train, x_test, y_test``: inputs of any shape (flat ``(N, D)`` features,
-  ``(N, L)`` or ``(N, L, C)`` sequences, ``(N, H, W[, C])`` images), integer class labels ``(N,)`` or float
-  regression targets ``(N,)``/``(N, T)``.
+* ``*.npz`` — arrays ``x_train, y_train`` and optionally ``x_test, y_test`` (without them a seeded
+  ``test_fraction`` of the examples is held out, as for the digits): inputs of any shape (flat ``(N, D)``
+  features, ``(N, L)`` or ``(N, L, C)`` sequences, ``(N, H, W[, C])`` images), integer class labels ``(N,)``
+  or float regression targets ``(N,)``/``(N, T)``. Read with ``allow_pickle=False``: an object array is
+  refused, never unpickled.
 * a directory of MNIST / Fashion-MNIST IDX files (``train-images-idx3-ubyte[.gz]``,
   ``train-labels-idx1-ubyte[.gz]``, ``t10k-images-idx3-ubyte[.gz]``, ``t10k-labels-idx1-ubyte[.gz]``).
-* a directory of CIFAR-10 python batches (``data_batch_1`` ... ``data_batch_5``, ``test_batch``).
+* a directory of CIFAR-10 python batches (``data_batch_1`` ... ``data_batch_5``, ``test_batch``). These are
+  pickles, and unpickling a crafted file runs any code it holds, so they are unpickled only when every file
+  matches the official CIFAR-10 release's MD5 (:data:`CIFAR10_MD5`, the checksums torchvision checks), or
+  with ``trust_pickle=True`` (``data.trust_pickle: true``); otherwise a :class:`DataError` and nothing is
+  read.
+
+Class labels are the integers ``0 .. C-1`` as stored: every one of them must occur in the training labels
+(a gap such as 0, 1, 2, 10 would silently add output units that never see an example), and a test or
+validation label must be one of them. With ``num_classes=C`` (``data.num_classes``) the labels are checked
+against ``0 .. C-1`` instead, and classes absent from a split are allowed.
 
 Or your own arrays (:func:`from_arrays`), used as given. IDX and CIFAR images are float32 NHWC in [0, 1]
 (uint8 inputs of a ``.npz`` are scaled likewise); with ``normalize`` each input channel (the last axis) is
@@ -34,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import math
 import os
 import pickle
@@ -41,9 +53,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from lrjax._checks import integer
 from lrjax.engine._config import source_name
 
-__all__ = ["Dataset", "DataError", "BatchIterator", "load_dataset", "from_arrays"]
+__all__ = ["Dataset", "DataError", "BatchIterator", "load_dataset", "from_arrays", "CIFAR10_MD5"]
 
 
 class DataError(ValueError):
@@ -107,33 +120,56 @@ class Dataset:
 
 # ----------------------------------------------------------------------------- loaders
 
+def _split_test(x: np.ndarray, y: np.ndarray, seed: int, test_fraction: float, where: str
+                ) -> tuple[np.ndarray, ...]:
+    """``(x_train, y_train, x_test, y_test)``: the first ``round(N * test_fraction)`` examples of the seeded
+    permutation ``default_rng(seed).permutation(N)`` are the test split."""
+    n = len(y)
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test = int(round(n * test_fraction))
+    if n_test < 1 or n_test >= n:
+        raise DataError(f"{where}: test_fraction={test_fraction} of {n} examples leaves {n_test} for the test "
+                        f"split and {n - n_test} for training; both need at least one")
+    te, tr = perm[:n_test], perm[n_test:]
+    return x[tr], y[tr], x[te], y[te]
+
+
 def _digits(seed: int, test_fraction: float) -> tuple[np.ndarray, ...]:
     from sklearn.datasets import load_digits
 
     d = load_digits()
     x = d.images.astype(np.float32)[..., None] / 16.0  # (1797, 8, 8, 1) in [0, 1]
     y = d.target.astype(np.int32)
-    perm = np.random.default_rng(seed).permutation(len(y))
-    n_test = int(round(len(y) * test_fraction))
-    te, tr = perm[:n_test], perm[n_test:]
-    return x[tr], y[tr], x[te], y[te]
+    return _split_test(x, y, seed, test_fraction, "digits")
 
 
-def _npz(path: str) -> tuple[np.ndarray, ...]:
-    keys = ("x_train", "y_train", "x_test", "y_test")
+def _npz(path: str, seed: int = 0, test_fraction: float = 0.2) -> tuple[np.ndarray, ...]:
+    """The arrays of a .npz (``allow_pickle=False``); without ``x_test, y_test`` a seeded test split."""
+    need, split = ("x_train", "y_train"), ("x_test", "y_test")
     try:
         with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in keys if k not in f.files]
-            if missing:
+            missing = [k for k in need if k not in f.files]
+            has = [k for k in split if k in f.files]
+            if missing or len(has) == 1:
+                missing += [k for k in split if k not in f.files] if has else []
                 raise DataError(
-                    f"{path}: a .npz dataset needs arrays {', '.join(keys)}; missing {', '.join(missing)} "
+                    f"{path}: a .npz dataset needs arrays x_train, y_train and optionally x_test with y_test "
+                    f"(without them a seeded data.test_fraction is held out); missing {', '.join(missing)} "
                     f"(found {', '.join(f.files) or 'none'})"
                 )
-            return tuple(np.asarray(f[k]) for k in keys)
+            arrays = {k: np.asarray(f[k]) for k in need + tuple(has)}
     except DataError:
         raise
     except Exception as e:
-        raise DataError(f"{path}: cannot read as a .npz file with arrays {', '.join(keys)}: {e}") from None
+        raise DataError(f"{path}: cannot read as a .npz file with arrays x_train, y_train[, x_test, y_test]: "
+                        f"{' '.join(str(e).split())}") from None
+    if has:
+        return tuple(arrays[k] for k in need + split)
+    x, y = arrays["x_train"], arrays["y_train"]
+    if x.ndim < 1 or y.ndim < 1 or x.shape[0] != y.shape[0]:
+        raise DataError(f"{path}: x_train and y_train must hold one target per example, got shapes {x.shape} and "
+                        f"{y.shape}")
+    return _split_test(x, y, seed, test_fraction, path)
 
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -199,6 +235,41 @@ def _idx_dir(path: str) -> tuple[np.ndarray, ...]:
 
 _CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 
+#: The MD5 of each file of the official CIFAR-10 python release (cifar-10-python.tar.gz), as torchvision's
+#: ``CIFAR10`` checks them: lrjax unpickles a CIFAR folder only when every file matches (or when trusted).
+CIFAR10_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+}
+
+
+def _md5(path: str) -> str:
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_official(path: str, names: list[str]) -> None:
+    """Refuse (before anything is unpickled) a CIFAR folder whose files are not the official release's."""
+    for n in names:
+        f = os.path.join(path, n)
+        try:
+            digest = _md5(f)
+        except OSError as e:
+            raise DataError(f"{f}: cannot read ({e.strerror or e})") from None
+        if digest != CIFAR10_MD5[n]:
+            raise DataError(
+                f"{f}: not the official CIFAR-10 release (MD5 {digest}, expected {CIFAR10_MD5[n]}); CIFAR batches "
+                "are pickles, and unpickling a crafted file runs any code in it, so lrjax reads only the official "
+                "files. Set data.trust_pickle: true only for a folder you trust, or convert it to a .npz"
+            )
+
 
 def _cifar_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
     try:
@@ -220,13 +291,15 @@ def _cifar_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
     return x, labels
 
 
-def _cifar_dir(path: str) -> tuple[np.ndarray, ...]:
+def _cifar_dir(path: str, trust_pickle: bool = False) -> tuple[np.ndarray, ...]:
     present = [n for n in _CIFAR_TRAIN if os.path.isfile(os.path.join(path, n))]
     if not present or not os.path.isfile(os.path.join(path, "test_batch")):
         raise DataError(
             f"{path}: a CIFAR-10 directory needs data_batch_1 ... data_batch_5 and test_batch; found "
             f"{', '.join(sorted(os.listdir(path))) or 'nothing'}"
         )
+    if not trust_pickle:
+        _check_official(path, present + ["test_batch"])
     parts = [_cifar_batch(os.path.join(path, n)) for n in present]
     xte, yte = _cifar_batch(os.path.join(path, "test_batch"))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), xte, yte
@@ -266,6 +339,9 @@ def _inputs(x: Any, where: str, name: str) -> np.ndarray:
         raise DataError(f"{where}: {name} must be numeric, got dtype {x.dtype}")
     if x.ndim < 2:
         raise DataError(f"{where}: {name} must have a batch axis and at least one more, (N, ...), got shape {x.shape}")
+    if x.size == 0:
+        raise DataError(f"{where}: {name} is empty (shape {x.shape}); it needs at least one example of at least "
+                        "one value")
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
     bad = ~np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
     if bad.any():
@@ -275,9 +351,44 @@ def _inputs(x: Any, where: str, name: str) -> np.ndarray:
     return x
 
 
-def _targets(ytr: Any, yte: Any, xtr: np.ndarray, xte: np.ndarray, where: str
+def _show(labels: np.ndarray, limit: int = 8) -> str:
+    text = ", ".join(str(int(v)) for v in labels[:limit])
+    return text + (f", ... ({len(labels)} in all)" if len(labels) > limit else "")
+
+
+def _classes(ytr: np.ndarray, others: Mapping[str, np.ndarray], where: str, num_classes: int | None) -> int:
+    r"""The class count ``C`` of integer labels: the classes are ``0 .. C-1`` as stored.
+
+    Without ``num_classes``: :math:`C = \max(y_{train}) + 1`, and every class ``0 .. C-1`` must occur in
+    ``y_train`` (a gap would widen the model by outputs that never see an example) and every label of
+    ``others`` (``y_test``, ``y_val``) must be one of them. With ``num_classes``: every label is below it.
+    """
+    if num_classes is not None:
+        for nm, y in (("y_train", ytr), *others.items()):
+            bad = np.unique(y[y >= num_classes])
+            if bad.size:
+                raise DataError(f"{where}: {nm} holds labels {_show(bad)}, outside data.num_classes={num_classes} "
+                                f"(classes 0 .. {num_classes - 1}); raise data.num_classes or relabel the data")
+        return int(num_classes)
+    present = np.unique(ytr)
+    c = int(present[-1]) + 1
+    if present.size != c:
+        gaps = np.setdiff1d(np.arange(c), present)
+        raise DataError(f"{where}: y_train's labels are {_show(present)}, but classes are 0 .. C-1 as stored and "
+                        f"{_show(gaps)} never occur{'s' if gaps.size == 1 else ''}; relabel them 0 .. "
+                        f"{present.size - 1}, or set data.num_classes if those classes exist but are absent here")
+    for nm, y in others.items():
+        bad = np.unique(y[y >= c])
+        if bad.size:
+            raise DataError(f"{where}: {nm} holds labels {_show(bad)} that y_train never has (its classes are 0 .. "
+                            f"{c - 1}); a model cannot learn them: fix the split, or set data.num_classes")
+    return c
+
+
+def _targets(ytr: Any, yte: Any, xtr: np.ndarray, xte: np.ndarray, where: str, num_classes: int | None = None
              ) -> tuple[np.ndarray, np.ndarray, int | None]:
-    """Integer labels (classification) or float targets (regression), checked against the inputs."""
+    """Integer labels (classification; :func:`_classes`) or float targets (regression), checked against the
+    inputs."""
     ytr, yte = np.asarray(ytr), np.asarray(yte)
     kinds = {ytr.dtype.kind, yte.dtype.kind}
     for y, x, nm in ((ytr, xtr, "y_train"), (yte, xte, "y_test")):
@@ -292,7 +403,10 @@ def _targets(ytr: Any, yte: Any, xtr: np.ndarray, xte: np.ndarray, where: str
                                 "(float targets train a regression: loss: mse)")
             if y.size and y.min() < 0:
                 raise DataError(f"{where}: {nm} must be non-negative integer class labels, got min {y.min()}")
-        return ytr.astype(np.int32), yte.astype(np.int32), int(max(ytr.max(), yte.max())) + 1
+        return ytr.astype(np.int32), yte.astype(np.int32), _classes(ytr, {"y_test": yte}, where, num_classes)
+    if num_classes is not None:
+        raise DataError(f"{where}: data.num_classes={num_classes} is for integer class labels, but the targets are "
+                        f"floats ({ytr.dtype}: a regression); remove data.num_classes")
     if ytr.shape[1:] != yte.shape[1:]:
         raise DataError(f"{where}: y_train and y_test target shapes differ: {ytr.shape[1:]} vs {yte.shape[1:]}")
     ytr, yte = ytr.astype(np.float32), yte.astype(np.float32)
@@ -329,22 +443,30 @@ def _carve(xtr: np.ndarray, ytr: np.ndarray, fraction: float, seed: int, where: 
 
 
 def _assemble(name: str, where: str, xtr: Any, ytr: Any, xte: Any, yte: Any, *, normalize: bool,
-              validation_fraction: float, seed: int, x_val: Any = None, y_val: Any = None) -> Dataset:
+              validation_fraction: float, seed: int, x_val: Any = None, y_val: Any = None,
+              num_classes: int | None = None) -> Dataset:
+    if num_classes is not None:
+        num_classes = integer("", "data.num_classes", num_classes, lo=1)
+    given = num_classes
     xtr, xte = _inputs(xtr, where, "x_train"), _inputs(xte, where, "x_test")
     if xtr.shape[1:] != xte.shape[1:]:
         raise DataError(f"{where}: x_train and x_test shapes differ: {xtr.shape[1:]} vs {xte.shape[1:]}")
-    if xtr.shape[0] == 0 or xte.shape[0] == 0:
-        raise DataError(f"{where}: train and test sets must not be empty, got {xtr.shape[0]} and {xte.shape[0]}")
-    ytr, yte, num_classes = _targets(ytr, yte, xtr, xte, where)
+    ytr, yte, num_classes = _targets(ytr, yte, xtr, xte, where, num_classes)
     if x_val is not None:
         if validation_fraction:
             raise DataError(f"{where}: x_val/y_val were given and validation_fraction={validation_fraction}; "
                             "use one or the other")
         xva = _inputs(x_val, where, "x_val")
-        yva = np.asarray(y_val).astype(ytr.dtype)
+        yva = np.asarray(y_val)
         if xva.shape[1:] != xtr.shape[1:] or yva.shape[1:] != ytr.shape[1:] or yva.shape[0] != xva.shape[0]:
             raise DataError(f"{where}: x_val/y_val must match the training arrays' shapes, got {xva.shape} and "
                             f"{yva.shape}")
+        if num_classes is not None:
+            if yva.dtype.kind not in "iu" or (yva.size and yva.min() < 0):
+                raise DataError(f"{where}: y_val must be non-negative integer class labels like y_train, got "
+                                f"dtype {yva.dtype}")
+            _classes(ytr, {"y_val": yva}, where, given)
+        yva = yva.astype(ytr.dtype)
     else:
         xtr, ytr, xva, yva = _carve(xtr, ytr, validation_fraction, seed, where)
     if normalize:
@@ -354,10 +476,14 @@ def _assemble(name: str, where: str, xtr: Any, ytr: Any, xte: Any, yte: Any, *, 
 
 
 def load_dataset(source: str = "digits", *, seed: int = 0, test_fraction: float = 0.2,
-                 normalize: bool = True, validation_fraction: float = 0.0) -> Dataset:
+                 normalize: bool = True, validation_fraction: float = 0.0, trust_pickle: bool = False,
+                 num_classes: int | None = None) -> Dataset:
     """Load ``source`` (``digits``, ``mnist1d``, a ``.npz``, an IDX directory or a CIFAR-10 directory).
 
-    ``seed`` draws the splits that are not given (digits' test split, the validation split).
+    ``seed`` draws the splits that are not given (the test split of the digits and of a ``.npz`` without
+    one, the validation split). ``trust_pickle``: unpickle a CIFAR folder whose files are not the official
+    release (see the module docs: only for a folder you trust). ``num_classes``: the class count, when
+    some classes are absent from the data (labels are checked against ``0 .. num_classes-1``).
     """
     if source == "digits":
         xtr, ytr, xte, yte = _digits(seed, test_fraction)
@@ -374,19 +500,20 @@ def load_dataset(source: str = "digits", *, seed: int = 0, test_fraction: float 
             )
         if os.path.isfile(path):
             if not path.endswith(".npz"):
-                raise DataError(f"{path}: a data file must be a .npz with x_train, y_train, x_test, y_test")
-            xtr, ytr, xte, yte = _npz(path)
+                raise DataError(f"{path}: a data file must be a .npz with x_train, y_train (and optionally "
+                                "x_test, y_test)")
+            xtr, ytr, xte, yte = _npz(path, seed, test_fraction)
         elif any(os.path.isfile(os.path.join(path, n)) for n in ("test_batch",) + _CIFAR_TRAIN):
-            xtr, ytr, xte, yte = _cifar_dir(path)
+            xtr, ytr, xte, yte = _cifar_dir(path, trust_pickle)
         else:
             xtr, ytr, xte, yte = _idx_dir(path)
         name = source_name(path)
     return _assemble(name, where, xtr, ytr, xte, yte, normalize=normalize,
-                     validation_fraction=validation_fraction, seed=seed)
+                     validation_fraction=validation_fraction, seed=seed, num_classes=num_classes)
 
 
 def from_arrays(data: Mapping[str, Any] | Dataset, *, name: str = "arrays", validation_fraction: float = 0.0,
-                seed: int = 0, normalize: bool = False) -> Dataset:
+                seed: int = 0, normalize: bool = False, num_classes: int | None = None) -> Dataset:
     """Your own arrays as a :class:`Dataset`: a mapping with ``x_train, y_train, x_test, y_test`` (and
     optionally ``x_val, y_val``), checked like a loaded source and used as given (``normalize=False``).
 
@@ -415,7 +542,7 @@ def from_arrays(data: Mapping[str, Any] | Dataset, *, name: str = "arrays", vali
                         f"missing {', '.join(missing) or 'none'}, unknown {', '.join(extra) or 'none'}")
     return _assemble(str(data.get("name", name)), "data", *(data[k] for k in keys), normalize=normalize,
                      validation_fraction=validation_fraction, seed=seed, x_val=data.get("x_val"),
-                     y_val=data.get("y_val"))
+                     y_val=data.get("y_val"), num_classes=num_classes)
 
 
 # ----------------------------------------------------------------------------- iterator

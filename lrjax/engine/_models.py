@@ -28,9 +28,13 @@ same parameters and a fresh process pays one small compilation instead of buildi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import hashlib
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import inspect
 import math
@@ -43,10 +47,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from lrjax.engine._config import ConfigError, ModelConfig, parse_reference
+from lrjax._checks import closest
+from lrjax.engine._config import ConfigError, ModelConfig, _module_file, parse_reference
 
 __all__ = ["MLP", "CNN", "ResNet", "make_model", "init_params", "load_reference", "ModelStructure",
-           "model_structure"]
+           "model_structure", "check_model_outputs", "output_shape"]
 
 
 class MLP(nnx.Module):
@@ -193,33 +198,114 @@ _TRUNCATED_STD = 0.87962566103423978
 
 # ----------------------------------------------------------------------------- your own model
 
+class _SiblingFinder(importlib.abc.MetaPathFinder):
+    """While a referenced module executes: its folder's own modules (``import layers`` beside
+    ``mymodel.py``), found *after* every installed package (the end of ``sys.meta_path``), so a ``tqdm.py``
+    or ``optax.py`` lying there is never imported in place of the real one."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if path is not None:  # a submodule: its package's __path__ decides, not this folder
+            return None
+        return importlib.machinery.PathFinder.find_spec(fullname, [self.folder])
+
+
+# Modules loaded from files, by absolute path: loading the same file again returns the same module (the same
+# classes, so the model structure cache and the compiled programs are shared).
+_FILES: dict[str, Any] = {}
+
+
+def _unclaimed(name: str, folder: str) -> bool:
+    """Top-level module ``name`` of ``folder`` may be registered under its own name: it is not imported yet,
+    and the import system finds no other module of that name (an installed ``optax`` for a file called
+    ``optax.py``), so registering the file never takes another module's place in ``sys.modules``."""
+    if name in sys.modules or name in sys.builtin_module_names:
+        return False
+    try:
+        spec = importlib.util.find_spec(name)  # a top-level name: nothing is imported
+    except (ImportError, ValueError):  # pragma: no cover - a broken entry on sys.path
+        return False
+    if spec is None:
+        return True
+    mine = (os.path.join(folder, name + ".py"), os.path.join(folder, name, "__init__.py"))
+    return spec.origin is not None and os.path.abspath(spec.origin) in mine  # the folder is on sys.path
+
+
+def _exec(name: str, path: str, folder: str, package: str | None = None) -> Any:
+    """Execute the file ``path`` as module ``name`` (a package when ``package``: its folder), registered in
+    ``sys.modules`` only once it ran; its folder's modules are importable while it runs (after installed
+    ones), and ``sys.path`` is never changed."""
+    spec = importlib.util.spec_from_file_location(
+        name, path, submodule_search_locations=[package] if package is not None else None)
+    if spec is None or spec.loader is None:  # pragma: no cover - a .py path always has a loader
+        raise ImportError(f"no loader for {path}")
+    module = importlib.util.module_from_spec(spec)
+    finder = _SiblingFinder(folder)
+    sys.modules[name] = module
+    sys.meta_path.append(finder)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(finder)
+    return module
+
+
 def _import_file(path: str) -> Any:
-    """Import the module at ``path`` under its dotted name: its folder (or, inside a package, the
-    package's parent folder) goes on ``sys.path`` so that it can import its siblings."""
-    folder, fname = os.path.split(os.path.abspath(path))
+    """The module in the file ``path``, loaded by that path (``importlib.util.spec_from_file_location``), never
+    by searching ``sys.path``, which stays as it was.
+
+    Inside a package (folders with ``__init__.py``) the packages above it are loaded from their own files, so
+    relative imports work. The module is registered under its dotted name when that name is free, else
+    under a private one (``_lrjax_ref_<hash>.<name>``): a file called ``optax.py`` does not replace optax.
+    """
+    path = os.path.abspath(path)
+    if path in _FILES:
+        return _FILES[path]
+    folder, fname = os.path.split(path)
     parts = [] if fname == "__init__.py" else [fname[:-3]]
     while os.path.isfile(os.path.join(folder, "__init__.py")):  # walk up the package chain
         folder, pkg = os.path.split(folder)
         parts.insert(0, pkg)
-    name = ".".join(parts)
-    module = sys.modules.get(name)
-    if module is not None and os.path.abspath(getattr(module, "__file__", "") or "") == os.path.abspath(path):
-        return module
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    if module is not None:  # another file of that name was imported before: load this one apart
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-        return module
-    return importlib.import_module(name)
+    single = len(parts) == 1 and fname != "__init__.py"
+    top_file = path if single else os.path.join(folder, parts[0], "__init__.py")
+    existing = sys.modules.get(parts[0])
+    if (existing is not None and os.path.abspath(getattr(existing, "__file__", "") or "") == top_file) \
+            or _unclaimed(parts[0], folder):
+        top = parts[0]  # free, or imported from this very file already (its folder is on sys.path)
+    else:
+        where = os.path.join(folder, parts[0])
+        top = f"_lrjax_ref_{hashlib.sha1(where.encode()).hexdigest()[:10]}_{parts[0]}"
+    if single:
+        module = sys.modules.get(top) or _exec(top, path, folder)
+    else:
+        pkg_dir = os.path.join(folder, parts[0])
+        module = sys.modules.get(top) or _exec(top, top_file, folder, package=pkg_dir)
+        if len(parts) > 1:
+            finder = _SiblingFinder(folder)
+            sys.meta_path.append(finder)
+            try:
+                module = importlib.import_module(".".join([top, *parts[1:]]))
+            finally:
+                with contextlib.suppress(ValueError):
+                    sys.meta_path.remove(finder)
+    _FILES[path] = module
+    return module
 
 
 def load_reference(ref: str, path: str = "model.factory") -> Callable:
-    """The object ``"MODULE:NAME"`` names: ``MODULE`` a dotted module (imported from ``sys.path`` with the
-    working directory first) or a ``.py`` file; ``NAME`` may be dotted (``module:Class.create``).
+    """The object ``"MODULE:NAME"`` names: ``MODULE`` a ``.py`` file (loaded by its path) or a dotted module
+    (a file of that name under the working directory, else an installed module); ``NAME`` may be dotted
+    (``module:Class.create``). ``sys.path`` is not changed: the module's folder never shadows lrjax's own
+    dependencies (see :func:`_import_file`).
 
-    Raises :class:`ConfigError` naming ``path`` when the module cannot be imported or has no such callable.
+    Raises :class:`ConfigError` naming ``path`` when the module cannot be imported (or raises while it is),
+    or has no such callable.
     """
     module_name, name = parse_reference(ref, path)
     try:
@@ -228,20 +314,21 @@ def load_reference(ref: str, path: str = "model.factory") -> Callable:
                 raise ConfigError(f"{path}={ref!r}: no such file {module_name!r}")
             module = _import_file(module_name)
         else:
-            if os.getcwd() not in sys.path and "" not in sys.path:
-                sys.path.insert(0, os.getcwd())
-            module = importlib.import_module(module_name)
+            local = _module_file(module_name, os.getcwd())
+            module = _import_file(local) if local is not None else importlib.import_module(module_name)
     except ConfigError:
         raise
     except ImportError as e:
         raise ConfigError(f"{path}={ref!r}: cannot import {module_name!r} ({e}); looked in the config file's "
-                          "folder, the working directory and sys.path") from None
+                          "folder, the working directory and the installed packages") from None
+    except Exception as e:  # noqa: BLE001 - the user's module failed while it ran: say where, in one line
+        where = f" ({e.filename}, line {e.lineno})" if isinstance(e, SyntaxError) else ""
+        raise ConfigError(f"{path}={ref!r}: importing {module_name!r} raised {type(e).__name__}: "
+                          f"{' '.join(str(e).split())}{where}") from e
     obj: Any = module
     for part in name.split("."):
         if not hasattr(obj, part):
             names = [n for n in dir(module) if not n.startswith("_")]
-            from lrjax._checks import closest
-
             raise ConfigError(f"{path}={ref!r}: {module_name!r} has no {name!r}{closest(part, names)}")
         obj = getattr(obj, part)
     if not callable(obj):
@@ -362,7 +449,84 @@ def _structure(build: "_Builder") -> ModelStructure:
             return nnx.to_pure_dict(p), _unwrap_keys(nnx.to_pure_dict(e)), rng
 
         init = jax.jit(make)
-    return ModelStructure(graphdef, eval_graphdef, params, extra, init)
+    structure = ModelStructure(graphdef, eval_graphdef, params, extra, init)
+    check_model_outputs(structure, build.input_shape, build.num_outputs, name=_model_name(build.factory))
+    return structure
+
+
+def _model_name(factory: Any) -> str:
+    if isinstance(factory, ModelConfig):
+        return f"model.kind={factory.kind!r}" if factory.factory is None else f"model.factory={factory.factory!r}"
+    return f"model {getattr(factory, '__name__', type(factory).__name__)!r}"
+
+
+# The batch the output check runs: 3 rows, a size no class count or target shape is likely to mimic.
+_CHECK_BATCH = 3
+
+
+def output_shape(structure: ModelStructure, input_shape: Sequence[int]) -> tuple[int, ...]:
+    """The shape of the model's output (evaluation mode) on a batch of 3 examples of ``input_shape``,
+    computed abstractly (``jax.eval_shape``: no parameter is made, nothing is compiled).
+
+    >>> output_shape(model_structure(ModelConfig(hidden=(16,)), (8, 8, 1), 10), (8, 8, 1))
+    (3, 10)
+    """
+    x = jax.ShapeDtypeStruct((_CHECK_BATCH, *map(int, input_shape)), jnp.float32)
+    out = jax.eval_shape(lambda p, e, b: structure.apply(p, e, b, train=False)[0], structure.params,
+                         structure.extra, x)
+    return tuple(int(d) for d in getattr(out, "shape", ()))
+
+
+def check_model_outputs(structure: ModelStructure, input_shape: Sequence[int], num_outputs: int, *,
+                        classification: bool | None = None, name: str = "the model") -> tuple[int, ...]:
+    r"""Check, before any training, that the model maps a batch of ``B`` examples to ``B`` rows of
+    ``num_outputs`` values; returns one example's output shape. :class:`ConfigError` (one line, naming the
+    model, the shapes and the number expected) when:
+
+    * the model raises on a batch of ``input_shape`` examples (in evaluation mode);
+    * its output is not an array with a batch axis: a scalar per batch, a tuple, or a first axis that is
+      not the batch (an output averaged over the batch);
+    * one example's output does not hold ``num_outputs`` values: a class count other than the data's
+      (``num_outputs = C``, the labels ``0 .. C-1``), or a target of another size;
+    * ``classification=True`` and the output is not ``(B, C)`` (the scores of each class on one axis).
+
+    ``classification=None`` checks the size only: ``(B, C)``, ``(B, T)``, and ``(B,)`` for one target pass.
+
+    >>> s = model_structure(ModelConfig(hidden=(16,)), (8, 8, 1), 10)
+    >>> check_model_outputs(s, (8, 8, 1), 10, classification=True)
+    (10,)
+    >>> check_model_outputs(s, (8, 8, 1), 11)
+    Traceback (most recent call last):
+    ...
+    lrjax.engine._config.ConfigError: the model outputs 10 values per example (shape (B, 10)), but the data has 11 outputs per example (classes 0 .. 10, or a target of that size); make the model's output width 11 (the factory gets num_outputs=11 when it takes it)
+    """
+    shape_in = tuple(int(d) for d in input_shape)
+    try:
+        out = output_shape(structure, shape_in)
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - whatever the user's model raised, in one line naming it
+        raise ConfigError(f"{name} failed on a batch of {_CHECK_BATCH} examples of shape {shape_in}: "
+                          f"{type(e).__name__}: {_first_line(e)}") from e
+    n = int(num_outputs)
+    if len(out) == 0 or out[0] != _CHECK_BATCH:
+        raise ConfigError(f"{name} returned an output of shape {out} for a batch of {_CHECK_BATCH} examples; it "
+                          f"must keep the batch axis first: (B, {n}) (one row of {n} outputs per example)")
+    per = out[1:]
+    if math.prod(per) != n:
+        shown = "(B, " + ", ".join(map(str, per)) + ")" if per else "(B,)"
+        raise ConfigError(f"{name} outputs {math.prod(per)} values per example (shape {shown}), but the data has "
+                          f"{n} outputs per example (classes 0 .. {n - 1}, or a target of that size); make the "
+                          f"model's output width {n} (the factory gets num_outputs={n} when it takes it)")
+    if classification and per != (n,):
+        raise ConfigError(f"{name} returned scores of shape (B, {', '.join(map(str, per))}); classification needs "
+                          f"(B, {n}): one score per class on the last axis")
+    return per
+
+
+def _first_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= 400 else text[:397] + "..."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -418,14 +582,23 @@ def model_structure(model: ModelConfig | Callable, input_shape: Sequence[int], n
     build = _Builder(factory, _hashable(args or {}), shape, int(num_outputs))
     try:
         hash(build)
+        trace = _structure
     except TypeError:  # unhashable args: trace this one apart
-        return _structure.__wrapped__(build)
+        trace = _structure.__wrapped__
     try:
-        return _structure(build)
+        return trace(build)
     except ConfigError:
         raise
     except (ValueError, TypeError) as e:
         if build.builtin:
             raise ConfigError(str(e)) from None
-        raise ConfigError(f"model {getattr(factory, '__name__', factory)!r} failed on inputs of shape {shape} "
-                          f"with {num_outputs} outputs: {type(e).__name__}: {e}") from e
+        raise _factory_failed(factory, shape, num_outputs, e) from e
+    except Exception as e:  # noqa: BLE001 - any error of the user's factory is a bad config, in one line
+        if build.builtin:
+            raise  # a bug in lrjax's own models: the traceback matters
+        raise _factory_failed(factory, shape, num_outputs, e) from e
+
+
+def _factory_failed(factory: Any, shape: tuple[int, ...], num_outputs: int, e: BaseException) -> ConfigError:
+    return ConfigError(f"model {getattr(factory, '__name__', factory)!r} failed on inputs of shape {shape} "
+                       f"with {num_outputs} outputs: {type(e).__name__}: {_first_line(e)}")

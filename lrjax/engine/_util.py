@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding
 
+from lrjax._rundir import safe_name
+
 __all__ = ["put_global", "fetch", "seed_key", "unalias", "frozen_heap", "cache_dir", "enable_compilation_cache",
            "stack_trees", "default_run_dir"]
 
@@ -121,9 +123,11 @@ def enable_compilation_cache(directory: str | None = None) -> str:
 
 
 def default_run_dir(name: str, root: str = "runs") -> str:
-    """``runs/<timestamp>-<name>`` (with a ``-<i>`` suffix when that exists already)."""
+    """``runs/<timestamp>-<name>`` (with a ``-<i>`` suffix when that exists already), always inside
+    ``root``: ``name`` is made one safe file name first (:func:`lrjax._rundir.safe_name`, which warns
+    when it changes it), so a name like ``../../x`` cannot place the run elsewhere; ``--out`` can."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = os.path.join(root, f"{stamp}-{name}")
+    base = os.path.join(root, f"{stamp}-{safe_name(name, what='run name')}")
     path, i = base, 1
     while os.path.exists(path):
         path, i = f"{base}-{i}", i + 1

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import jax
 
-from lrjax._rundir import atomic_write_json, atomic_write_text, check_writable, lock_run_dir
+from lrjax._rundir import atomic_write_json, atomic_write_text, check_writable, lock_run_dir, safe_name
 from lrjax.engine._util import default_run_dir
 from lrjax.sweep._driver import ConfigResult, train_many
 from lrjax.sweep._report import console_table, plot_sweep, rank, selection_size, table_rows, to_csv, to_markdown
@@ -110,7 +110,7 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, out_dir: str
     devs = list(jax.devices() if devices is None else devices)
     run_dir = None
     if write:
-        run_dir = out_dir or default_run_dir(f"sweep-{safe_label(spec.name)}")
+        run_dir = out_dir or default_run_dir(f"sweep-{safe_name(spec.name, fallback='sweep', what='sweep name')}")
         check_writable(run_dir, create=True, what="lrjax sweep")
         if resume is None and os.path.exists(os.path.join(run_dir, "sweep.yaml")):
             raise FileExistsError(f"{run_dir} already holds a sweep; use --resume {run_dir} or another --out")
@@ -128,7 +128,7 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, out_dir: str
         results, groups = train_many([c.config for c in configs], **kw)
     else:
         with lock_run_dir(run_dir, "lrjax sweep") if primary else contextlib.nullcontext():
-            results, groups = _train_checkpointed(run_dir, spec, configs, kw, resume is not None)
+            results, groups = _train_checkpointed(run_dir, spec, configs, kw, resume is not None, say)
     rank_by = spec.rank_by or ("accuracy" if results[0].config.loss == "cross_entropy" else "loss")
     rows = table_rows(results, [c.values for c in configs], spec.target, rank_by)
     best = rank(results, rank_by)[0]
@@ -150,7 +150,13 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, out_dir: str
     return SweepResult(spec, configs, results, rows, groups, winner, run_dir, round(total, 3), config_steps)
 
 
+# What run_sweep writes to sweep.yaml (spec_to_dict and the root): a resume reads nothing else.
+_SAVED_KEYS = ("name", "config", "configs", "grid", "target", "rank_by", "max_parallel", "strategy", "root")
+
+
 def resumed_spec(run_dir: str) -> SweepSpec:
+    """The sweep saved in ``run_dir/sweep.yaml``; a :class:`SweepError` naming the file when it is missing
+    keys that :func:`run_sweep` writes (empty, truncated, or not written by it) or does not validate."""
     path = os.path.join(run_dir, "sweep.yaml")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{run_dir}: not a sweep run directory (no sweep.yaml); expected the --out of an "
@@ -158,11 +164,25 @@ def resumed_spec(run_dir: str) -> SweepSpec:
     from lrjax.engine._config import read_yaml_mapping
 
     data = read_yaml_mapping(path, "sweep", "runs/<sweep>/sweep.yaml", SweepError)
-    return sweep_from_dict(data, root=data.pop("root", None) if isinstance(data, dict) else None)
+    missing = [k for k in ("name", "config") if k not in data]
+    if missing or not isinstance(data.get("config"), dict):
+        what = "is empty" if not data else f"lacks {', '.join(missing)}" if missing else "has no config mapping"
+        raise SweepError(f"{path} {what}: not the sweep that `lrjax sweep` saved (it writes "
+                         f"{', '.join(_SAVED_KEYS)}); cannot resume from it")
+    root = data.pop("root", None)
+    if root is not None and not isinstance(root, str):
+        raise SweepError(f"{path}: root must be the sweep file's folder (a string), got root={root!r}")
+    try:
+        return sweep_from_dict(data, root=root)
+    except SweepError as e:
+        raise SweepError(f"{path}: {e}") from None
 
 
-def _train_checkpointed(run_dir: str, spec: SweepSpec, configs: list[SweepConfig], kw: dict, resuming: bool):
-    """:func:`train_many` with a checkpoint after every stage; from the latest one when resuming."""
+def _train_checkpointed(run_dir: str, spec: SweepSpec, configs: list[SweepConfig], kw: dict, resuming: bool,
+                        say: Any = print):
+    """:func:`train_many` with a checkpoint after every stage; when resuming, from the newest readable one
+    (an unreadable newest checkpoint, its metadata or its arrays, falls back to the one before with a
+    :class:`~lrjax.engine._checkpoint.CheckpointFallbackWarning`; ``say`` names the step resumed from)."""
     from lrjax.engine._checkpoint import Checkpointer
 
     os.makedirs(run_dir, exist_ok=True)
@@ -177,8 +197,8 @@ def _train_checkpointed(run_dir: str, spec: SweepSpec, configs: list[SweepConfig
 
         if resuming and ckpt.latest_step() is not None:
             def restore(template):
-                meta = ckpt.restore_meta()
-                tree, meta = ckpt.restore(template(meta))
+                tree, meta = ckpt.restore(template=template)
+                say(f"lrjax sweep: resuming from the checkpoint at update {ckpt.restored_step}")
                 return {"host": meta, "tree": tree}
         results, groups = train_many([c.config for c in configs], on_stage=on_stage, restore=restore,
                                      checkpoint_every=_checkpoint_points(configs), **kw)

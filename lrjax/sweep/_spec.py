@@ -34,10 +34,10 @@ import copy
 import dataclasses
 import itertools
 import os
-import re
 from typing import Any, Mapping
 
 from lrjax._checks import closest
+from lrjax._rundir import safe_name
 from lrjax.engine._config import (
     Config,
     ConfigError,
@@ -270,8 +270,13 @@ def _grid_names(keys: list[str]) -> dict[str, str]:
 
 
 def safe_label(label: str) -> str:
-    """A file-name-safe version of a label."""
-    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", label).strip("_") or "config"
+    """A label as a file name (``configs/<label>.yaml``, ``metrics/<label>.jsonl``) and as its configuration's
+    run name: :func:`lrjax._rundir.safe_name`, silently (labels hold spaces by design).
+
+    >>> safe_label("peak=0.001 seed=0"), safe_label("../x")
+    ('peak=0.001_seed=0', 'x')
+    """
+    return safe_name(label, fallback="config", what=None)
 
 
 def expand(spec: SweepSpec) -> list[SweepConfig]:

@@ -171,3 +171,106 @@ def test_ctrl_c_while_starting_exits_130_without_a_traceback(tmp_path):
         assert "Traceback" not in err, err[-2000:]
         assert p.returncode == 130, (p.returncode, err[-2000:])
         assert err.strip().splitlines()[-1].endswith("interrupted (signal 2); files written so far are complete")
+
+
+# ----------------------------------------------------------------------------- resume past damage, bad sweep.yaml
+
+RESUMABLE = textwrap.dedent("""
+    name: resumable
+    config:
+      train: {steps: 20, log_every: 5, eval_every: 10, checkpoint_every: 5, compilation_cache: false}
+      model: {hidden: [16]}
+      data: {batch_size: 32}
+    grid:
+      schedule.schedule.peak: [1.0e-3, 1.0e-2]
+    strategy: {name: halving, rungs: [10], keep: 0.5}
+""")
+
+
+def _garble_meta(step_dir):
+    p = os.path.join(step_dir, "meta", "metadata")
+    text = open(p).read()
+    json.loads(text)  # it was JSON
+    open(p, "w").write(text[: len(text) // 2])
+
+
+def _truncate_arrays(step_dir):
+    files = [os.path.join(r, n) for r, _, ns in os.walk(step_dir) for n in ns]
+    largest = max(files, key=os.path.getsize)
+    os.truncate(largest, os.path.getsize(largest) // 2)
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory):
+    d = tmp_path_factory.mktemp("resumable")
+    (d / "s.yaml").write_text(RESUMABLE)
+    assert main(["sweep", str(d / "s.yaml"), "--out", str(d / "full"), "--no-plot"]) == 0
+    return d / "full"
+
+
+def _table(run):
+    return [{k: v for k, v in row.items() if k != "time_s"}
+            for row in json.loads((run / "summary.json").read_text())["table"]]
+
+
+@pytest.mark.parametrize("damage", [_garble_meta, _truncate_arrays], ids=["garbled metadata", "truncated arrays"])
+def test_sweep_resume_falls_back_past_an_unreadable_newest_checkpoint(finished_sweep, tmp_path, damage, capsys):
+    import shutil
+
+    from lrjax.engine._checkpoint import CheckpointFallbackWarning
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_sweep, run)
+    assert sorted(os.listdir(run / "checkpoints")) == ["15", "20"]
+    (run / "summary.json").unlink()
+    damage(str(run / "checkpoints" / "20"))
+    capsys.readouterr()
+    with pytest.warns(CheckpointFallbackWarning, match=r"checkpoint step 20 in .* is unreadable \(.*\); restoring "
+                                                       r"step 15 instead"):
+        assert main(["sweep", "--resume", str(run), "--no-plot"]) == 0
+    assert "lrjax sweep: resuming from the checkpoint at update 15" in capsys.readouterr().out
+    assert _table(run) == _table(finished_sweep)  # the uninterrupted sweep's results
+    for name in os.listdir(finished_sweep / "metrics"):
+        assert (run / "metrics" / name).read_bytes() == (finished_sweep / "metrics" / name).read_bytes(), name
+    assert sorted(os.listdir(run / "checkpoints")) == ["15", "20", "20.unreadable"]  # kept for inspection
+
+
+@pytest.mark.parametrize("text, match", [
+    ("", r"sweep.yaml is empty: not the sweep that `lrjax sweep` saved"),
+    ("name: x\n", r"sweep.yaml lacks config: not the sweep that `lrjax sweep` saved"),
+    ("name: x\nconfig: 3\n", r"sweep.yaml has no config mapping"),
+    ("name: x\nconfig: {}\ngrid: {train.seed: 3}\n", r"sweep.yaml: grid.train.seed must be a non-empty list"),
+    ("name: [unclosed\n", r"sweep.yaml: not valid YAML"),
+    ("- a list\n", r"sweep.yaml: a sweep must be a mapping"),
+])
+def test_an_empty_or_invalid_saved_sweep_is_one_line_on_resume(finished_sweep, tmp_path, text, match, capsys):
+    import re
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_sweep, run)
+    (run / "sweep.yaml").write_text(text)
+    before = sorted(os.listdir(run / "checkpoints"))
+    assert main(["sweep", "--resume", str(run), "--no-plot"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lrjax sweep: ") and not err[0].startswith("lrjax sweep: lrjax sweep")
+    assert re.search(match, err[0]) and len(err[0]) < 400, err[0]
+    assert sorted(os.listdir(run / "checkpoints")) == before
+
+
+def test_a_sweep_name_cannot_leave_the_runs_folder(tmp_path, monkeypatch):
+    from lrjax._rundir import UnsafeNameWarning
+    from lrjax.sweep import run_sweep, sweep_from_dict
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    spec = sweep_from_dict({"name": "../../up", "config": {"train": {"steps": 4, "log_every": 2, "eval_every": 2,
+                                                                     "compilation_cache": False},
+                                                           "schedule": {"name": "constant", "value": 0.01},
+                                                           "model": {"hidden": [8]}},
+                            "grid": {"train.seed": [0, 1]}})
+    with pytest.warns(UnsafeNameWarning, match=r"sweep name '../../up' is not a safe file name .*using 'up'"):
+        res = run_sweep(spec, plot=False, verbose=False)
+    assert os.path.dirname(res.run_dir) == "runs" and res.run_dir.endswith("-sweep-up")
+    assert sorted(os.listdir(tmp_path)) == ["work"] and (work / res.run_dir / "summary.json").is_file()

@@ -279,3 +279,47 @@ def test_an_error_that_is_not_the_storage_is_not_disguised(tmp_path):
         ck.save(20, tree(20), {"bad": object()})
     assert listing(tmp_path / "ck") == ["10"] and ck.all_steps() == [10]
     ck.close()
+
+
+def test_metadata_is_strict_json_and_non_finite_values_come_back_exactly(tmp_path):
+    d = str(tmp_path / "ck")
+    ck = Checkpointer(d, keep=2)
+    m = {"step": 5, "evals": {"10": {"val_loss": float("nan")}}, "lineage": [{"peak": float("inf")}],
+         "low": float("-inf"), "ok": 0.25}
+    ck.save(5, tree(5), m)
+
+    def refuse(name):
+        raise ValueError(f"not strict JSON: {name}")
+
+    on_disk = json.loads(open(os.path.join(d, "5", "meta", "metadata")).read(), parse_constant=refuse)
+    assert on_disk["evals"]["10"]["val_loss"] == {"$nonfinite": "nan"} and on_disk["ok"] == 0.25
+    got, meta_back = ck.restore(zeros())
+    assert_bitwise(got, tree(5))
+    assert np.isnan(meta_back["evals"]["10"]["val_loss"]) and meta_back["lineage"] == [{"peak": float("inf")}]
+    assert meta_back["low"] == float("-inf") and ck.restore_meta()["ok"] == 0.25
+    ck.close()
+
+
+def test_restore_with_a_template_falls_back_when_the_newest_meta_is_garbled(tmp_path):
+    d = saved(tmp_path / "ck")
+    p = os.path.join(d, "30", "meta", "metadata")
+    open(p, "w").write(open(p).read()[:10])
+    ck = Checkpointer(d)
+    seen = []
+
+    def template(m):
+        seen.append(m["step"])
+        return zeros()
+
+    with pytest.warns(CheckpointFallbackWarning, match=r"step 30 .* is unreadable \(invalid JSON.*restoring step 20"):
+        got, m = ck.restore(template=template)
+    assert seen == [20] and m == meta(20) and ck.restored_step == 20
+    assert_bitwise(got, tree(20))
+    with pytest.raises(TypeError, match="give target or template"):
+        ck.restore()
+    ck.close()
+    ck = Checkpointer(saved(tmp_path / "ck2"))  # readable JSON, but not what the template needs
+    with pytest.warns(CheckpointFallbackWarning, match=r"step 30 .* \(missing key 'chunks'\); restoring step 20"):
+        _, m = ck.restore(template=lambda m: (zeros(), m["chunks"])[0] if m["step"] == 30 else zeros())
+    assert m == meta(20)
+    ck.close()

@@ -194,3 +194,157 @@ def test_bad_factories_and_losses_are_clear_errors(project, tmp_path):
         build_experiment(load_config(None, ["data.batch_size=4"]),
                          data={"x_train": np.ones((10, 3)), "y_train": np.zeros(10, int), "x_test": np.ones((4, 3)),
                                "y_test": np.zeros(4, int), "x_val": np.ones((4, 2)), "y_val": np.zeros(4, int)})
+
+
+# ----------------------------------------------------------------------------- what a referenced module may do
+
+SHADOWS = ("tqdm", "optax", "yaml", "matplotlib", "orbax", "platformdirs", "tensorboardX", "filelock")
+SHADOW_FILE = "open({marker!r} + '/' + __name__, 'w').close()\n"  # leaves a trace if it ever runs
+NET_FILE = textwrap.dedent("""
+    import tqdm, optax, yaml                 # the installed packages, not the files beside this one
+    from helpers import width                # a sibling module that is not installed: found beside it
+    from flax import nnx
+
+    assert hasattr(tqdm, "tqdm") and hasattr(optax, "adamw") and hasattr(yaml, "safe_load")
+
+
+    def Net(*, input_shape, num_outputs, rngs):
+        return nnx.Linear(input_shape[0], num_outputs, rngs=rngs)
+
+
+    def Scalar(*, input_shape, num_outputs, rngs):
+        class M(nnx.Module):
+            def __init__(self):
+                self.lin = nnx.Linear(input_shape[0], num_outputs, rngs=rngs)
+
+            def __call__(self, x):
+                return self.lin(x).mean()  # one number per batch: no batch axis, no class axis
+        return M()
+
+
+    def Wide(*, input_shape, num_outputs, rngs):
+        return nnx.Linear(input_shape[0], num_outputs + width, rngs=rngs)
+
+
+    def Broken(*, input_shape, num_outputs, rngs):
+        raise RuntimeError("the factory broke\\nover two lines")
+""")
+
+
+@pytest.fixture
+def shadowed(tmp_path):
+    """A config folder holding the model module, a sibling it imports, and files named like lrjax's own
+    dependencies that leave a marker in ``ran/`` if they are ever imported."""
+    root = tmp_path / "cfgdir"
+    root.mkdir()
+    (tmp_path / "ran").mkdir()
+    (root / "mm.py").write_text(NET_FILE)
+    (root / "helpers.py").write_text("width = 3\n")
+    for name in SHADOWS:
+        (root / f"{name}.py").write_text(SHADOW_FILE.format(marker=str(tmp_path / "ran")))
+    np.savez(root / "d.npz", x_train=np.random.default_rng(0).normal(size=(64, 5)), y_train=np.arange(64) % 4,
+             x_test=np.ones((8, 5)), y_test=np.arange(8) % 4)
+    (root / "cfg.yaml").write_text(textwrap.dedent("""
+        model: {factory: "mm:Net"}
+        data: {source: d.npz, batch_size: 16}
+        schedule: {name: constant, value: 0.01}
+        train: {steps: 4, log_every: 2, eval_every: 2, checkpoint_every: 4, compilation_cache: false}
+    """).replace("d.npz", str(root / "d.npz")))
+    return root
+
+
+def test_a_model_module_loads_by_its_file_and_leaves_sys_path_alone(shadowed):
+    import importlib.util
+
+    from lrjax.engine._models import load_reference
+
+    path_before, optax_before = list(sys.path), sys.modules["optax"]
+    net = load_reference(f"{shadowed / 'mm.py'}:Net")
+    assert net.__module__ in sys.modules and sys.modules[net.__module__].__file__ == str(shadowed / "mm.py")
+    assert sys.path == path_before and sys.modules["optax"] is optax_before
+    assert importlib.util.find_spec("tensorboardX") is None  # the folder's files are not importable afterwards
+    assert load_reference(f"{shadowed / 'mm.py'}:Net") is net  # loaded once: the same classes every time
+    assert os.listdir(shadowed.parent / "ran") == []
+
+
+def test_files_beside_a_config_named_like_lrjax_dependencies_never_run(shadowed, tmp_path):
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "lrjax.cli", "train", str(shadowed / "cfg.yaml"), "--out", str(out)],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                       env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((out / "summary.json").read_text())["status"] == "completed"
+    assert "4/4" in r.stderr  # the real tqdm drew the progress bar, after the model was loaded
+    assert os.listdir(tmp_path / "ran") == []  # none of tqdm.py, optax.py, yaml.py, ... beside it ran
+
+
+@pytest.mark.parametrize("factory, match", [
+    ("Broken", r"model 'Broken' failed on inputs of shape \(5,\) with 4 outputs: RuntimeError: the factory broke "
+               r"over two lines"),
+    ("Scalar", r"model 'Scalar' returned an output of shape \(\) for a batch of 3 examples; it must keep the batch "
+               r"axis first: \(B, 4\)"),
+    ("Wide", r"model 'Wide' outputs 7 values per example \(shape \(B, 7\)\), but the data has 4 outputs per example "
+             r"\(classes 0 \.\. 3"),
+])
+def test_a_model_that_raises_or_has_the_wrong_outputs_is_one_line_before_training(shadowed, factory, match):
+    cfg = load_config(shadowed / "cfg.yaml", [f"model.factory=mm:{factory}"])
+    with pytest.raises(ConfigError, match=match) as e:
+        build_experiment(cfg)
+    assert "\n" not in str(e.value)
+
+
+def test_a_module_that_fails_to_import_is_one_line(tmp_path):
+    (tmp_path / "typo.py").write_text("import jax\n\nNet = undefined_name\n")
+    (tmp_path / "syntax.py").write_text("def Net(:\n")
+    with pytest.raises(ConfigError, match=r"model.factory='.*typo.py:Net': importing '.*typo.py' raised NameError: "
+                                          r"name 'undefined_name' is not defined"):
+        build_experiment(load_config(None, [f"model.factory={tmp_path / 'typo.py'}:Net"]))
+    with pytest.raises(ConfigError, match=r"importing '.*syntax.py' raised SyntaxError: .*\(.*syntax.py, line 1\)"):
+        build_experiment(load_config(None, [f"model.factory={tmp_path / 'syntax.py'}:Net"]))
+
+
+def test_model_output_checks_name_the_shapes():
+    from lrjax.engine import ModelConfig, model_structure
+    from lrjax.engine._models import check_model_outputs
+
+    s = model_structure(ModelConfig(hidden=(8,)), (4,), 6)
+    assert check_model_outputs(s, (4,), 6, classification=True) == (6,)
+    assert check_model_outputs(s, (4,), 6) == (6,)
+    reg = model_structure(lambda rngs, input_shape, num_outputs: nnx.Linear(4, 6, rngs=rngs), (4,), 6)
+    with pytest.raises(ConfigError, match=r"outputs 6 values per example \(shape \(B, 6\)\), but the data has 5"):
+        check_model_outputs(reg, (4,), 5)
+    with pytest.raises(ConfigError, match=r"failed on a batch of 3 examples of shape \(7,\): TypeError"):
+        check_model_outputs(reg, (7,), 6)  # the model cannot take these inputs
+
+    class Grid(nnx.Module):  # (B, 2, 3): six values per example, the right size, but no single class axis
+        def __init__(self, rngs):
+            self.lin = nnx.Linear(4, 6, rngs=rngs)
+
+        def __call__(self, x):
+            return self.lin(x).reshape(x.shape[0], 2, 3)
+
+    grid = model_structure(lambda rngs: Grid(rngs), (4,), 6)
+    assert check_model_outputs(grid, (4,), 6) == (2, 3)  # a regression of (2, 3) targets may
+    with pytest.raises(ConfigError, match=r"returned scores of shape \(B, 2, 3\); classification needs \(B, 6\)"):
+        check_model_outputs(grid, (4,), 6, classification=True)
+
+
+def test_a_module_in_a_package_and_a_module_named_like_a_dependency(tmp_path):
+    import optax
+
+    from lrjax.engine._models import load_reference
+
+    pkg = tmp_path / "proj" / "nets"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "common.py").write_text("WIDTH = 7\n")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "net.py").write_text("from ..common import WIDTH\nfrom . import layers\n\n"
+                                        "def make():\n    return WIDTH + layers.EXTRA\n")
+    (pkg / "sub" / "layers.py").write_text("EXTRA = 1\n")
+    make = load_reference(f"{pkg / 'sub' / 'net.py'}:make")
+    assert make() == 8 and make.__module__.endswith("nets.sub.net")  # relative imports inside the package work
+    # a model file called optax.py is the module named: it runs, under a private name; optax stays optax
+    (tmp_path / "optax.py").write_text("def Net():\n    return 'mine'\n")
+    net = load_reference(f"{tmp_path / 'optax.py'}:Net")
+    assert net() == "mine" and net.__module__.startswith("_lrjax_ref_") and sys.modules["optax"] is optax

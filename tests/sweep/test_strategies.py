@@ -166,8 +166,11 @@ def test_the_lineage_replays_to_the_final_hyperparameters(pbt):
      r"strategy.explore.schedule.schedule.peek: not a numeric leaf of the train state"),
     ({"name": "pbt", "interval": 10, "explore": {"schedule.schedule.peak": [-1.0]}},
      r"strategy.explore.schedule.schedule.peak must be a non-empty list of finite positive factors"),
-        ({"name": "pbt", "interval": 10, "explore": {"schedule.schedule.peak": [float("inf")]}},
-         r"strategy.explore.schedule.schedule.peak must be a non-empty list of finite positive factors"),
+    # an infinite factor would copy a member whose rate is inf: non-finite state, Infinity in summary.json
+    ({"name": "pbt", "interval": 10, "explore": {"schedule.schedule.peak": [0.8, float("inf")]}},
+     r"finite positive factors \(e.g. \[0.8, 1.25\]\), got strategy.explore.schedule.schedule.peak=\[0.8, inf\]"),
+    ({"name": "pbt", "interval": 10, "explore": {"optimizer.args.weight_decay": [float("nan")]}},
+     r"strategy.explore.optimizer.args.weight_decay must be a non-empty list of finite positive factors"),
     ({"name": "pbt", "interval": 10, "explore": {"schedule.schedule.peak": [2.0]}, "seeed": 1},
      r"unknown key strategy.seeed for strategy 'pbt'.*did you mean 'seed'"),
 ])

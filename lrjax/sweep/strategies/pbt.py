@@ -66,7 +66,8 @@ class PBT(Strategy):
                                  "(numeric leaves of the optimizer state)")
             if not isinstance(v, list) or not v or any(
                     isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 < x < math.inf for x in v):
-                raise SweepError(f"strategy.explore.{k} must be a non-empty list of finite positive factors, got {v!r}")
+                raise SweepError(f"strategy.explore.{k} must be a non-empty list of finite positive factors (e.g. "
+                                 f"[0.8, 1.25]), got strategy.explore.{k}={v!r}")
             explore.append((str(k), tuple(float(x) for x in v)))
         seed = data.get("seed", 0)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
