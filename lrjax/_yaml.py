@@ -45,7 +45,7 @@ from typing import IO, Any
 import numpy as np
 import yaml
 
-__all__ = ["Loader", "Dumper", "load", "dump"]
+__all__ = ["Loader", "Dumper", "load", "dump", "describe_error"]
 
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
@@ -163,3 +163,11 @@ def dump(data: Any, stream: IO | None = None, **kwargs: Any) -> str | None:
     kwargs.setdefault("sort_keys", False)
     kwargs.setdefault("default_flow_style", False)
     return yaml.dump(data, stream, Dumper=Dumper, **kwargs)
+
+
+def describe_error(e: Exception) -> str:
+    """A YAML parse error in one short line: what is wrong and where (``expected ',' or ']', but got
+    '<stream end>' at line 2, column 1``), without the file name the parser repeats in its own message."""
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    mark = getattr(e, "problem_mark", None)
+    return problem + (f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "")

@@ -61,6 +61,7 @@ class _Curves:
 def _read_yaml(path: str) -> Any:
     import yaml
 
+    from lrjax._yaml import describe_error
     from lrjax._yaml import load as load_yaml  # YAML 1.2 numbers: 1e-3 is a number
 
     p = Path(path)
@@ -73,10 +74,7 @@ def _read_yaml(path: str) -> Any:
     except (OSError, UnicodeDecodeError) as e:
         raise PlotInputError(f"{path}: cannot read it ({e})") from None
     except yaml.YAMLError as e:
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise PlotInputError(f"{path}: not valid YAML: {problem}{where}") from None
+        raise PlotInputError(f"{path}: not valid YAML: {describe_error(e)}") from None
 
 
 def _kind(data: Any) -> str:

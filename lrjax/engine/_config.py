@@ -568,7 +568,7 @@ def read_yaml_mapping(path: str | os.PathLike, what: str, example: str,
         try:
             loaded = _yaml.load(fh)
         except yaml.YAMLError as e:
-            raise error(f"{p}: not valid YAML: {e}") from None
+            raise error(f"{p}: not valid YAML: {_yaml.describe_error(e)}") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
