@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Any, Callable
 
 import jax
@@ -40,9 +41,9 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from lrjax.engine._config import SCHEDULE_FREE, Config, ConfigError, resolve_average, resolve_train
-from lrjax.engine._data import Dataset, from_arrays, load_dataset
+from lrjax.engine._data import BatchIterator, Dataset, from_arrays, load_dataset
 from lrjax.engine._evaluate import eval_batches, evaluate
-from lrjax.engine._models import ModelStructure, check_model_outputs, model_structure
+from lrjax.engine._models import ModelStructure, check_model_outputs, model_label, model_structure
 from lrjax.engine._optimizer import (
     build_optimizer,
     make_schedule,
@@ -52,9 +53,10 @@ from lrjax.engine._optimizer import (
 )
 from lrjax.engine._program import Flags, Program, Segment, compile_segment
 from lrjax.engine._records import COLUMNS
-from lrjax.engine._runner import Monitor, Source
+from lrjax.engine._runner import Monitor, Source, batch_at
 from lrjax.engine._step import Average, TrainState, train_step
 from lrjax.engine._task import Task, make_task
+from lrjax.engine._text import text_batch, text_dataset
 from lrjax.engine._util import put_global, seed_key, stack_trees, unalias
 from lrjax.schedules import Schedule
 
@@ -69,6 +71,9 @@ def load_data(config: Config, data: Any = None) -> Dataset:
     d = config.data
     seed = config.train.seed if d.seed is None else d.seed
     vf = d.validation_fraction or 0.0
+    if data is None and d.source == "text":
+        return text_dataset(d.path, context=d.context, validation_fraction=vf, test_fraction=d.test_fraction,
+                            seed=seed, eval_windows_count=d.eval_windows)
     if data is None:
         return load_dataset(d.source, seed=seed, test_fraction=d.test_fraction, normalize=d.normalize,
                             validation_fraction=vf, trust_pickle=d.trust_pickle, num_classes=d.num_classes)
@@ -177,6 +182,20 @@ class Experiment:
                             for k, v in self.task.summarize(sums).items()})
         return metrics
 
+    @property
+    def num_parameters(self) -> int:
+        """The model's trainable parameters (a count of the ``nnx.Param`` values)."""
+        return int(sum(math.prod(x.shape) for x in jax.tree.leaves(self.model.params)))
+
+    def describe(self) -> str:
+        """One line saying what trains: data, model and its size, optimizer, updates."""
+        d = self.data
+        what = (f"{d.info['num_bytes']:,} bytes of text, windows of {d.context}" if d.info and "num_bytes" in d.info
+                else f"{d.num_train:,} training examples")
+        m = self.config.model
+        return (f"{d.name} ({what}), model {m.factory or m.kind} ({self.num_parameters:,} parameters), "
+                f"{self.config.optimizer.name}, {self.steps} updates of {self.config.data.batch_size}")
+
     # -- what an evaluation reports, and what chooses --------------------------------
     @property
     def eval_splits(self) -> tuple[str, ...]:
@@ -190,15 +209,45 @@ class Experiment:
         return "val" if self.data.has_validation else "test"
 
     # -- data on the devices -----------------------------------------------------
+    @functools.cached_property
+    def batch(self) -> Callable[[Source, jax.Array], Any]:
+        """``(source, i) -> micro-batch i``: gathered from the training arrays by the index rows
+        (:func:`~lrjax.engine.batch_at`), or for a text stream windows drawn on the device with the data key
+        (:func:`~lrjax.engine._text.text_batch`)."""
+        if self.data.stream is None:
+            return batch_at
+        return text_batch(batch_size=self.config.data.batch_size, context=self.data.context)
+
+    def data_key(self, seed: int | None = None) -> np.ndarray:
+        """A text stream's windows key (raw uint32 key data of ``seed``, default ``train.seed``: the windows
+        of micro-step ``i`` are a function of it and ``i`` alone, so a resumed or swept run draws the same)."""
+        seed = self.config.train.seed if seed is None else int(seed)
+        return np.array([0xDA7A, seed & 0xFFFFFFFF], np.uint32)
+
+    def run_index(self, micro_steps: int, seed: int | None = None) -> np.ndarray:
+        """What picks the batches of micro-steps ``0 .. micro_steps - 1`` (the run's seed, as ``lrjax train``):
+        the seeded iterator's example indices ``(micro_steps, batch)``, or a text stream's key."""
+        if self.data.stream is not None:
+            return self.data_key(seed)
+        seed = self.config.train.seed if seed is None else seed
+        return BatchIterator(self.data.num_train, self.config.data.batch_size, seed).take(micro_steps).astype(np.int32)
+
+    def take_index(self, iterator: BatchIterator, n: int) -> np.ndarray:
+        """The index of the next ``n`` micro-batches from the run's iterator (advanced), or a stream's key."""
+        return self.data_key() if self.data.stream is not None else iterator.take(n)
+
     def source(self, index: np.ndarray, offset: int = 0) -> Source:
         """The training arrays (on the devices once, replicated) with ``index`` rows of example indices
-        (micro-batch ``offset + r`` is row ``r``), split along the batch axis over the devices."""
-        idx = put_global(np.asarray(index, np.int32), NamedSharding(self.mesh, P(None, "data")))
+        (micro-batch ``offset + r`` is row ``r``), split along the batch axis over the devices; for a text
+        stream ``index`` is its key (:meth:`run_index`), replicated."""
+        spec = P() if self.data.stream is not None else P(None, "data")
+        idx = put_global(np.asarray(index, np.uint32 if self.data.stream is not None else np.int32),
+                         NamedSharding(self.mesh, spec))
         return Source(self._train_arrays, idx, np.int32(offset))
 
     @functools.cached_property
-    def _train_arrays(self) -> dict[str, jax.Array]:
-        """The training arrays, replicated on the mesh (put there once)."""
+    def _train_arrays(self) -> Any:
+        """The training arrays (or a text stream), replicated on the mesh (put there once)."""
         return self.replicate(train_arrays(self.data))
 
     def eval_data(self, split: str) -> dict[str, jax.Array]:
@@ -225,7 +274,7 @@ class Experiment:
         description every command compiles, alone or vmapped."""
         splits = self.eval_splits if splits is None else tuple(splits)
         observe = self.selection_split if (self.config.plateau is not None and self.selection_split in splits) else None
-        return Segment(step=self.train_step, columns=COLUMNS, rows=int(rows), monitor=monitor,
+        return Segment(step=self.train_step, columns=COLUMNS, rows=int(rows), batch=self.batch, monitor=monitor,
                        evaluate=self.evaluate_arrays if splits else None, splits=splits, observe=observe)
 
     def program(self, rows: int) -> Program:
@@ -260,9 +309,9 @@ class Experiment:
         return self.replicate(unalias(self.init_state(seed_key(seed))))
 
 
-def train_arrays(ds: Dataset) -> dict[str, np.ndarray]:
-    """The training examples a batch is gathered from: ``{"x": inputs, "y": targets}`` (host arrays)."""
-    return {"x": ds.x_train, "y": ds.y_train}
+def train_arrays(ds: Dataset) -> Any:
+    """What a batch is drawn from (host arrays): ``{"x": inputs, "y": targets}``, or a text stream."""
+    return ds.stream if ds.stream is not None else {"x": ds.x_train, "y": ds.y_train}
 
 
 def split_batches(ds: Dataset, splits: tuple[str, ...], batch_size: int, multiple: int = 1
@@ -320,7 +369,8 @@ def build_experiment(config: Config, *, model: Callable | None = None, loss: str
         )
     mesh = Mesh(devs.reshape(-1), ("data",))
     structure = model_structure(config.model if model is None else model, ds.input_shape, ds.num_outputs)
-    check_model_outputs(structure, ds.input_shape, ds.num_outputs, classification=ds.is_classification)
+    check_model_outputs(structure, ds.input_shape, ds.num_outputs, classification=ds.is_classification and not ds.sequence,
+                        sequence=ds.context, name=model_label(config.model if model is None else model))
     task = make_task(config.loss if loss is None else loss, targets_dtype=ds.y_train.dtype,
                      targets_shape=tuple(ds.y_train.shape[1:]), num_outputs=ds.num_outputs)
     if schedule is None:

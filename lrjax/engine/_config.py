@@ -19,6 +19,7 @@ lrjax.engine._config.ConfigError: unknown key 'train.stepz' (did you mean 'steps
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import types
@@ -93,7 +94,16 @@ class DataConfig:
     selects. ``seed``: the seed of the data splits (default: ``train.seed``).
 
     ``num_classes``: the class count ``C`` when some of the classes ``0 .. C-1`` are absent from the data
-    (default ``null``: the labels must be ``0 .. C-1`` with every class in the training split).
+    (default ``null``: the labels must be ``0 .. C-1`` with every class in the training split); for token
+    windows, the vocabulary (default: the largest token + 1).
+
+    Text (language models): ``source: text`` reads the bytes of ``path`` — a file, or every text file under a
+    folder — or, without a ``path``, the running Python's standard-library sources (real text on every
+    machine, no download); the tokens are the bytes (vocabulary 256). ``context``: tokens per training
+    window (training draws windows of ``context + 1`` bytes at random offsets on the device every step).
+    ``eval_windows``: the fixed, seeded windows each evaluation split is scored on (``null``: all of the
+    split, strided). A ``.npz`` of token windows (integer ``x_*``, ``y_*`` of shape ``(N, T)``, a target
+    < 0 is padding) trains the same way.
     ``trust_pickle``: unpickle a CIFAR-10 folder whose files are not the official release (default
     ``false``: unpickling a crafted file runs any code in it, so only files with the official checksums
     are read). A ``.npz`` (read with ``allow_pickle=False``), IDX files and YAML never execute code.
@@ -108,6 +118,9 @@ class DataConfig:
     normalize: bool = True
     num_classes: int | None = None
     trust_pickle: bool = False
+    path: str | None = None
+    context: int | None = None
+    eval_windows: int | None = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,20 +140,27 @@ class ModelConfig:
     ``NAME(rngs=nnx.Rngs(...), **args)``, plus ``input_shape=`` (one example's shape) and
     ``num_outputs=`` (classes, or regression targets) when its signature accepts them. Input shape and
     output count come from the data.
+
+    ``transformer``: a decoder-only, pre-LN, causal language model (GPT-2's shapes and initialisation) of
+    ``d_model`` width, ``layers`` blocks of ``heads`` heads, learned positions for ``context`` tokens
+    (default: the data's windows), its head tied to the token embedding; for token windows (``source:
+    text`` or a ``.npz`` of windows).
     """
 
-    kind: Literal["mlp", "cnn", "resnet"] = "mlp"
+    kind: Literal["mlp", "cnn", "resnet", "transformer"] = "mlp"
     hidden: tuple[int, ...] = (256, 256)
     channels: tuple[int, ...] = (32, 64)
     blocks: int = 2
+    d_model: int = 128
+    layers: int = 4
+    heads: int = 4
+    context: int | None = None
     factory: str | None = None
     args: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __hash__(self) -> int:  # args is a dict: hash its canonical JSON (model structures are cached by config)
-        import json
-
-        return hash((self.kind, self.hidden, self.channels, self.blocks, self.factory,
-                     json.dumps(self.args, sort_keys=True, default=repr)))
+        return hash((self.kind, self.hidden, self.channels, self.blocks, self.d_model, self.layers, self.heads,
+                     self.context, self.factory, json.dumps(self.args, sort_keys=True, default=repr)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,7 +190,7 @@ class AverageConfig:
     ``kind``: ``swa`` — the equal-weight running mean of the parameters after every update past the first
     ``start`` (PyTorch's ``AveragedModel`` default, updated at every step),
     :math:`\bar\theta_t = \bar\theta_{t-1} + (\theta_t - \bar\theta_{t-1}) / n_t`; or ``ema`` — the
-    exponential moving average :math:`\bar\theta_t = d\,\bar\theta_{t-1} + (1 - d)\,\theta_t` with
+    exponential moving average :math:`\bar\theta_t = d\\,\bar\theta_{t-1} + (1 - d)\\,\theta_t` with
     ``decay`` :math:`d`, started as a copy of the parameters after update ``start + 1`` (no bias correction
     and no warm-up of the decay: PyTorch's ``AveragedModel`` with ``get_ema_multi_avg_fn`` and timm's
     ``ModelEmaV2`` convention). ``start``: updates before averaging begins — a number, or a duration like
@@ -716,6 +736,7 @@ def validate(cfg: Config) -> None:
             f"optimizer.batch_scaling={o.batch_scaling!r} needs optimizer.base_batch_size (the batch size the "
             "schedule's rates were tuned for)"
         )
+    _check_sequence_keys(cfg)
     for i, w in enumerate(m.hidden):
         _positive(w, f"model.hidden[{i}]")
     for i, w in enumerate(m.channels):
@@ -747,6 +768,33 @@ def validate(cfg: Config) -> None:
     if cfg.plateau is not None and not isinstance(cfg.plateau, Mapping):  # pragma: no cover - typed above
         raise ConfigError("plateau must be a mapping of reduce_on_plateau arguments or null")
     _check_optional_packages(cfg)
+
+
+def _check_sequence_keys(cfg: Config) -> None:
+    """The text source's and the transformer's keys: windows that fit the model, heads that divide it."""
+    d, m = cfg.data, cfg.model
+    if d.context is not None:
+        _positive(d.context, "data.context")
+    if d.eval_windows is not None:
+        _positive(d.eval_windows, "data.eval_windows")
+    if d.source == "text" and d.context is None:
+        raise ConfigError("data.source='text' needs data.context: the tokens (bytes) of each training window, "
+                          "e.g. data.context=128")
+    if d.path is not None and d.source != "text":
+        raise ConfigError(f"data.path is the text source's file or folder; set data.source: text (or give the "
+                          f"data as data.source), got data.path={d.path!r} with data.source={d.source!r}")
+    for k in ("d_model", "layers", "heads"):
+        _positive(getattr(m, k), f"model.{k}")
+    if m.context is not None:
+        _positive(m.context, "model.context")
+    if m.kind == "transformer" and m.factory is None:
+        if m.d_model % m.heads:
+            raise ConfigError(f"model.d_model={m.d_model} must be divisible by model.heads={m.heads} (each head "
+                              f"gets d_model / heads dimensions); e.g. model.heads="
+                              f"{max(h for h in range(1, m.heads + 1) if m.d_model % h == 0)}")
+        if m.context is not None and d.context is not None and d.context > m.context:
+            raise ConfigError(f"data.context={d.context} is longer than the model's positions (model.context="
+                              f"{m.context}); set model.context >= {d.context} or shorten data.context")
 
 
 # ----------------------------------------------------------------------------- optional packages
@@ -812,9 +860,14 @@ def _count(cfg: Config, key: str, total: int | None, num_examples: int | None) -
             return None
     if unit in ("epochs", "examples") and num_examples is None:
         return None
+    if unit == "tokens" and cfg.data.context is None:
+        if num_examples is None and cfg.data.source != "text":
+            return None  # a .npz of token windows gives the context when it is loaded
+        raise ConfigError(f"{where}={value!r}: a duration in tokens needs the tokens per example: set data.context "
+                          "(the window length)")
     return _to_steps(amount, unit, total_steps=total or 0, batch_size=cfg.data.batch_size,  # > 0, or it raises
                      accumulation_steps=cfg.optimizer.accumulation_steps, num_examples=num_examples,
-                     where=f"{where}={value!r}")
+                     where=f"{where}={value!r}", context=cfg.data.context)
 
 
 def _known_counts(cfg: Config, num_examples: int | None = None) -> dict[str, int | None]:
@@ -995,7 +1048,7 @@ def resolve_average(cfg: Config, *, num_examples: int | None = None) -> tuple[st
             start = resolve_durations(start, total_steps=steps or 0,
                                       batch_size=cfg.data.batch_size if known else None,
                                       accumulation_steps=cfg.optimizer.accumulation_steps,
-                                      num_examples=num_examples, where=where)
+                                      num_examples=num_examples, where=where, context=cfg.data.context)
     if start < 0:
         raise fail("", where, a.start, ">= 0 updates", ConfigError)
     if known and start >= steps:

@@ -56,7 +56,7 @@ import numpy as np
 from lrjax._checks import integer
 from lrjax.engine._config import source_name
 
-__all__ = ["Dataset", "DataError", "BatchIterator", "load_dataset", "from_arrays", "CIFAR10_MD5"]
+__all__ = ["Dataset", "DataError", "BatchIterator", "load_dataset", "from_arrays", "CIFAR10_MD5", "check_token_windows"]
 
 
 class DataError(ValueError):
@@ -70,6 +70,12 @@ class Dataset:
     Inputs are float32 arrays of any shape ``(N, ...)``. Targets are int32 class labels ``(N,)`` (then
     ``num_classes`` is their count) or float32 regression targets ``(N,)`` / ``(N, T)`` (``num_classes``
     is None). ``x_val``/``y_val`` are None without a validation split.
+
+    Token windows (language models): inputs and targets are int32 ``(N, T)`` (a target < 0 is padding) and
+    ``num_classes`` is the vocabulary. For a text corpus ``stream`` holds the training bytes, from which
+    training draws fresh windows on the device; ``x_train``/``y_train`` are then a fixed sample of windows of
+    it (what an evaluation of the training split scores) and ``x_val``... the fixed evaluation windows of the
+    other splits. ``info``: what a run records about the data (a corpus's size, hash and files).
     """
 
     name: str
@@ -80,10 +86,25 @@ class Dataset:
     num_classes: int | None
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
+    stream: np.ndarray | None = None
+    info: dict[str, Any] | None = None
 
     @property
     def num_train(self) -> int:
+        """Training examples: rows, or for a text stream the windows of one pass over it (``"1 epoch"``)."""
+        if self.stream is not None:
+            return max(1, (int(self.stream.size) - 1) // self.context)
         return int(self.x_train.shape[0])
+
+    @property
+    def sequence(self) -> bool:
+        """Token windows: integer targets with a time axis, ``(N, T)``."""
+        return self.y_train.dtype.kind in "iu" and self.y_train.ndim == 2
+
+    @property
+    def context(self) -> int | None:
+        """Tokens per window (``T``) for token windows, else None."""
+        return int(self.y_train.shape[1]) if self.sequence else None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -442,11 +463,69 @@ def _carve(xtr: np.ndarray, ytr: np.ndarray, fraction: float, seed: int, where: 
     return xtr[tr], ytr[tr], xtr[va], ytr[va]
 
 
+def check_token_windows(x: Any, y: Any, *, vocab_size: int, where: str, name: str = "train"
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Token windows ``x_<name>``, ``y_<name>`` (integers ``(N, T)``, from a ``.npz``) as ``int32``, checked:
+    same shape, inputs in ``[0, vocab_size)``, targets below ``vocab_size`` (a negative target is padding).
+    A :class:`DataError` names ``where``, the array, the row and the value otherwise."""
+    x, y = np.asarray(x), np.asarray(y)
+    for a, nm in ((x, f"x_{name}"), (y, f"y_{name}")):
+        if a.dtype.kind not in "iu" or a.ndim != 2:
+            raise DataError(f"{where}: token windows {nm} must be integers (N, T), got {a.dtype} {a.shape}")
+    if x.shape != y.shape:
+        raise DataError(f"{where}: x_{name} {x.shape} and y_{name} {y.shape} must have one target per token")
+    for a, nm, lo in ((x, f"x_{name}", 0), (y, f"y_{name}", None)):
+        bad = (a >= vocab_size) | (a < 0 if lo is not None else False)
+        if bad.any():
+            r, c = (int(v[0]) for v in np.nonzero(bad))
+            raise DataError(f"{where}: {nm}[{r}, {c}] = {int(a[r, c])} is not a token of the vocabulary of "
+                            f"{vocab_size} (inputs in [0, {vocab_size}); a target < 0 is padding)")
+    return x.astype(np.int32), y.astype(np.int32)
+
+
+def _is_windows(x: Any, y: Any) -> bool:
+    """Token windows: integer inputs and integer targets of one shape ``(N, T)``."""
+    x, y = np.asarray(x), np.asarray(y)
+    return x.dtype.kind in "iu" and y.dtype.kind in "iu" and x.ndim == 2 and y.shape == x.shape
+
+
+def _windows(name: str, where: str, xtr: Any, ytr: Any, xte: Any, yte: Any, *, validation_fraction: float,
+             seed: int, x_val: Any, y_val: Any, num_classes: int | None) -> Dataset:
+    """A :class:`Dataset` of token windows: the vocabulary is ``num_classes`` (default: the largest token + 1);
+    every input is a token of it, every target one or padding (< 0); the splits have windows of one length."""
+    given = [("train", xtr, ytr), ("test", xte, yte)] + ([("val", x_val, y_val)] if x_val is not None else [])
+    for nm, x, y in given:
+        x, y = np.asarray(x), np.asarray(y)
+        if not _is_windows(x, y):
+            raise DataError(f"{where}: token windows x_{nm}, y_{nm} must be integers of one shape (N, T), got "
+                            f"{x.dtype} {x.shape} and {y.dtype} {y.shape}")
+        if x.shape[0] == 0:
+            raise DataError(f"{where}: x_{nm} is empty (shape {x.shape}); it needs at least one window")
+        if x.shape[1] != np.asarray(xtr).shape[1]:
+            raise DataError(f"{where}: x_{nm} has windows of {x.shape[1]} tokens, x_train of "
+                            f"{np.asarray(xtr).shape[1]}; every split needs one window length")
+    vocab = num_classes if num_classes is not None else 1 + max(
+        int(max(np.asarray(x).max(), np.asarray(y).max())) for _, x, y in given)
+    arrays = {nm: check_token_windows(x, y, vocab_size=vocab, where=where, name=nm) for nm, x, y in given}
+    (xtr, ytr), (xte, yte) = arrays["train"], arrays["test"]
+    if "val" in arrays:
+        if validation_fraction:
+            raise DataError(f"{where}: x_val/y_val were given and validation_fraction={validation_fraction}; "
+                            "use one or the other")
+        xva, yva = arrays["val"]
+    else:
+        xtr, ytr, xva, yva = _carve(xtr, ytr, validation_fraction, seed, where)
+    return Dataset(name, np.ascontiguousarray(xtr), ytr, np.ascontiguousarray(xte), yte, int(vocab), xva, yva)
+
+
 def _assemble(name: str, where: str, xtr: Any, ytr: Any, xte: Any, yte: Any, *, normalize: bool,
               validation_fraction: float, seed: int, x_val: Any = None, y_val: Any = None,
               num_classes: int | None = None) -> Dataset:
     if num_classes is not None:
         num_classes = integer("", "data.num_classes", num_classes, lo=1)
+    if _is_windows(xtr, ytr):  # token windows: tokens stay integers, nothing is normalised
+        return _windows(name, where, xtr, ytr, xte, yte, validation_fraction=validation_fraction, seed=seed,
+                        x_val=x_val, y_val=y_val, num_classes=num_classes)
     given = num_classes
     xtr, xte = _inputs(xtr, where, "x_train"), _inputs(xte, where, "x_test")
     if xtr.shape[1:] != xte.shape[1:]:

@@ -49,6 +49,7 @@ from flax import nnx
 
 from lrjax._checks import closest
 from lrjax.engine._config import ConfigError, ModelConfig, _module_file, parse_reference
+from lrjax.engine._transformer import transformer
 
 __all__ = ["MLP", "CNN", "ResNet", "make_model", "init_params", "load_reference", "ModelStructure",
            "model_structure", "check_model_outputs", "output_shape"]
@@ -149,6 +150,9 @@ def make_model(cfg: ModelConfig, input_shape: Sequence[int], num_classes: int, r
     shape = tuple(int(s) for s in input_shape)
     if cfg.kind == "mlp":
         return MLP(math.prod(shape), cfg.hidden, num_classes, rngs=rngs)
+    if cfg.kind == "transformer":
+        return transformer(rngs=rngs, d_model=cfg.d_model, layers=cfg.layers, heads=cfg.heads, context=cfg.context,
+                           input_shape=shape, num_outputs=num_classes)
     if len(shape) not in (2, 3):
         raise ValueError(
             f"model.kind={cfg.kind!r} needs image inputs (H, W, C) or (H, W), got input shape {shape} per example; "
@@ -439,7 +443,8 @@ def _structure(build: "_Builder") -> ModelStructure:
     params, extra = _abstract(nnx.to_pure_dict(params)), _abstract(_unwrap_keys(nnx.to_pure_dict(extra)))
     abstract.eval()
     eval_graphdef = nnx.split(abstract, nnx.Param, ...)[0]
-    if build.builtin and not jax.tree.leaves(extra):
+    if build.builtin and build.factory.kind != "transformer" and not jax.tree.leaves(extra):
+        # one truncated-normal draw cut into the layers (the transformer has its own GPT-2 initialisation)
         init = functools.partial(_builtin_program, _freeze(params))
     else:
         def make(key: jax.Array) -> tuple[Any, Any, jax.Array]:
@@ -449,12 +454,11 @@ def _structure(build: "_Builder") -> ModelStructure:
             return nnx.to_pure_dict(p), _unwrap_keys(nnx.to_pure_dict(e)), rng
 
         init = jax.jit(make)
-    structure = ModelStructure(graphdef, eval_graphdef, params, extra, init)
-    check_model_outputs(structure, build.input_shape, build.num_outputs, name=_model_name(build.factory))
-    return structure
+    return ModelStructure(graphdef, eval_graphdef, params, extra, init)
 
 
-def _model_name(factory: Any) -> str:
+def model_label(factory: Any) -> str:
+    """How errors name a model: its config key (``model.kind=...``, ``model.factory=...``) or its factory."""
     if isinstance(factory, ModelConfig):
         return f"model.kind={factory.kind!r}" if factory.factory is None else f"model.factory={factory.factory!r}"
     return f"model {getattr(factory, '__name__', type(factory).__name__)!r}"
@@ -464,21 +468,23 @@ def _model_name(factory: Any) -> str:
 _CHECK_BATCH = 3
 
 
-def output_shape(structure: ModelStructure, input_shape: Sequence[int]) -> tuple[int, ...]:
-    """The shape of the model's output (evaluation mode) on a batch of 3 examples of ``input_shape``,
-    computed abstractly (``jax.eval_shape``: no parameter is made, nothing is compiled).
+def output_shape(structure: ModelStructure, input_shape: Sequence[int], dtype: Any = jnp.float32) -> tuple[int, ...]:
+    """The shape of the model's output (evaluation mode) on a batch of 3 examples of ``input_shape`` (of
+    ``dtype``: int32 for token windows), computed abstractly (``jax.eval_shape``: no parameter is made,
+    nothing is compiled).
 
     >>> output_shape(model_structure(ModelConfig(hidden=(16,)), (8, 8, 1), 10), (8, 8, 1))
     (3, 10)
     """
-    x = jax.ShapeDtypeStruct((_CHECK_BATCH, *map(int, input_shape)), jnp.float32)
+    x = jax.ShapeDtypeStruct((_CHECK_BATCH, *map(int, input_shape)), dtype)
     out = jax.eval_shape(lambda p, e, b: structure.apply(p, e, b, train=False)[0], structure.params,
                          structure.extra, x)
     return tuple(int(d) for d in getattr(out, "shape", ()))
 
 
 def check_model_outputs(structure: ModelStructure, input_shape: Sequence[int], num_outputs: int, *,
-                        classification: bool | None = None, name: str = "the model") -> tuple[int, ...]:
+                        classification: bool | None = None, sequence: int | None = None,
+                        name: str = "the model") -> tuple[int, ...]:
     r"""Check, before any training, that the model maps a batch of ``B`` examples to ``B`` rows of
     ``num_outputs`` values; returns one example's output shape. :class:`ConfigError` (one line, naming the
     model, the shapes and the number expected) when:
@@ -491,6 +497,8 @@ def check_model_outputs(structure: ModelStructure, input_shape: Sequence[int], n
     * ``classification=True`` and the output is not ``(B, C)`` (the scores of each class on one axis).
 
     ``classification=None`` checks the size only: ``(B, C)``, ``(B, T)``, and ``(B,)`` for one target pass.
+    ``sequence=T`` (token windows): the output must be ``(B, T, V)``, the scores of the ``V = num_outputs``
+    tokens at every position.
 
     >>> s = model_structure(ModelConfig(hidden=(16,)), (8, 8, 1), 10)
     >>> check_model_outputs(s, (8, 8, 1), 10, classification=True)
@@ -502,7 +510,7 @@ def check_model_outputs(structure: ModelStructure, input_shape: Sequence[int], n
     """
     shape_in = tuple(int(d) for d in input_shape)
     try:
-        out = output_shape(structure, shape_in)
+        out = output_shape(structure, shape_in, jnp.float32 if sequence is None else jnp.int32)
     except ConfigError:
         raise
     except Exception as e:  # noqa: BLE001 - whatever the user's model raised, in one line naming it
@@ -513,6 +521,12 @@ def check_model_outputs(structure: ModelStructure, input_shape: Sequence[int], n
         raise ConfigError(f"{name} returned an output of shape {out} for a batch of {_CHECK_BATCH} examples; it "
                           f"must keep the batch axis first: (B, {n}) (one row of {n} outputs per example)")
     per = out[1:]
+    if sequence is not None:
+        if per != (int(sequence), n):
+            raise ConfigError(f"{name} returned an output of shape (B, {', '.join(map(str, per))}) for windows of "
+                              f"{sequence} tokens; a sequence model needs (B, {sequence}, {n}): the scores of the "
+                              f"{n} tokens of the vocabulary at every position")
+        return per
     if math.prod(per) != n:
         shown = "(B, " + ", ".join(map(str, per)) + ")" if per else "(B,)"
         raise ConfigError(f"{name} outputs {math.prod(per)} values per example (shape {shown}), but the data has "

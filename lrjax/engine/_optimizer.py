@@ -101,7 +101,8 @@ def make_optimizer(factory: Callable[..., Any] | FromSchedule, schedule: Schedul
 def spec_schedule(spec: Any, config: Config, num_examples: int | None, where: str) -> Schedule:
     """The schedule of a spec inside ``config`` (at key ``where``), its durations resolved against the run."""
     return schedule_of(spec, where, total_steps=train_steps(config, num_examples), batch_size=config.data.batch_size,
-                       accumulation_steps=config.optimizer.accumulation_steps, num_examples=num_examples)
+                       accumulation_steps=config.optimizer.accumulation_steps, num_examples=num_examples,
+                       context=config.data.context)
 
 
 def make_schedule(config: Config, *, num_examples: int | None = None) -> Schedule:

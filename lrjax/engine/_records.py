@@ -47,18 +47,23 @@ def py_value(x: Any) -> Any:
     return v if math.isfinite(v) else None
 
 
-def train_record(step: int, rows: np.ndarray, skipped: int | None, accuracy: bool = True) -> dict[str, Any]:
-    """The train record of the micro-step ``rows`` (``(n, len(COLUMNS))``) since the previous one."""
+def train_record(step: int, rows: np.ndarray, skipped: int | None,
+                 metrics: tuple[str, ...] = ("loss", "accuracy")) -> dict[str, Any]:
+    r"""The train record of the micro-step ``rows`` (``(n, len(COLUMNS))``) since the previous one;
+    ``metrics``: the task's (``Task.metrics``): ``train_accuracy`` when it has an accuracy (token accuracy
+    for a sequence task), ``train_bits_per_token`` (the loss in bits, :math:`\ell / \ln 2`) when it has bits."""
     ok = rows[:, COLUMN_INDEX["finite"]] > 0.5
     last = rows[-1]
     rec: dict[str, Any] = {"step": int(step), "lr": py_value(last[COLUMN_INDEX["lr"]])}
     if not np.isnan(last[COLUMN_INDEX["momentum"]]):
         rec["momentum"] = py_value(last[COLUMN_INDEX["momentum"]])
     for key, col in (("train_loss", "loss"), ("train_accuracy", "accuracy"), ("grad_norm", "grad_norm")):
-        if col == "accuracy" and not accuracy:
+        if col == "accuracy" and "accuracy" not in metrics:
             continue
         vals = rows[ok, COLUMN_INDEX[col]]
         rec[key] = py_value(vals.astype(np.float64).mean()) if vals.size else None
+    if "bits_per_token" in metrics:
+        rec["train_bits_per_token"] = None if rec["train_loss"] is None else rec["train_loss"] / math.log(2)
     if skipped is not None:
         rec["skipped"] = int(skipped)
     return rec
@@ -122,10 +127,11 @@ def nonfinite_update(rows: np.ndarray, first_micro: int, accum: int) -> int | No
 
 # ----------------------------------------------------------------------------- a whole run's records
 
-def run_records(cfg: Any, rows: np.ndarray, evals: dict[int, dict], accum: int, classification: bool,
+def run_records(cfg: Any, rows: np.ndarray, evals: dict[int, dict], accum: int, metrics: tuple[str, ...],
                 stop: int) -> tuple[list[dict[str, Any]], int | None]:
     """The records ``lrjax train`` writes (``metrics.jsonl``) from a run's per-micro-step rows ``(S, C)``
-    and its evaluations by update, up to update ``stop``; and the first non-finite update in ``stop``
+    and its evaluations by update (``metrics``: the task's), up to update ``stop``; and the first non-finite
+    update in ``stop``
     mode (the records end before the log that holds it, as ``lrjax train`` raises there)."""
     stop_mode = cfg.train.on_nonfinite == "stop"
     bad_update = nonfinite_update(rows, 0, accum) if stop_mode else None
@@ -140,7 +146,7 @@ def run_records(cfg: Any, rows: np.ndarray, evals: dict[int, dict], accum: int, 
         if bad_update is not None and hi > (bad_update - 1) * accum:
             break
         skipped = int((~finite[:hi]).sum()) if cfg.train.on_nonfinite == "skip" else None
-        out.append((p, 0, train_record(p, rows[lo:hi], skipped, classification)))
+        out.append((p, 0, train_record(p, rows[lo:hi], skipped, metrics)))
     for p in eval_points(cfg):
         if p > stop or (bad_update is not None and p >= bad_update):
             break

@@ -11,9 +11,9 @@ their mean (a scalar), and knows which metrics make sense:
   (scikit-learn's ``r2_score``, uniform average over targets).
 * ``cross_entropy`` on a *sequence task* — integer targets with a time axis, ``(B, T)`` (a language model's
   next tokens), against outputs ``(B, T, V)``: the mean over the batch's tokens,
-  :math:`\frac{1}{|M|}\sum_{(b,t) \in M} -\log \mathrm{softmax}(o_{bt})_{y_{bt}}` with
-  :math:`M = \{(b, t): y_{bt} \ge 0\}` (a negative target is padding and counts nowhere); metrics: ``loss``
-  (nats per token), ``bits_per_token`` (:math:`\text{loss} / \ln 2`) and token ``accuracy``, all over
+  :math:`\frac{1}{|M|}\\sum_{(b,t) \\in M} -\\log \\mathrm{softmax}(o_{bt})_{y_{bt}}` with
+  :math:`M = \\{(b, t): y_{bt} \\ge 0\\}` (a negative target is padding and counts nowhere); metrics: ``loss``
+  (nats per token), ``bits_per_token`` (:math:`\text{loss} / \\ln 2`) and token ``accuracy``, all over
   :math:`M` (and, in evaluations, the real sequences).
 * your own function (``loss: "MODULE:NAME"`` or ``loss=`` in Python): metrics: loss, plus accuracy when
   the targets are integer labels and the outputs ``(B, C)`` scores, plus R² when the targets are floats of

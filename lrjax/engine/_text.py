@@ -64,10 +64,11 @@ import numpy as np
 
 from lrjax._checks import integer, number
 from lrjax.engine._config import source_name
-from lrjax.engine._data import DataError
+from lrjax.engine._data import DataError, Dataset, check_token_windows
 from lrjax.engine._runner import Source
 
-__all__ = ["TextCorpus", "load_text", "is_text", "window_batch", "text_source", "text_batch", "eval_windows",
+__all__ = ["TextCorpus", "load_text", "text_dataset", "is_text", "window_batch", "text_source", "text_batch",
+           "eval_windows",
            "check_token_windows", "VOCAB_SIZE", "SEPARATOR", "STDLIB_MAX_BYTES"]
 
 VOCAB_SIZE = 256
@@ -391,21 +392,27 @@ def eval_windows(stream: np.ndarray, *, context: int, count: int | None, seed: i
     return x.reshape(nw, t), y.reshape(nw, t)
 
 
-def check_token_windows(x: Any, y: Any, *, vocab_size: int, where: str, name: str = "train"
-                        ) -> tuple[np.ndarray, np.ndarray]:
-    """Token windows ``x_<name>``, ``y_<name>`` (integers ``(N, T)``, from a ``.npz``) as ``int32``, checked:
-    same shape, inputs in ``[0, vocab_size)``, targets below ``vocab_size`` (a negative target is padding).
-    A :class:`DataError` names ``where``, the array, the row and the value otherwise."""
-    x, y = np.asarray(x), np.asarray(y)
-    for a, nm in ((x, f"x_{name}"), (y, f"y_{name}")):
-        if a.dtype.kind not in "iu" or a.ndim != 2:
-            raise DataError(f"{where}: token windows {nm} must be integers (N, T), got {a.dtype} {a.shape}")
-    if x.shape != y.shape:
-        raise DataError(f"{where}: x_{name} {x.shape} and y_{name} {y.shape} must have one target per token")
-    for a, nm, lo in ((x, f"x_{name}", 0), (y, f"y_{name}", None)):
-        bad = (a >= vocab_size) | (a < 0 if lo is not None else False)
-        if bad.any():
-            r, c = (int(v[0]) for v in np.nonzero(bad))
-            raise DataError(f"{where}: {nm}[{r}, {c}] = {int(a[r, c])} is not a token of the vocabulary of "
-                            f"{vocab_size} (inputs in [0, {vocab_size}); a target < 0 is padding)")
-    return x.astype(np.int32), y.astype(np.int32)
+def text_dataset(path: str | None, *, context: int, validation_fraction: float = 0.0, test_fraction: float = 0.1,
+                 seed: int = 0, eval_windows_count: int | None = 256, max_bytes: int | None = None) -> Dataset:
+    """A :class:`~lrjax.engine.Dataset` of a text corpus (:func:`load_text`): ``stream`` the training bytes
+    (windows drawn on the device, :func:`text_batch`), the validation and test splits as fixed evaluation
+    windows (:func:`eval_windows`: ``eval_windows_count`` seeded ones, or all strided when None), the training
+    split's fixed sample of windows as ``x_train``/``y_train``, the vocabulary of 256 bytes, and the corpus's
+    record (size, hash, files, Python version) as ``info``.
+
+    >>> ds = text_dataset(None, context=32, validation_fraction=0.1, max_bytes=200_000)
+    >>> ds.sequence, ds.num_classes, ds.input_shape, ds.x_val.shape, ds.stream.dtype
+    (True, 256, (32,), (256, 32), dtype('uint8'))
+    """
+    corpus = load_text(path, context=context, validation_fraction=validation_fraction,
+                       test_fraction=test_fraction, seed=seed, max_bytes=max_bytes)
+
+    def windows(split: str, offset: int, count: int | None) -> tuple[np.ndarray, np.ndarray]:
+        return eval_windows(corpus.split(split), context=context, count=count, seed=seed + offset)
+
+    xtr, ytr = windows("train", 2, eval_windows_count or 256)  # a sample: the training stream may be long
+    xte, yte = windows("test", 1, eval_windows_count)
+    xva, yva = windows("val", 0, eval_windows_count) if corpus.has_validation else (None, None)
+    return Dataset(corpus.name, xtr, ytr, xte, yte, VOCAB_SIZE, xva, yva, stream=corpus.train,
+                   info=corpus.record())
+

@@ -34,7 +34,6 @@ from lrjax._checks import choice, integer
 from lrjax._rundir import atomic_write_json
 from lrjax.engine import (
     COLUMNS,
-    BatchIterator,
     Config,
     Experiment,
     Flags,
@@ -138,11 +137,6 @@ def _held_momentum(config: Config) -> Schedule | None:
     return None if mom is None else Constant(float(mom(0)))
 
 
-def _index(exp: Experiment, seed: int, micro_steps: int) -> np.ndarray:
-    """The micro-batch indices of the run's first ``micro_steps`` batches (``lrjax train``'s order)."""
-    return BatchIterator(exp.data.num_train, exp.config.data.batch_size, seed).take(micro_steps)
-
-
 def range_test_config(
     config: Config,
     *,
@@ -197,7 +191,6 @@ def range_test_config(
 
     first = experiment(ramp if ramp is not None else Constant(1.0), data)
     ds = first.data
-    index = _index(first, seed, max(n_sweep, n_grid) * k)
     settings = dict(config_name=cfg.name or run_name(cfg, ds.name), data=ds.name, optimizer=cfg.optimizer.name,
                     batch_size=cfg.data.batch_size, accumulation_steps=k, seed=seed)
     m0 = RangeMonitor.start(beta, factor)
@@ -205,7 +198,7 @@ def range_test_config(
     if n_sweep:
         prog = compile_segment(first.segment(n_sweep * k, monitor=RangeMonitor(k), splits=()),
                                out_shardings=first.replicated)
-        out = prog(first.initial_state(seed), first.source(index[: n_sweep * k]), 0, n_sweep * k, mstate=m0)
+        out = prog(first.initial_state(seed), first.source(first.run_index(n_sweep * k, seed)), 0, n_sweep * k, mstate=m0)
         sweep = sweep_result(curve(jax.device_get(out.table), int(out.steps), k, _CURVE), min_lr=min_lr,
                              max_lr=max_lr, num_steps=n_sweep, mode=mode, smoothing=beta, factor=factor,
                              accumulation_steps=k)
@@ -220,7 +213,7 @@ def range_test_config(
         metric = "accuracy" if exps[0].task.classification else "loss"
         seg = exps[0].segment(n_grid * k, monitor=RangeMonitor(k), splits=(split,))
         prog = compile_segment(seg, in_axes=stacked_axes(arrays=False, index=False, evals=False), keep_state=False)
-        source, evals, flags = first.source(index[: n_grid * k]), {split: exps[0].eval_data(split)}, Flags(evaluate=True)
+        source, evals, flags = first.source(first.run_index(n_grid * k, seed)), {split: exps[0].eval_data(split)}, Flags(evaluate=True)
         ev0 = jax.device_get(prog(states, source, 0, 0, evals, flags, m0).metrics[split][metric][0])  # no update yet
         out = jax.device_get(prog(states, source, 0, n_grid * k, evals, flags, m0))
         grid = parallel_result(rates, out.table, out.steps, out.mstate.code, out.metrics[split][metric], ev0, k,

@@ -1,4 +1,4 @@
-"""The schedule base class: a frozen dataclass that is a JAX pytree.
+r"""The schedule base class: a frozen dataclass that is a JAX pytree.
 
 Every lrjax schedule subclasses :class:`Schedule` and is declared with the
 :func:`register` decorator. Its fields are of three kinds:
@@ -631,7 +631,7 @@ def safe_div(num: jax.Array, den: jax.Array, fallback: float | jax.Array = 0.0) 
 
 @jax.custom_jvp
 def pow_count(base: jax.Array, k: jax.Array) -> jax.Array:
-    """``base ** k`` for ``base >= 0`` and ``k >= 0`` (``0 ** 0 = 1``) with finite derivatives everywhere.
+    r"""``base ** k`` for ``base >= 0`` and ``k >= 0`` (``0 ** 0 = 1``) with finite derivatives everywhere.
 
     ``jnp.power``'s own derivatives are NaN at ``base = 0`` (``k * 0 ** (k - 1)`` at ``k = 0``
     is ``0 * inf``, and ``0 ** k * log 0`` is ``0 * -inf``): a ``gamma=0`` step decay would give

@@ -77,7 +77,8 @@ class ConfigResult:
     ``rates``: the learning rate used by every update it trained; ``state``: the final TrainState when
     asked for. Population-based training adds ``lineage`` (its exploits) and ``schedule_spec`` (the rate
     schedule it effectively followed, an lrjax spec that re-trains it alone). ``steps_trained``: the
-    updates it trained itself (a fork's inherited history not counted).
+    updates it trained itself (a fork's inherited history not counted). ``metric``: the one that chooses
+    (``accuracy`` for a classifier, ``loss`` otherwise: regression, language models).
     """
 
     label: str
@@ -97,6 +98,8 @@ class ConfigResult:
     lineage: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     schedule_spec: dict[str, Any] | None = None
     steps_trained: int = 0
+    metric: str = "accuracy"  # what chooses (on the validation split): accuracy for classification, else loss
+    selection_size: int = 0   # examples of the split that chooses (validation, else test)
 
 
 def train_many(configs: Sequence[Config], *, labels: Sequence[str] | None = None, strategy: Strategy | None = None,
@@ -537,7 +540,7 @@ class _Sweep:
             cfg = m.exp.config
             rows = np.concatenate(m.rows) if m.rows else np.zeros((0, len(COLUMNS)), np.float32)
             stop = m.stopped_at if m.stopped_at is not None else cfg.train.steps
-            recs, bad = run_records(cfg, rows, m.evals, m.exp.accumulation_steps, m.exp.task.classification, stop)
+            recs, bad = run_records(cfg, rows, m.evals, m.exp.accumulation_steps, m.exp.task.metrics, stop)
             ft, fe, be = summarise(recs, self.key, self.higher)
             status = "nonfinite" if bad is not None else (m.status or "completed")
             accum = m.exp.accumulation_steps
@@ -547,6 +550,8 @@ class _Sweep:
                 time_s=m.time_s, rates=rows[accum - 1::accum, COLUMN_INDEX["lr"]].copy(),
                 state=final_states.get(m.index), stopped_at=m.stopped_at, lineage=list(m.lineage),
                 schedule_spec=effective_spec(m.schedules) if self.strategy.changes_plans else None,
-                steps_trained=(len(rows) - m.inherited) // accum))
+                steps_trained=(len(rows) - m.inherited) // accum,
+                metric=selection_key(m.exp.task.classification, True)[0].split("_", 1)[1],
+                selection_size=len(m.exp.data.split(m.exp.selection_split)[1])))
         return out
 

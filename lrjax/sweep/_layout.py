@@ -21,7 +21,6 @@ from jax.sharding import PartitionSpec as P
 
 from lrjax._checks import integer
 from lrjax.engine import (
-    BatchIterator,
     Experiment,
     Program,
     Source,
@@ -182,11 +181,11 @@ class Group:
         return self.lead.accumulation_steps
 
     def index_of(self, m: Member) -> np.ndarray:
-        """The member's micro-batch indices for the whole run (``lrjax train``'s batches)."""
+        """What picks the member's micro-batches for the whole run (``lrjax train``'s: example indices, or a
+        text stream's key)."""
         s = m.exp.config.train.seed
         if s not in self._index:
-            it = BatchIterator(m.exp.data.num_train, m.exp.config.data.batch_size, s)
-            self._index[s] = it.take(m.exp.micro_steps).astype(np.int32)
+            self._index[s] = m.exp.run_index(m.exp.micro_steps, s)
         return self._index[s]
 
     def evals_of(self, m: Member) -> dict[str, dict[str, np.ndarray]]:

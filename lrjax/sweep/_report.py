@@ -22,13 +22,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lrjax.engine import load_data
 from lrjax.plot import spans_decades
 from lrjax.sweep._driver import ConfigResult
 from lrjax.sweep._spec import Target
 
 __all__ = ["rank", "table_rows", "to_csv", "to_markdown", "plot_sweep", "steps_to_target", "console_table",
-           "selection_size", "tie_break", "sweep_figure"]
+           "tie_break", "sweep_figure"]
 
 
 def _split(r: ConfigResult) -> str:
@@ -147,13 +146,6 @@ def tie_break(rank_by: str, split: str = "val") -> str:
     """How :func:`rank` orders configurations whose final ``split`` ``rank_by`` is equal, in words."""
     loss = "" if rank_by == "loss" else f"the lower final {split}_loss, then "
     return f"{loss}the lower final train loss, then the order of the sweep file"
-
-
-def selection_size(config: Any, data: Any = None) -> int:
-    """The number of examples of the split that chooses (validation, else test) for a sweep's ``config``
-    (its data loaded again: :func:`lrjax.engine.load_data`; ``data``: the arrays the sweep was given)."""
-    ds = load_data(config, data)
-    return int(len(ds.y_val) if ds.has_validation else len(ds.y_test))
 
 
 def _dotted(config: Any, key: str) -> Any:

@@ -31,7 +31,7 @@ import jax
 from lrjax._rundir import atomic_write_json, atomic_write_text, check_writable, lock_run_dir, safe_name
 from lrjax.engine._util import default_run_dir
 from lrjax.sweep._driver import ConfigResult, train_many
-from lrjax.sweep._report import console_table, plot_sweep, rank, selection_size, table_rows, to_csv, to_markdown
+from lrjax.sweep._report import console_table, plot_sweep, rank, table_rows, to_csv, to_markdown
 from lrjax.sweep._spec import (
     SweepConfig,
     SweepError,
@@ -129,7 +129,7 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, out_dir: str
     else:
         with lock_run_dir(run_dir, "lrjax sweep") if primary else contextlib.nullcontext():
             results, groups = _train_checkpointed(run_dir, spec, configs, kw, resume is not None, say)
-    rank_by = spec.rank_by or ("accuracy" if results[0].config.loss == "cross_entropy" else "loss")
+    rank_by = spec.rank_by or results[0].metric
     rows = table_rows(results, [c.values for c in configs], spec.target, rank_by)
     best = rank(results, rank_by)[0]
     winner = results[best].label
@@ -140,9 +140,9 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, out_dir: str
                config_steps)
     if verbose and primary:
         say("")
-        say(console_table(results, rows, rank_by, num_selection=selection_size(results[0].config, data),
-                          explore=[k for k, _ in strategy.explore] if strategy.name == "pbt" else ()))
-    key = next((k for k in rows[0] if k.startswith("val_") or k.startswith("test_")), None) if rows else None
+        say(console_table(results, rows, rank_by, num_selection=results[0].selection_size,
+                          explore=strategy.reported_keys()))
+    key = next((k for k in (f"val_{rank_by}", f"test_{rank_by}") if rows and k in rows[0]), None)
     v = rows[0].get(key) if key else None
     say(f"winner: {winner}  ({key} {v:.4f})" if v is not None else f"winner: {winner}")
     if run_dir:

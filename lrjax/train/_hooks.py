@@ -55,7 +55,7 @@ class LogHook:
         def fetch() -> None:
             rows = run.take_rows(tables)
             skip = run.config.train.on_nonfinite == "skip"
-            rec = train_record(step, rows, run.skipped if skip else None, run.exp.task.classification)
+            rec = train_record(step, rows, run.skipped if skip else None, run.exp.task.metrics)
             run.write(rec)
             run.last_train = rec
 

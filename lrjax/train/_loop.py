@@ -460,6 +460,8 @@ def _run(exp: Experiment, config: Config, saved: Config | None, run_dir: str, *,
     if primary and (resume is None or saved != config):
         _write_config(config, os.path.join(run_dir, "config.yaml"), archive_at=run.step if resume else None)
     start_step = run.step
+    if verbose and primary:
+        print(f"lrjax train: {config.name}: {exp.describe()} -> {run_dir}", flush=True)
     if progress is None:
         progress = tc.progress
     all_hooks = list(default_hooks(exp.config, run_dir, initial_step=start_step, progress=progress)) + list(hooks)
@@ -480,7 +482,7 @@ def _run(exp: Experiment, config: Config, saved: Config | None, run_dir: str, *,
             first = True
             for nxt in (p for p in points if p > run.step):
                 lo, hi = run.step * accum, nxt * accum
-                index = iterator.take(hi - lo)
+                index = exp.take_index(iterator, hi - lo)
                 flags = Flags(evaluate=nxt in evaluated, observe=nxt in evaluated)
                 out = program(state, exp.source(index, lo), lo, hi, evals, flags)
                 state, table = out.state, out.table
@@ -563,6 +565,9 @@ def _finish(run: Run, hooks: list[Hook], exp: Experiment, config: Config, status
         "compile_s": round(timing["compile_s"], 3),
         "steps_per_s": round(timed / loop_s, 1) if loop_s > 0 and timed > 0 else None,
         "devices": int(exp.mesh.size),
+        "parameters": exp.num_parameters,
+        "data": exp.data.info if exp.data.info is not None else {"name": exp.data.name,
+                                                                 "num_train": exp.data.num_train},
         "signal": flag.get("signal"),
     }
     if summary["skipped"] and summary["skipped"] * 2 > max(steps_done * exp.accumulation_steps, 1):

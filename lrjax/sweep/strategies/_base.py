@@ -113,6 +113,10 @@ class Strategy:
         """What happens at decision point ``pop.step``."""
         return Decision()
 
+    def reported_keys(self) -> tuple[str, ...]:
+        """Config keys whose final values the console table shows per configuration (PBT: the explored ones)."""
+        return ()
+
     def state_dict(self) -> Any:
         """Host state the strategy carries between decisions (saved with each snapshot)."""
         return None

@@ -109,6 +109,9 @@ class PBT(Strategy):
                 decision.copy[b] = Copy(src=src, factors=factors)
         return decision
 
+    def reported_keys(self) -> tuple[str, ...]:
+        return tuple(k for k, _ in self.explore)
+
     def state_dict(self) -> Any:
         return self.rng.bit_generator.state
 
