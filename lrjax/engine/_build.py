@@ -139,10 +139,20 @@ class Experiment:
             state = state._replace(average=Average.create(self.eval_params(state), *self.averaging))
         return state
 
+    def forward(self, params: Any, extra: Any, x: jax.Array, *, train: bool) -> tuple[jax.Array, Any]:
+        """``(outputs, new extra)`` of the model on ``x``. With ``train.precision: bf16`` the parameters and
+        float inputs are cast to bfloat16 for the computation (the gradient flows back to the float32
+        parameters through the cast), the outputs come back as float32 and the model state keeps its dtypes."""
+        if self.config.train.precision != "bf16":
+            return self.model.apply(params, extra, x, train=train)
+        half = lambda a: a.astype(jnp.bfloat16) if jnp.issubdtype(a.dtype, jnp.floating) else a  # noqa: E731
+        out, new = self.model.apply(jax.tree.map(half, params), extra, half(x), train=train)
+        return out.astype(jnp.float32), jax.tree.map(lambda n, o: n.astype(o.dtype), new, extra)
+
     def loss(self, params: Any, extra: Any, batch: dict[str, jax.Array]) -> tuple[jax.Array, tuple[dict, Any]]:
         """The step's loss function (:data:`lrjax.engine._step.LossFn`): the model in training mode on
-        ``batch["x"]``, the task's loss against ``batch["y"]``, the task's training metrics (accuracy)."""
-        out, extra = self.model.apply(params, extra, batch["x"], train=True)
+        ``batch["x"]`` (:meth:`forward`), the task's loss against ``batch["y"]``, its training metrics."""
+        out, extra = self.forward(params, extra, batch["x"], train=True)
         return self.task.batch_loss(out, batch["y"]), (self.task.train_metrics(out, batch["y"]), extra)
 
     def train_step(self, state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict]:
@@ -165,7 +175,7 @@ class Experiment:
         """Metric sums over a padded batch (``mask`` marks real rows): the model in evaluation mode, with
         ``params`` (default :meth:`eval_params`) and the current model state (``state.extra``)."""
         params = self.eval_params(state) if params is None else params
-        out, _ = self.model.apply(params, state.extra, batch["x"], train=False)
+        out, _ = self.forward(params, state.extra, batch["x"], train=False)
         return self.task.eval_sums(out, batch["y"], batch["mask"])
 
     def evaluate_arrays(self, state: TrainState, batches: dict[str, jax.Array]) -> dict[str, jax.Array]:

@@ -31,6 +31,9 @@ from lrjax._checks import closest, fail
 
 __all__ = [
     "AverageConfig",
+    "EarlyStopConfig",
+    "LOGGERS",
+    "loggers",
     "Config",
     "ConfigError",
     "DataConfig",
@@ -204,6 +207,27 @@ class AverageConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class EarlyStopConfig:
+    """Stop a run when the validation metric stops improving (``train.early_stop``; Keras' ``EarlyStopping``,
+    HF's ``EarlyStoppingCallback``).
+
+    ``metric``: ``loss`` (lower is better), ``accuracy`` or ``r2`` (higher is better), read on the
+    validation split at every evaluation (``val_<metric>``; the test split only without one, with a
+    warning, as for any choice). The run stops after ``patience`` evaluations in a row without an
+    improvement of more than ``min_delta`` over the best so far (status ``early_stopped``); the best
+    evaluation is in ``summary.json``'s ``best_eval``.
+    """
+
+    metric: str = "loss"
+    patience: int = 3
+    min_delta: float = 0.0
+
+
+#: ``train.report_to``: where a run's records go besides ``metrics.jsonl`` -> (module, pip extra).
+LOGGERS = {"tensorboard": ("tensorboard", "tensorboard"), "wandb": ("wandb", "wandb"), "mlflow": ("mlflow", "mlflow")}
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Length of the run (optimizer updates), cadences (in optimizer updates) and run behaviour.
 
@@ -213,9 +237,17 @@ class TrainConfig:
     training set's size is known (:func:`lrjax.to_steps`: an epoch is ``floor(N / (batch x accumulation))``
     updates).
 
-    ``tensorboard: true`` needs the ``tensorboard`` package (``pip install 'lrjax[tensorboard]'``), checked
-    when the config is validated. ``average`` (default ``null``): averaged weights evaluated beside the
-    trained ones (:class:`AverageConfig`).
+    ``report_to``: loggers that receive every record of ``metrics.jsonl`` (rate and momentum included):
+    ``tensorboard`` (event files in ``<run>/tensorboard``), ``wandb`` (offline unless ``WANDB_MODE`` says
+    otherwise: ``<run>/wandb``, ``wandb sync`` uploads it), ``mlflow`` (the tracking URI of
+    ``MLFLOW_TRACKING_URI``, else a local store in ``<run>/mlruns``); each needs its package (``pip install
+    'lrjax[wandb]'``), checked when the config is validated. ``tensorboard: true`` is ``report_to:
+    [tensorboard]``. ``average`` (default ``null``): averaged weights evaluated beside the trained ones
+    (:class:`AverageConfig`). ``early_stop`` (default ``null``): :class:`EarlyStopConfig`.
+
+    ``precision``: ``float32`` (default) or ``bf16`` — the forward and backward passes in bfloat16
+    (parameters and inputs cast at the start of the step), the parameters, the gradients they receive, the
+    optimizer state, the schedule and the loss in float32 (no loss scaling: bfloat16 has float32's range).
     """
 
     steps: int | str = 600
@@ -230,6 +262,9 @@ class TrainConfig:
     compilation_cache: bool = True
     compilation_cache_dir: str | None = None
     average: AverageConfig | None = None
+    early_stop: EarlyStopConfig | None = None
+    precision: Literal["float32", "bf16"] = "float32"
+    report_to: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -654,14 +689,14 @@ def with_validation(cfg: Config, *, selects: bool = False) -> Config:
     >>> with_validation(Config()).data.validation_fraction
     0.0
     """
-    chooses = selects or cfg.plateau is not None
+    chooses = selects or cfg.plateau is not None or cfg.train.early_stop is not None
     v = cfg.data.validation_fraction
     if v is None:
         v = 0.1 if chooses else 0.0
     elif v == 0 and chooses:
         import warnings
 
-        what = "reduce-on-plateau" if not selects else "the selection"
+        what = "the selection" if selects else ("reduce-on-plateau" if cfg.plateau is not None else "early stopping")
         warnings.warn(f"data.validation_fraction=0: {what} looks at the test set, whose figures are then no "
                       "longer an unbiased estimate; hold out a validation split (e.g. 0.1)", SelectionOnTestSetWarning,
                       stacklevel=2)
@@ -737,6 +772,7 @@ def validate(cfg: Config) -> None:
             "schedule's rates were tuned for)"
         )
     _check_sequence_keys(cfg)
+    _check_early_stop(t.early_stop)
     for i, w in enumerate(m.hidden):
         _positive(w, f"model.hidden[{i}]")
     for i, w in enumerate(m.channels):
@@ -768,6 +804,19 @@ def validate(cfg: Config) -> None:
     if cfg.plateau is not None and not isinstance(cfg.plateau, Mapping):  # pragma: no cover - typed above
         raise ConfigError("plateau must be a mapping of reduce_on_plateau arguments or null")
     _check_optional_packages(cfg)
+
+
+def _check_early_stop(e: EarlyStopConfig | None) -> None:
+    if e is None:
+        return
+    metrics = ("loss", "accuracy", "r2", "bits_per_token")
+    name = e.metric[4:] if e.metric.startswith("val_") else e.metric
+    if name not in metrics:
+        raise ConfigError(f"train.early_stop.metric must be one of {', '.join(metrics)} (on the validation split), "
+                          f"got train.early_stop.metric={e.metric!r}{closest(e.metric, metrics)}")
+    _positive(e.patience, "train.early_stop.patience")
+    if not e.min_delta >= 0:
+        raise fail("", "train.early_stop.min_delta", e.min_delta, ">= 0", ConfigError)
 
 
 def _check_sequence_keys(cfg: Config) -> None:
@@ -803,6 +852,12 @@ def _check_sequence_keys(cfg: Config) -> None:
 OPTIONAL_PACKAGES = {"train.tensorboard": ("tensorboard", "tensorboard")}
 
 
+def loggers(cfg: Config) -> tuple[str, ...]:
+    """The loggers a run writes to (``train.report_to``, with ``train.tensorboard: true`` as tensorboard)."""
+    out = tuple(dict.fromkeys(cfg.train.report_to + (("tensorboard",) if cfg.train.tensorboard else ())))
+    return out
+
+
 def _installed(module: str) -> bool:
     """Whether ``module`` can be imported, without importing it."""
     import importlib.util
@@ -821,6 +876,14 @@ def _check_optional_packages(cfg: Config) -> None:
         if getattr(getattr(cfg, section), name) and not _installed(module):
             raise ConfigError(f"{key}=true needs the {module} package, which is not installed: "
                               f"pip install 'lrjax[{extra}]' (or set {key}=false)")
+    for i, name in enumerate(cfg.train.report_to):
+        if name not in LOGGERS:
+            raise ConfigError(f"train.report_to[{i}] must be one of {', '.join(LOGGERS)}, got {name!r}"
+                              f"{closest(name, LOGGERS)}")
+        module, extra = LOGGERS[name]
+        if not _installed(module):
+            raise ConfigError(f"train.report_to: {name} needs the {module} package, which is not installed: "
+                              f"pip install 'lrjax[{extra}]' (or remove {name} from train.report_to)")
 
 
 # ----------------------------------------------------------------------------- train.* counts

@@ -21,7 +21,9 @@ test metrics, as the span's program computed them), :class:`CheckpointHook`, :cl
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Protocol
+import secrets
+import time
+from typing import TYPE_CHECKING, Any, Protocol
 
 import jax
 
@@ -31,7 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from lrjax.engine import TrainState
     from lrjax.train._loop import Run
 
-__all__ = ["Hook", "LogHook", "EvalHook", "CheckpointHook", "ProgressHook", "TensorBoardHook"]
+__all__ = ["Hook", "LogHook", "EvalHook", "CheckpointHook", "ProgressHook", "EarlyStopHook", "TensorBoardHook",
+           "WandbHook", "MLflowHook"]
 
 
 class Hook(Protocol):
@@ -141,32 +144,163 @@ class ProgressHook:
         self.bar.close()
 
 
-class TensorBoardHook:
-    """Writes every new ``metrics.jsonl`` record as TensorBoard scalars (needs ``tensorboard``)."""
+class EarlyStopHook:
+    r"""Ends the run when the validation metric has not improved for ``patience`` evaluations
+    (``train.early_stop``). After each evaluation with value :math:`v` and best so far :math:`b`:
+    improved when :math:`v < b - \delta` (a loss) or :math:`v > b + \delta` (accuracy, R²), with
+    :math:`\delta` = ``min_delta``; else a miss; ``patience`` misses in a row set the run's status to
+    ``early_stopped`` and the loop saves a checkpoint and ends. It reads the value when the evaluation is
+    made (one device read per evaluation, not per step); its count and best are checkpointed."""
 
-    def __init__(self, every: int, logdir: str):
-        try:
-            from tensorboard.summary import Writer  # type: ignore[import-not-found]
-        except ImportError as e:
-            raise ImportError(
-                "train.tensorboard=true needs the tensorboard package: pip install 'lrjax[tensorboard]'"
-            ) from e
+    def __init__(self, every: int, metric: str, patience: int, min_delta: float):
+        self.every, self.patience, self.min_delta = every, int(patience), float(min_delta)
+        self.metric = metric[4:] if metric.startswith("val_") else metric
+        self.higher = self.metric in ("accuracy", "r2")
+
+    def __call__(self, run: "Run", state: "TrainState") -> None:
+        metrics = run.take_eval_metrics()
+        if metrics is None:
+            return
+        value = float(jax.device_get(metrics[run.selection_split][self.metric]))
+        st = run.early_stop
+        best = st.get("best")
+        better = value == value and (best is None or (value > best + self.min_delta if self.higher
+                                                        else value < best - self.min_delta))
+        if better:
+            st.update(best=value, misses=0, best_step=run.step)
+        else:
+            st["misses"] = st.get("misses", 0) + 1
+        if st.get("misses", 0) >= self.patience:
+            run.stop_reason = "early_stopped"
+
+
+class _RecordsHook:
+    """A logger: every new ``metrics.jsonl`` record (train logs and evaluations: rate and momentum
+    included) goes to :meth:`write` one span late, as the records are fetched."""
+
+    def __init__(self, every: int):
         self.every = every
-        self.writer = Writer(os.fspath(logdir))
         self._seen = 0
+
+    def write(self, record: dict[str, float], step: int) -> None:  # pragma: no cover - subclasses
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Push what was written (a file flush); by default nothing."""
 
     def __call__(self, run: "Run", state: "TrainState") -> None:
         def write() -> None:
             for rec in run.records[self._seen:]:
-                for k, v in rec.items():
-                    if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
-                        self.writer.add_scalar(k, float(v), step=rec["step"])
+                values = {k: float(v) for k, v in rec.items()
+                          if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+                if values:
+                    self.write(values, int(rec["step"]))
             self._seen = len(run.records)
-            self.writer.flush()
+            self.flush()
 
         run.defer(write)
 
     def close(self, run: "Run") -> None:
         self(run, None)  # type: ignore[arg-type]
         run.flush()
+        self.finish()
+
+    def finish(self) -> None:
+        """End the logger's run (after the last records)."""
+
+
+class TensorBoardHook(_RecordsHook):
+    """Every record as TensorBoard scalars in ``logdir`` (needs ``tensorboard``: ``train.report_to:
+    [tensorboard]`` or ``train.tensorboard: true``)."""
+
+    def __init__(self, every: int, logdir: str):
+        from tensorboard.summary import Writer  # type: ignore[import-not-found]  # noqa: PLC0415 - optional dependency
+
+        super().__init__(every)
+        self.writer = Writer(os.fspath(logdir))
+
+    def write(self, record: dict[str, float], step: int) -> None:
+        for k, v in record.items():
+            self.writer.add_scalar(k, v, step=step)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def finish(self) -> None:
         self.writer.close()
+
+
+class WandbHook(_RecordsHook):
+    """Every record to Weights & Biases (``train.report_to: [wandb]``; needs ``wandb``). Offline unless
+    ``WANDB_MODE`` says otherwise (``wandb sync <run>/wandb/offline-run-*`` uploads it later); the run's
+    config is the W&B config; a resumed lrjax run continues the same W&B run (its id is kept in
+    ``<run>/wandb/lrjax-run-id``)."""
+
+    def __init__(self, every: int, run_dir: str, name: str, config: dict[str, Any]):
+        import wandb  # noqa: PLC0415 - optional dependency
+
+        super().__init__(every)
+        directory = os.path.join(run_dir, "wandb")
+        os.makedirs(directory, exist_ok=True)
+        id_file = os.path.join(directory, "lrjax-run-id")
+        run_id = open(id_file).read().strip() if os.path.isfile(id_file) else secrets.token_hex(4)
+        with open(id_file, "w") as fh:
+            fh.write(run_id)
+        self.run = wandb.init(mode=os.environ.get("WANDB_MODE", "offline"), dir=run_dir,
+                              project=os.environ.get("WANDB_PROJECT", "lrjax"), name=name, id=run_id,
+                              resume="allow", config=config, settings=wandb.Settings(silent=True))
+
+    def write(self, record: dict[str, float], step: int) -> None:
+        self.run.log(record, step=step)
+
+    def finish(self) -> None:
+        self.run.finish()
+
+
+class MLflowHook(_RecordsHook):
+    """Every record as MLflow metrics (``train.report_to: [mlflow]``; needs ``mlflow`` or ``mlflow-skinny``)
+    at ``MLFLOW_TRACKING_URI``, else in a local store ``<run>/mlruns`` (``mlflow ui --backend-store-uri
+    <run>/mlruns`` shows it); the run's config as parameters; a resumed lrjax run continues the same MLflow
+    run (its id is kept in ``<run>/mlruns/lrjax-run-id``)."""
+
+    def __init__(self, every: int, run_dir: str, name: str, config: dict[str, Any]):
+        import mlflow  # noqa: PLC0415 - optional dependency
+
+        super().__init__(every)
+        store = os.path.join(os.path.abspath(run_dir), "mlruns")
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or f"file:{store}"
+        if uri.startswith("file:"):  # MLflow 3 keeps its file store working behind this switch
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        os.makedirs(store, exist_ok=True)
+        self.client = mlflow.tracking.MlflowClient(uri)
+        id_file = os.path.join(store, "lrjax-run-id")
+        if os.path.isfile(id_file):
+            self.run_id = open(id_file).read().strip()
+        else:
+            exp = self.client.get_experiment_by_name("lrjax")
+            exp_id = exp.experiment_id if exp is not None else self.client.create_experiment("lrjax")
+            self.run_id = self.client.create_run(exp_id, run_name=name).info.run_id
+            for k, v in _flat(config).items():
+                self.client.log_param(self.run_id, k, str(v)[:500])
+            with open(id_file, "w") as fh:
+                fh.write(self.run_id)
+
+    def write(self, record: dict[str, float], step: int) -> None:
+        import mlflow  # noqa: PLC0415 - optional dependency
+
+        ts = int(time.time() * 1000)
+        metrics = [mlflow.entities.Metric(k, v, ts, step) for k, v in record.items() if v == v]
+        self.client.log_batch(self.run_id, metrics=metrics)
+
+    def finish(self) -> None:
+        self.client.set_terminated(self.run_id)
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a.b": v}`` of a nested mapping (a config as parameters)."""
+    if isinstance(tree, dict):
+        out: dict[str, Any] = {}
+        for k, v in tree.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: tree}

@@ -53,18 +53,21 @@ from lrjax.engine import (
     find_state,
 )
 from lrjax.engine._checkpoint import Checkpointer
-from lrjax.engine._config import config_from_dict, config_to_dict, run_name, with_validation
+from lrjax.engine._config import config_from_dict, config_to_dict, loggers, run_name, with_validation
 from lrjax.engine._records import COLUMN_INDEX as _COL
 from lrjax.engine._records import nonfinite_update
 from lrjax.engine._util import default_run_dir, frozen_heap, unalias
 from lrjax.optim import InjectState, with_hyperparams
 from lrjax.train._hooks import (
     CheckpointHook,
+    EarlyStopHook,
     EvalHook,
     Hook,
     LogHook,
+    MLflowHook,
     ProgressHook,
     TensorBoardHook,
+    WandbHook,
 )
 
 __all__ = ["train", "Run", "NonFiniteLossError", "default_run_dir", "load_run_config", "load_checkpoint"]
@@ -106,6 +109,8 @@ class Run:
         self.last_eval: dict[str, Any] = {}
         self.best_eval: dict[str, Any] | None = None
         self.span_eval: tuple[int, dict[str, dict[str, jax.Array]]] | None = None  # (update, device metrics)
+        self.early_stop: dict[str, Any] = {}   # train.early_stop's best value and misses in a row
+        self.stop_reason: str | None = None    # a hook ends the run early (early_stopped)
         self.last_checkpoint: int | None = None
         self.replanned: dict[str, Any] | None = None  # a resume that moved the rate (summary.json)
         self._deferred: list[Callable[[], None]] = []
@@ -189,6 +194,7 @@ class Run:
             "last_eval": self.last_eval,
             "best_eval": self.best_eval,
             "skipped": self.skipped,
+            "early_stop": self.early_stop,
             "window": [[None if not math.isfinite(v) else v for v in map(float, r)] for r in self.window],
         }
         self.checkpointer.save(self.step, {"state": state}, meta)
@@ -207,6 +213,7 @@ class Run:
         self.iterator.load_state_dict(meta["iterator"])
         self.last_train, self.last_eval = meta.get("last_train") or {}, meta.get("last_eval") or {}
         self.best_eval = meta.get("best_eval")
+        self.early_stop = dict(meta.get("early_stop") or {})
         self.skipped = int(meta.get("skipped", 0))
         window = meta.get("window") or []
         self.window = np.array([[np.nan if v is None else v for v in r] for r in window], np.float32).reshape(
@@ -299,14 +306,23 @@ def load_run_config(run_dir: str) -> Config:
 
 def default_hooks(cfg: Config, run_dir: str, *, initial_step: int, progress: bool) -> list[Hook]:
     """Log, evaluate (the records: the program evaluated, and fed the plateau, at the end of the span),
-    checkpoint; progress bar and TensorBoard on process 0 only."""
+    early stopping, checkpoint; progress bar and the loggers of ``train.report_to`` on process 0 only."""
     t = cfg.train
     primary = jax.process_index() == 0
-    hooks: list[Hook] = [LogHook(t.log_every), EvalHook(t.eval_every), CheckpointHook(t.checkpoint_every)]
+    hooks: list[Hook] = [LogHook(t.log_every), EvalHook(t.eval_every)]
+    if t.early_stop is not None:
+        e = t.early_stop
+        hooks.append(EarlyStopHook(t.eval_every, e.metric, e.patience, e.min_delta))
+    hooks.append(CheckpointHook(t.checkpoint_every))
     if progress and primary:
         hooks.append(ProgressHook(t.log_every, total=t.steps, initial=initial_step))
-    if t.tensorboard and primary:
-        hooks.append(TensorBoardHook(t.log_every, os.path.join(run_dir, "tensorboard")))
+    if primary:
+        for name in loggers(cfg):
+            if name == "tensorboard":
+                hooks.append(TensorBoardHook(t.log_every, os.path.join(run_dir, "tensorboard")))
+            else:
+                cls = WandbHook if name == "wandb" else MLflowHook
+                hooks.append(cls(t.log_every, run_dir, cfg.name or "lrjax", config_to_dict(cfg)))
     return hooks
 
 
@@ -501,8 +517,8 @@ def _run(exp: Experiment, config: Config, saved: Config | None, run_dir: str, *,
                         new = hook(run, state)
                         if new is not None:
                             state = exp.replicate(unalias(new))
-                if flag:
-                    status = "interrupted"
+                if flag or run.stop_reason:
+                    status = "interrupted" if flag else run.stop_reason
                     if run.last_checkpoint != run.step:
                         run.save_checkpoint(state)
                     break
