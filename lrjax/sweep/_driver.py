@@ -504,8 +504,9 @@ class _Sweep:
                                     np.float32) for k in set_keys}
             mask = np.asarray([i in copies and copies[i].plan == "own" for i in rows])
             own = (mask, stack_trees([self._own(i)[0] for i in rows])) if mask.any() else None
-            new = rebuild(flat, src, factors, own, keep=keep, rng=rng, values=values)
-            host = fetch(new) if g.cpu else None  # CPUs: rows re-sliced in host memory, as gather_rows does
+            # CPUs: in host memory, as gather_rows does (nothing to compile); elsewhere one program on the devices
+            new = rebuild(flat, src, factors, own, keep=keep, rng=rng, values=values, host=g.cpu)
+            host = new if g.cpu else None
             chunks, start = [], 0
             for ids in layout:
                 part = (jax.tree.map(lambda a, s=start, n=len(ids): np.asarray(a)[s:s + n], host) if g.cpu

@@ -107,7 +107,7 @@ def _leaf_map(opt_state: Any, keys: tuple[str, ...], values: tuple, fn: Any) -> 
         pat = leaf_pattern(key)
 
         def one(path, leaf, pat=pat, v=v):
-            if pat.search(jax.tree_util.keystr(path)) and jnp.issubdtype(leaf.dtype, jnp.floating):
+            if pat.search(jax.tree_util.keystr(path)) and np.issubdtype(np.dtype(leaf.dtype), np.floating):
                 return fn(leaf, v.reshape((-1,) + (1,) * (leaf.ndim - 1)).astype(leaf.dtype))
             return leaf
 
@@ -115,10 +115,13 @@ def _leaf_map(opt_state: Any, keys: tuple[str, ...], values: tuple, fn: Any) -> 
     return opt_state
 
 
-@functools.partial(jax.jit, static_argnames=("keys", "set_keys"))
-def _rebuild_program(states: Any, idx: jax.Array, keep: jax.Array, rng: Any, factors: tuple, keys: tuple[str, ...],
-                     own: Any, values: tuple, set_keys: tuple[str, ...]) -> Any:
-    take = lambda tree, i=idx: jax.tree.map(lambda a: jnp.take(a, i, axis=0), tree)  # noqa: E731
+def _rebuild(xp: Any, states: Any, idx: Any, keep: Any, rng: Any, factors: tuple, keys: tuple[str, ...], own: Any,
+             values: tuple, set_keys: tuple[str, ...]) -> Any:
+    """:func:`rebuild` with the array module ``xp`` (``jax.numpy`` in a compiled program, ``numpy`` on the host:
+    the same elementwise operations, the same bits)."""
+    def take(tree: Any, i: Any = idx) -> Any:
+        return jax.tree.map(lambda a: xp.take(a, i, axis=0), tree)
+
     params, opt_state, extra, average = take((states.params, states.opt_state, states.extra, states.average))
     step, skipped, own_rng = take((states.step, states.skipped, states.rng), keep)
     rng = own_rng if rng is None else rng
@@ -126,35 +129,41 @@ def _rebuild_program(states: Any, idx: jax.Array, keep: jax.Array, rng: Any, fac
         mask, own_plans = own
 
         def pick(a, b):
-            return jnp.where(mask.reshape((-1,) + (1,) * (a.ndim - 1)), b, a)
+            return xp.where(xp.reshape(mask, (-1,) + (1,) * (a.ndim - 1)), b, a)
 
         opt_state = _with_plans(opt_state, jax.tree.map(pick, plans(opt_state), own_plans))
     opt_state = _leaf_map(opt_state, keys, factors, lambda leaf, f: leaf * f)
-    opt_state = _leaf_map(opt_state, set_keys, values, lambda leaf, v: jnp.where(jnp.isnan(v), leaf, v))
+    opt_state = _leaf_map(opt_state, set_keys, values, lambda leaf, v: xp.where(xp.isnan(v), leaf, v))
     return states._replace(step=step, params=params, opt_state=opt_state, rng=rng, skipped=skipped, extra=extra,
                            average=average)
 
 
+_rebuild_program = functools.partial(jax.jit, static_argnames=("keys", "set_keys"))(functools.partial(_rebuild, jnp))
+
+
 def rebuild(states: Any, src: np.ndarray, factors: dict[str, np.ndarray] | None = None,
             own: tuple[np.ndarray, Any] | None = None, *, keep: np.ndarray | None = None, rng: Any = None,
-            values: dict[str, np.ndarray] | None = None) -> Any:
+            values: dict[str, np.ndarray] | None = None, host: bool = False) -> Any:
     """Stacked states whose row ``r`` takes parameters, optimizer state, model state and averaged weights of
     row ``src[r]`` of ``states`` (an exact copy); its update count and skip count come from row ``keep[r]``
     (default ``r``: the member's own row; a member that starts from a copy gives its source's) and its PRNG
     key from ``rng[r]`` (default: row ``r``'s). Then, row by row, the leaves named in ``factors`` are
     multiplied (explore) and those named in ``values`` set (NaN: left as copied). ``own = (mask, plans)``:
     rows where ``mask`` is set keep the plan given in ``plans`` (stacked :func:`plans` of their own states)
-    instead of the source's. One compiled program per population and structure (the same shapes at every
-    decision)."""
+    instead of the source's. ``host``: in host memory with numpy (CPUs: nothing to compile, the same bits);
+    else one compiled program per population and structure (the same shapes at every decision)."""
     factors, values = factors or {}, values or {}
     keys, set_keys = tuple(factors), tuple(values)
     src = np.asarray(src, np.int32)
     if keep is None:
         keep = np.arange(len(src)) if len(src) == np.shape(states.step)[0] else src
     keep = np.asarray(keep, np.int32)
-    return _rebuild_program(states, src, keep, rng, tuple(np.asarray(factors[k], np.float32) for k in keys),
-                            keys=keys, own=own, values=tuple(np.asarray(values[k], np.float32) for k in set_keys),
-                            set_keys=set_keys)
+    fs = tuple(np.asarray(factors[k], np.float32) for k in keys)
+    vs = tuple(np.asarray(values[k], np.float32) for k in set_keys)
+    if host:
+        states, own = jax.tree.map(np.asarray, fetch(states)), None if own is None else jax.tree.map(np.asarray, own)
+        return _rebuild(np, states, src, keep, rng, fs, keys, own, vs, set_keys)
+    return _rebuild_program(states, src, keep, rng, fs, keys=keys, own=own, values=vs, set_keys=set_keys)
 
 
 def lr_schedule(opt_state: Any) -> Any:

@@ -310,8 +310,9 @@ def _final(r: Any, key: str) -> float | None:
 
 
 def plot_horizons(results: Sequence[Any], path: str, *, title: str = "") -> str:
-    """``horizons.png``: per configuration, the validation loss at each horizon (one line per cooldown shape,
-    the cosine runs, and the trunk's own curve at the constant rate) and the rates every member applied."""
+    """``horizons.png``: per configuration, the validation loss (and accuracy, for a classifier) at each horizon —
+    one line per cooldown shape, the cosine runs, and the trunk's own curve at the constant rate — and the rate
+    every member applied."""
     import matplotlib  # noqa: PLC0415 - optional dependency, only when a figure is drawn
 
     matplotlib.use("Agg", force=False)
@@ -319,38 +320,44 @@ def plot_horizons(results: Sequence[Any], path: str, *, title: str = "") -> str:
 
     origins = sorted({r.origin for r in results})
     split = "val" if any("val_loss" in x for r in results for x in r.records) else "test"
-    key = f"{split}_loss"
-    fig, axes = plt.subplots(len(origins), 2, figsize=(13, 4.2 * len(origins)), squeeze=False, constrained_layout=True)
+    keys = [f"{split}_loss"] + ([f"{split}_accuracy"] if any(f"{split}_accuracy" in x for r in results
+                                                              for x in r.records) else [])
+    ncols = len(keys) + 1
+    fig, axes = plt.subplots(len(origins), ncols, figsize=(6 * ncols, 4.2 * len(origins)), squeeze=False,
+                             constrained_layout=True)
     cmap = plt.get_cmap("tab10")
     for row, o in zip(axes, origins):
-        a_loss, a_lr = row
         mine = [r for r in results if r.origin == o]
-        trunk = [r for r in mine if (r.role or {}).get("run") == "trunk"]
-        for r in trunk:
-            ev = [x for x in r.records if x.get(key) is not None]
-            a_loss.plot([x["step"] for x in ev], [x[key] for x in ev], color="0.5", lw=1.2, ls="--",
-                        label="trunk (constant rate)")
-        lines: dict[str, list[tuple[int, float]]] = {}
+        names = sorted({f"cooldown {(r.role or {}).get('shape')}" if (r.role or {}).get("run") == "cooldown"
+                        else "cosine (whole run)" for r in mine if (r.role or {}).get("run") in ("cooldown", "cosine")})
+        color = {n: cmap(k) for k, n in enumerate(names)}
+        for ax, key in zip(row, keys):
+            for r in mine:
+                if (r.role or {}).get("run") == "trunk":
+                    ev = [x for x in r.records if x.get(key) is not None]
+                    ax.plot([x["step"] for x in ev], [x[key] for x in ev], color="0.5", lw=1.2, ls="--",
+                            label="trunk (constant rate)")
+            lines: dict[str, list[tuple[int, float]]] = {}
+            for r in mine:
+                role = r.role or {}
+                if role.get("run") in ("cooldown", "cosine") and _final(r, key) is not None:
+                    name = f"cooldown {role['shape']}" if role["run"] == "cooldown" else "cosine (whole run)"
+                    lines.setdefault(name, []).append((role["horizon"], _final(r, key)))
+            for name, pts in sorted(lines.items()):
+                pts.sort()
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=color[name], label=name)
+            ax.set_xlabel("horizon (optimizer updates)")
+            ax.set_ylabel(f"{key.replace('_', ' ')} at the horizon")
+            head = mine[0].label[: -len("trunk")].strip() if len(origins) > 1 and mine[0].label.endswith("trunk") else ""
+            ax.set_title(f"{key.replace('_', ' ')} against horizon" + (f" — {head}" if head else ""))
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        a_lr = row[-1]
         for r in mine:
             role = r.role or {}
-            if role.get("run") in ("cooldown", "cosine") and _final(r, key) is not None:
-                name = f"cooldown {role['shape']}" if role["run"] == "cooldown" else "cosine (whole run)"
-                lines.setdefault(name, []).append((role["horizon"], _final(r, key)))
-        for k, (name, pts) in enumerate(sorted(lines.items())):
-            pts.sort()
-            a_loss.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=cmap(k), label=name)
-        a_loss.set_xlabel("horizon (optimizer updates)")
-        a_loss.set_ylabel(f"{split} loss at the horizon")
-        a_loss.set_title(f"{split} loss against horizon" + (f" — {mine[0].label.rsplit(' ', 2)[0]}" if len(origins) > 1
-                                                              else ""))
-        a_loss.grid(alpha=0.3)
-        a_loss.legend(fontsize=8)
-        for k, r in enumerate(mine):
-            role = r.role or {}
-            color = "0.5" if role.get("run") == "trunk" else cmap(sorted(lines).index(
-                f"cooldown {role.get('shape')}" if role.get("run") == "cooldown" else "cosine (whole run)")
-                if lines else 0)
-            a_lr.plot(range(1, len(r.rates) + 1), r.rates, color=color, lw=0.9, alpha=0.8)
+            name = f"cooldown {role.get('shape')}" if role.get("run") == "cooldown" else "cosine (whole run)"
+            a_lr.plot(range(1, len(r.rates) + 1), r.rates, lw=0.9, alpha=0.8,
+                      color="0.5" if role.get("run") == "trunk" else color.get(name, "0.3"))
         a_lr.set_xlabel("step (optimizer updates)")
         a_lr.set_ylabel("learning rate")
         a_lr.set_title("rate applied by every member")
