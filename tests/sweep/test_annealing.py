@@ -130,3 +130,34 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(annealed, tmp_path,
 def test_anneal_outside_0_1_is_refused(strategy):
     with pytest.raises(SweepError, match=r"strategy.anneal must be a fraction in \(0, 1\]"):
         run_sweep(spec(strategy), write=False, verbose=False)
+
+
+def test_a_rebuild_in_host_memory_equals_the_compiled_one():
+    """CPUs rebuild rows with numpy, accelerators in one compiled program: the same rows, bit for bit — copies,
+    factors, set leaves, a fork's own plan, a starting member's update count and its own key."""
+    import jax
+
+    from lrjax.engine import build_experiment, load_config, seed_key
+    from lrjax.sweep._population import plans, rebuild
+
+    cfgs = [load_config(None, ["model.hidden=[8]", f"schedule.schedule.peak={p}", f"train.seed={i}"])
+            for i, p in enumerate((1e-3, 2e-3, 3e-3))]
+    exps = [build_experiment(c, schedule=lrjax.Anneal(build_experiment(c).schedule)) for c in cfgs]
+    states = [e.init_state(seed_key(i)) for i, e in enumerate(exps)]
+    states[0] = states[0]._replace(step=states[0].step + 7)  # the source has trained
+    stacked = jax.tree.map(lambda *x: np.stack([np.asarray(v) for v in x]), *states)
+    src, keep = np.array([0, 0, 2, 0]), np.array([0, 0, 2, 0])
+    rng = np.stack([np.asarray(states[i].rng) for i in (0, 1, 2, 1)])
+    own = (np.array([False, True, False, False]),
+           jax.tree.map(lambda *x: np.stack([np.asarray(v) for v in x]), *[plans(states[i].opt_state) for i in (0, 1, 2, 1)]))
+    factors = {"schedule.schedule.peak": np.array([1.0, 1.0, 1.25, 1.0], np.float32)}
+    values = {"schedule.anneal_at": np.array([np.nan, np.nan, np.nan, 5.0], np.float32)}
+    a = rebuild(stacked, src, factors, own, keep=keep, rng=rng, values=values, host=True)
+    b = rebuild(stacked, src, factors, own, keep=keep, rng=rng, values=values, host=False)
+    for (path, x), y in zip(jax.tree_util.tree_flatten_with_path(a)[0], jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=jax.tree_util.keystr(path))
+    assert a.step.tolist() == [7, 7, 0, 7]  # row 3 starts from row 0: its update count
+    sched = [jax.tree.map(lambda v, r=r: np.asarray(v)[r], plans(a.opt_state)[0]["learning_rate"]) for r in range(4)]
+    assert [float(s.anneal_at) for s in sched] == [np.inf, np.inf, np.inf, 5.0]
+    assert float(sched[1].annealed.schedule.peak) == pytest.approx(2e-3)  # a fork keeps its own plan
+    assert float(sched[2].annealed.schedule.peak) == pytest.approx(3e-3 * 1.25)
