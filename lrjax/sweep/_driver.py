@@ -278,9 +278,9 @@ class _Sweep:
 
         On CPUs, for a strategy that stops members (or trains hidden copies beside them): the layout of
         the last survivors (at least one configuration per device). Every row of a CPU chunk costs its share
-        of the time, so chunks sized for the last stage waste little padding anywhere, and the sweep compiles once instead of once per
-        survivor count (a compilation costs about as much as a thousand configuration-steps of a small
-        model). On accelerators, for a strategy that never trains every member at once (members that
+        of the time, so chunks sized for the last stage waste little padding anywhere, and the sweep compiles
+        once instead of once per survivor count (a compilation costs about as much as a thousand
+        configuration-steps of a small model). On accelerators, for a strategy that never trains every member at once (members that
         wait to be forked): the layout of the most it trains at once (:meth:`Strategy.most_alive`), padded
         (the extra rows run in parallel)."""
         n, k = len(self.members), len(g.members)

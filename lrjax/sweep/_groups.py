@@ -61,7 +61,8 @@ def _config_key(exp: Experiment, lengths: bool = True) -> tuple:
         d.source, d.batch_size, d.test_fraction, d.normalize, d.validation_fraction, d.eval_batch_size,
         exp.data.input_shape, exp.data.num_train, int(exp.data.x_test.shape[0]), c.model, c.loss, o.name,
         o.clip_norm, o.accumulation_steps, o.cycle_momentum, o.batch_scaling, _static_args(c),
-        t.steps if lengths else None, t.log_every, t.eval_every, t.on_nonfinite, json.dumps(c.plateau, sort_keys=True), id(exp.model),
+        t.steps if lengths else None, t.log_every, t.eval_every, t.on_nonfinite, json.dumps(c.plateau, sort_keys=True),
+        id(exp.model),
     )
 
 
@@ -83,7 +84,8 @@ def _family_key(exp: Experiment, shapes: Any, lengths: bool = True) -> tuple:
             return node._replace(hyperparams={k: (None if k in slots else v) for k, v in node.hyperparams.items()})
         return node
 
-    return _config_key(exp, lengths) + _structure(jax.tree.map(blank, shapes, is_leaf=lambda x: isinstance(x, InjectState)))
+    blanked = jax.tree.map(blank, shapes, is_leaf=lambda x: isinstance(x, InjectState))
+    return _config_key(exp, lengths) + _structure(blanked)
 
 
 def switch_families(exps: list[Experiment], build: Callable[[Experiment, Schedule], Experiment], *,

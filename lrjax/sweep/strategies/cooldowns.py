@@ -64,7 +64,7 @@ class _Stable:
     """The warmup and stable rate a configuration's schedule forks from."""
 
     peak: float
-    warmup: int
+    warmup: float
     min_ratio: float
     warmup_shape: str
 
@@ -75,9 +75,12 @@ def _stable_of(cfg: Config, steps: int) -> _Stable:
     name = spec.get("name") if isinstance(spec, Mapping) else None
     usable = "a warmup_stable_decay, a warmup into a constant, or a constant"
 
-    def length(key: str, node: Mapping) -> int:
+    def length(key: str, node: Mapping) -> float:
         v = node.get(key, 0)
-        return steps_value(v, f"schedule.{key}", steps, cfg) if isinstance(v, str) else int(_number(v, f"schedule.{key}"))
+        if isinstance(v, str):
+            return steps_value(v, f"schedule.{key}", steps, cfg)
+        x = _number(v, f"schedule.{key}")
+        return int(x) if x.is_integer() else x
 
     if name == "warmup_stable_decay":
         return _Stable(_number(spec.get("peak"), "schedule.peak"), length("warmup_steps", spec),
@@ -191,8 +194,8 @@ class Cooldowns(Strategy):
             if i and h == hs[i - 1]:
                 raise SweepError(f"strategy.horizons repeats {h} updates (horizons[{i - 1}] and horizons[{i}])")
             if i and h < hs[i - 1]:
-                raise SweepError(f"strategy.horizons must be sorted, shortest first: horizons[{i}]={self.horizons[i]!r} "
-                                 f"({h} updates) comes after {hs[i - 1]}")
+                raise SweepError(f"strategy.horizons must be sorted, shortest first: "
+                                 f"horizons[{i}]={self.horizons[i]!r} ({h} updates) comes after {hs[i - 1]}")
             gap = h - (hs[i - 1] if i else 0)
             if gap < every:
                 raise SweepError(f"strategy.horizons[{i}]={self.horizons[i]!r} is {gap} updates after "
@@ -283,7 +286,8 @@ class Cooldowns(Strategy):
         def key(r: Any) -> tuple:
             role = r.role or {}
             run = role.get("run")
-            return (r.origin, run != "trunk", role.get("horizon") or 0, run == "cosine", order.get(role.get("shape"), 0))
+            return (r.origin, run != "trunk", role.get("horizon") or 0, run == "cosine",
+                    order.get(role.get("shape"), 0))
 
         out = []
         for r in sorted(results, key=key):
@@ -348,7 +352,8 @@ def plot_horizons(results: Sequence[Any], path: str, *, title: str = "") -> str:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=color[name], label=name)
             ax.set_xlabel("horizon (optimizer updates)")
             ax.set_ylabel(f"{key.replace('_', ' ')} at the horizon")
-            head = mine[0].label[: -len("trunk")].strip() if len(origins) > 1 and mine[0].label.endswith("trunk") else ""
+            lead = mine[0].label
+            head = lead[: -len("trunk")].strip() if len(origins) > 1 and lead.endswith("trunk") else ""
             ax.set_title(f"{key.replace('_', ' ')} against horizon" + (f" — {head}" if head else ""))
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
