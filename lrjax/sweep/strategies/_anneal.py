@@ -50,7 +50,7 @@ class Annealer:
     def expand(self, plans: list[Plan]) -> list[Plan]:
         """The strategy's members and one hidden copy of each (waiting until it forks)."""
         n = len(plans)
-        self.copy_of, self.visible = {i: n + i for i in range(n)}, n
+        self.copy_of, self.visible, self.history = {i: n + i for i in range(n)}, n, {}  # a new run
         return plans + [Plan(p.config, f"{p.label} (annealed copy)", p.origin, {"run": "annealed copy"}, waits=True,
                              owner=i) for i, p in enumerate(plans)]
 
