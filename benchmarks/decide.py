@@ -10,6 +10,9 @@ test accuracy of what it chose, measured, never used.
 * grid: every configuration to the end (32,000 configuration-steps);
 * halving: geometric rungs at 250, 500 and 1,000 updates, the best half goes on (16 -> 8 -> 4 -> 2);
 * halving-quarter: the issue's example, rungs at 200 and 600, the best quarter goes on (16 -> 4 -> 1);
+* halving-annealed: the same rungs and quarter, each configuration ranked on a copy of itself cooled linearly to
+  zero over a quarter of the updates since its last rung (configs/sweeps/halving_annealed.yaml: `anneal: 0.25`;
+  `halving-annealed:0.5` for another fraction), the copies counted in its configuration-steps;
 * pbt: the 16 as a population on the grid's budget, exploit/explore every 250 updates;
 * optuna: 16 trials of the same categorical space (peak, warmup), TPE sampler (seed 0), a
   SuccessiveHalvingPruner (min_resource 200, reduction factor 4) fed the validation accuracy every 100
@@ -25,11 +28,14 @@ configuration-steps, the winner, its validation and test accuracy) and the ratio
     halving config-steps / grid config-steps   (target <= 0.40)
     halving wall / grid wall                   (target <= 0.70), winner within 1 point of the grid's best
     PBT: one compilation per structure, within 1 point of the grid's best or above
-    optuna wall / lrjax halving wall           (target >= 5), to an equally good winner: Optuna's time until its
-                                               best finished trial is as good as lrjax halving's winner
+    annealed halving (a quarter at [200, 600]): its winner's grid score within 1 point of the grid's best, at
+                                               <= 25 % of the grid's configuration-steps (copies included)
+    optuna / lrjax's best deciding strategy    (target >= 5), time to an equally good winner: Optuna's time until
+                                               its best finished trial is as good as that strategy's winner,
+                                               over the strategy's wall time (each deciding strategy run is shown)
 
     pip install optuna          # the benchmark's only extra; the test suite never imports it
-    python benchmarks/decide.py [--steps 2000] [--only grid,halving,pbt,optuna]
+    python benchmarks/decide.py [--steps 2000] [--only grid,halving,halving-annealed:0.25,pbt,optuna]
 """
 
 from __future__ import annotations
@@ -43,8 +49,15 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SWEEPS = {"grid": "mnist1d_grid.yaml", "halving": "halving.yaml", "pbt": "pbt.yaml", "halving-quarter": "halving.yaml"}
+SWEEPS = {"grid": "mnist1d_grid.yaml", "halving": "halving.yaml", "pbt": "pbt.yaml", "halving-quarter": "halving.yaml",
+          "halving-annealed": "halving_annealed.yaml"}
 EXTRA = {"halving-quarter": ["strategy={name: halving, rungs: [200, 600], keep: 0.25}"]}
+
+
+def _extra(method: str) -> list[str]:
+    if method.startswith("halving-annealed:"):  # the recipe with another anneal fraction
+        return [f"strategy.anneal={float(method.split(':', 1)[1])}"]
+    return EXTRA.get(method, [])
 
 
 def run_lrjax(method: str, steps: int) -> dict:
@@ -56,8 +69,8 @@ def run_lrjax(method: str, steps: int) -> dict:
     from lrjax.engine import load_data
     from lrjax.sweep import expand, load_sweep, run_sweep
 
-    spec = load_sweep(ROOT / "configs" / "sweeps" / SWEEPS[method],
-                      [f"config.train.steps={steps}", "config.train.compilation_cache=false", *EXTRA.get(method, [])])
+    spec = load_sweep(ROOT / "configs" / "sweeps" / SWEEPS[method.split(":")[0]],
+                      [f"config.train.steps={steps}", "config.train.compilation_cache=false", *_extra(method)])
     load_data(expand(spec)[0].config)  # the data in memory (and MNIST-1D cached) before timing
     t0 = time.perf_counter()
     res = run_sweep(spec, write=False, verbose=False)
@@ -67,7 +80,10 @@ def run_lrjax(method: str, steps: int) -> dict:
     return {"method": f"lrjax {method}", "wall_s": wall, "config_steps": res.config_steps, "winner": res.winner,
             "val_accuracy": best.final_eval["val_accuracy"], "test_accuracy": best.final_eval["test_accuracy"],
             "compilations": compiles, "devices": jax.device_count(),
-            "grid_best_val": max(r.final_eval.get("val_accuracy", 0.0) for r in res.results)}
+            "grid_best_val": max(r.final_eval.get("val_accuracy", 0.0) for r in res.results),
+            "scores": {r.label: r.final_eval.get("val_accuracy") for r in res.results if r.status == "completed"},
+            "rankings": {r["label"]: {k: v for k, v in r.items() if "rank@" in k or "_val@" in k} for r in res.rows
+                         if any("rank@" in k for k in r)}}
 
 
 def run_optuna(steps: int) -> dict:
@@ -153,7 +169,7 @@ def _child(method: str, steps: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--only", default="grid,halving,halving-quarter,pbt,optuna")
+    ap.add_argument("--only", default="grid,halving,halving-quarter,halving-annealed,pbt,optuna")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -181,19 +197,28 @@ def main() -> None:
         print(f"pbt vs grid best:            {100 * (p['val_accuracy'] - g['val_accuracy']):+.2f} val points, "
               f"{100 * (p['test_accuracy'] - g['test_accuracy']):+.2f} test points; {p['compilations']} compilation(s); "
               f"config-steps {p['config_steps']} (grid {g['config_steps']})")
-    if h and o:
-        reached = [t for t, v in o["finished"] if v >= h["val_accuracy"] - 1e-9]
-        if reached:
-            print(f"optuna / lrjax halving, time to an equally good winner: {reached[0] / h['wall_s']:.2f}  "
-                  f"(target >= 5; Optuna matched val {h['val_accuracy']:.4f} after {reached[0]:.1f} s)")
-        else:
-            print(f"optuna never matched lrjax halving's winner (val {h['val_accuracy']:.4f}; Optuna's best "
-                  f"{o['val_accuracy']:.4f} after {o['wall_s']:.1f} s): time ratio > {o['wall_s'] / h['wall_s']:.2f}")
-        print(f"optuna / lrjax halving whole wall: {o['wall_s'] / h['wall_s']:.2f}")
-    q = rows.get("halving-quarter")
-    if g and q:
-        print(f"halving-quarter: config-steps {q['config_steps'] / g['config_steps']:.3f} of the grid's, wall "
-              f"{q['wall_s'] / g['wall_s']:.3f}; winner {100 * (q['val_accuracy'] - g['val_accuracy']):+.2f} val points")
+    for name, q in rows.items():
+        if not name.startswith("halving-") or not g:
+            continue
+        score = g["scores"].get(q["winner"])
+        gap = "" if score is None else (f"; its grid score {score:.4f}, {100 * (score - g['val_accuracy']):+.2f} points "
+                                        "vs the grid's best (target: within 1)")
+        print(f"{name}: config-steps {q['config_steps'] / g['config_steps']:.3f} of the grid's (target <= 0.25), wall "
+              f"{q['wall_s'] / g['wall_s']:.3f}; winner {q['winner']}{gap}")
+    if o:
+        for name, x in rows.items():
+            if name in ("grid", "optuna"):
+                continue
+            reached = [t for t, v in o["finished"] if v >= x["val_accuracy"] - 1e-9]
+            if reached:
+                print(f"optuna / lrjax {name}, time to an equally good winner: {reached[0] / x['wall_s']:.2f}  "
+                      f"(target >= 5; Optuna matched val {x['val_accuracy']:.4f} after {reached[0]:.1f} s)")
+            else:
+                print(f"optuna never matched lrjax {name}'s winner (val {x['val_accuracy']:.4f}; Optuna's best "
+                      f"{o['val_accuracy']:.4f} after {o['wall_s']:.1f} s): time ratio > {o['wall_s'] / x['wall_s']:.2f}")
+        if h:
+            print(f"optuna / lrjax halving whole wall: {o['wall_s'] / h['wall_s']:.2f}")
+    print("RESULTS " + json.dumps(rows))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "to_steps": "lrjax.optim",
     "with_hyperparams": "lrjax.optim",
     "Affine": "lrjax.schedules",
+    "Anneal": "lrjax.schedules",
     "as_step": "lrjax.schedules",
     "Clamp": "lrjax.schedules",
     "Constant": "lrjax.schedules",
@@ -98,6 +99,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     )
     from lrjax.schedules import (  # noqa: F401
         Affine,
+        Anneal,
         Clamp,
         Constant,
         CosineDecay,

@@ -268,6 +268,7 @@ def gallery_schedules() -> dict[str, Schedule]:
     out["switch (index 1 of step, cosine)"] = L.Switch([L.StepDecay(1.0, 250, 0.5), cos], index=1)
     out["lambda (0.7 ** (t / 100))"] = L.Lambda(lambda t, decay: decay ** (t / 100), decay=0.7)
     out["table (tabulated Python)"] = L.Table.tabulate(lambda t: 1.0 if t < 300 else (0.5 if t < 600 else 0.2), 999)
+    out["anneal (cosine cooled from 500)"] = L.Anneal(cos, anneal_at=500, anneal_steps=200)
     out["affine (1 - cosine)"] = L.Affine(L.CosineDecay(1.0, 800), scale=-1.0, offset=1.0)
     return out
 

@@ -1,5 +1,6 @@
 """Schedule families and combinators (re-exported flat from :mod:`lrjax`)."""
 
+from lrjax.schedules._anneal import Anneal
 from lrjax.schedules._base import Schedule, as_step, registered_schedules
 from lrjax.schedules._compose import Clamp, InverseSqrt, Product, Scale, Sequence, Switch, Warmup, WarmupStableDecay
 from lrjax.schedules._cyclic import CosineRestarts, Cyclic, MomentumOf, OneCycle
@@ -21,6 +22,7 @@ from lrjax.schedules._spec import from_spec, load_spec, to_spec
 
 __all__ = [
     "Affine",
+    "Anneal",
     "as_step",
     "Clamp",
     "Constant",

@@ -16,10 +16,11 @@ next evaluation, decision or checkpoint — with the evaluation on the validatio
 and, with a plateau, the validation loss fed to each optimizer at ``lrjax train``'s evaluation points;
 any run length and cadence compile once per group and chunk size (:mod:`lrjax.sweep._layout`).
 
-The strategy (:mod:`lrjax.sweep.strategies`) decides at its decision points, from the *validation*
-metric; the driver carries its :class:`~lrjax.sweep.strategies.Decision` out on the stacked state
-(:mod:`lrjax.sweep._population`: drop, keep, copy, perturb, fork), snapshots after every stage and resumes
-from a snapshot.
+The strategy (:mod:`lrjax.sweep.strategies`) first makes its members of the configurations (one each, or
+a trunk and its cooldown branches, or hidden scratch copies) and decides at its decision points, from the
+*validation* metric; the driver carries its :class:`~lrjax.sweep.strategies.Decision` out on the stacked
+state (:mod:`lrjax.sweep._population`: drop, keep, copy, perturb, set, fork, start), ends each member at
+its own ``train.steps`` (its slot reused), snapshots after every stage and resumes from a snapshot.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from lrjax.engine import (
     eval_points,
     initial_states,
     load_data,
+    make_schedule,
     seed_key,
     with_validation,
 )
@@ -76,9 +78,13 @@ class ConfigResult:
     ``time_s``: wall time of the sweep up to its last segment (compilation included, shared);
     ``rates``: the learning rate used by every update it trained; ``state``: the final TrainState when
     asked for. Population-based training adds ``lineage`` (its exploits) and ``schedule_spec`` (the rate
-    schedule it effectively followed, an lrjax spec that re-trains it alone). ``steps_trained``: the
-    updates it trained itself (a fork's inherited history not counted). ``metric``: the one that chooses
-    (``accuracy`` for a classifier, ``loss`` otherwise: regression, language models).
+    schedule it effectively followed, an lrjax spec that re-trains it alone; a cooldown study gives every
+    branch's). ``steps_trained``: the updates it trained itself (a fork's inherited history not counted);
+    ``scratch_steps``: the updates of hidden copies trained on its behalf (annealed ranking). ``origin``:
+    the index of the input configuration it comes from; ``role``: what the strategy made of it (None: the
+    configuration itself; a cooldown branch: ``{"run": "cooldown", "horizon": ..., "shape": ..., ...}``).
+    ``metric``: the one that chooses (``accuracy`` for a classifier, ``loss`` otherwise: regression,
+    language models); ``selection_size``: the examples of the split that chooses.
     """
 
     label: str
@@ -100,6 +106,9 @@ class ConfigResult:
     steps_trained: int = 0
     metric: str = "accuracy"  # what chooses (on the validation split): accuracy for classification, else loss
     selection_size: int = 0   # examples of the split that chooses (validation, else test)
+    origin: int = -1
+    role: dict[str, Any] | None = None
+    scratch_steps: int = 0
 
 
 def train_many(configs: Sequence[Config], *, labels: Sequence[str] | None = None, strategy: Strategy | None = None,
@@ -132,7 +141,9 @@ def train_many(configs: Sequence[Config], *, labels: Sequence[str] | None = None
         ``restore(template) -> snapshot`` where ``template(host)`` gives the abstract tree to restore onto.
 
     Returns:
-      ``(results, groups)``: one :class:`ConfigResult` per config, in input order, and per group a dict
+      ``(results, groups)``: one :class:`ConfigResult` per config, in input order (per member of the
+      strategy's :meth:`~lrjax.sweep.strategies.Strategy.expand` when it makes several of one
+      configuration, hidden scratch members left out), and per group a dict
       with ``members``, ``chunks``, ``chunk_size``, ``devices``, ``compile_s``, ``run_s``, ``time_s``,
       ``data_shared``, ``batches_shared``, ``sizes`` (chunk sizes compiled).
 
@@ -164,24 +175,28 @@ def train_many(configs: Sequence[Config], *, labels: Sequence[str] | None = None
 
 
 class _Population:
-    """The strategy's view of the members at a decision point (:class:`~lrjax.sweep.strategies.Population`)."""
+    """The strategy's view of the members at a decision point (:class:`~lrjax.sweep.strategies.Population`):
+    hidden scratch members are not listed (their strategy knows them), but can score others (``proxy``)."""
 
     def __init__(self, sweep: "_Sweep", step: int):
         self._sweep, self.step, self.size = sweep, step, len(sweep.members)
 
     def alive(self) -> list[int]:
-        return [m.index for m in self._sweep.members if m.alive]
+        return [m.index for m in self._sweep.members if m.alive and m.owner is None]
 
     def groups(self) -> list[list[int]]:
-        return [[m.index for m in g.members if m.alive] for g in self._sweep.groups]
+        return [[m.index for m in g.members if m.alive and m.owner is None] for g in self._sweep.groups]
 
-    def ranked(self, ids: list[int]) -> list[int]:
+    def metric(self, i: int) -> float | None:
         s = self._sweep
+        return eval_record(self.step, s.members[i].evals.get(self.step, {})).get(s.key)
+
+    def ranked(self, ids: list[int], proxy: Any = None) -> list[int]:
+        proxy = proxy or {}
 
         def score(i: int) -> tuple:
-            rec = eval_record(self.step, s.members[i].evals.get(self.step, {}))
-            v = rec.get(s.key)
-            return (v is None, -v if (v is not None and s.higher) else (v if v is not None else 0.0), i)
+            v = self.metric(proxy.get(i, i))
+            return (v is None, -v if (v is not None and self._sweep.higher) else (v if v is not None else 0.0), i)
 
         return sorted(ids, key=score)
 
@@ -201,74 +216,93 @@ class _Sweep:
         one = self.devs[:1]
         datasets: dict[tuple, Dataset] = {}
         exps: list[Experiment] = []
-        configs = [with_validation(c, selects=strategy.selects) for c in configs]  # a strategy chooses
-        for cfg in configs:
+        plans = strategy.expand([with_validation(c, selects=strategy.selects) for c in configs], labels)
+        for p in plans:
+            cfg = with_validation(p.config, selects=strategy.selects)  # a strategy chooses
             key = data_key(cfg)
             if key not in datasets:
                 datasets[key] = load_data(cfg, data)
-            exps.append(build_experiment(cfg, model=model, loss=loss, data=datasets[key], devices=one))
+            ds = datasets[key]
+            exps.append(build_experiment(cfg, model=model, loss=loss, data=ds, devices=one,
+                                         schedule=strategy.schedule(make_schedule(cfg, num_examples=ds.num_train))))
 
         def rebuild_exp(e: Experiment, schedule: Schedule) -> Experiment:
             return build_experiment(e.config, model=model, loss=loss, data=e.data, devices=one, schedule=schedule)
 
-        keys = _groups.switch_families(exps, rebuild_exp) if switch_families else [group_key(e) for e in exps]
+        lengths = not strategy.mixes_lengths
+        keys = (_groups.switch_families(exps, rebuild_exp, lengths=lengths) if switch_families
+                else [group_key(e, lengths=lengths) for e in exps])
         by_key: dict[tuple, list[int]] = {}
         for i, k in enumerate(keys):
             by_key.setdefault(k, []).append(i)
-        self.members = [Member(i, labels[i], exps[i], -1) for i in range(len(exps))]
+        self.members = [Member(i, p.label, exps[i], -1, origin=p.origin, role=dict(p.role) if p.role else None,
+                               owner=p.owner, alive=not p.waits) for i, p in enumerate(plans)]
         self.groups: list[Group] = []
         for gi, ids in enumerate(by_key.values()):
             for i in ids:
                 self.members[i].group = gi
             self.groups.append(Group(gi, [self.members[i] for i in ids], self.devs, max_parallel))
+        self.evaluates = {m.index: set(eval_points(m.exp.config)) for m in self.members}
         tasks = {(e.task.classification, e.data.has_validation) for e in exps}
-        self.steps = max(g.lead.config.train.steps for g in self.groups)
-        self.decisions = [p for p in strategy.decision_points(self.steps) if 0 < p < self.steps]
+        self.steps = max(g.last for g in self.groups)
+        self.decisions = [p for p in strategy.decision_points(self.steps) if 0 <= p < self.steps]
+        self.ranks = {p for p in strategy.evaluation_points(self.steps) if 0 < p < self.steps}
         if self.decisions:
-            if len(tasks) != 1:
+            if self.ranks and len(tasks) != 1:
                 raise SweepError(f"strategy {strategy.name!r} ranks every configuration on one metric; the "
                                  "configurations mix classification and regression, or splits")
             for g in self.groups:
                 strategy.check(g.lead)
         self.key, self.higher = selection_key(*next(iter(tasks))) if len(tasks) == 1 else selection_key(True, True)
-        self._own_plans: dict[int, Any] = {}
+        self._owns: dict[int, Any] = {}
+        self._final: dict[int, Any] = {}  # final states of members that finished before the end (keep_states)
 
     # -- where the host steps in -------------------------------------------------------
     def _stages(self, steps: int) -> list[int]:
-        """The strategy's decision points, the end and, for checkpoints, every ``checkpoint_every`` updates."""
-        pts = {p for p in self.decisions if p < steps} | {steps}
+        """The strategy's decision points, every member's end, the end and, for checkpoints, every
+        ``checkpoint_every`` updates."""
+        pts = {p for p in self.decisions if 0 < p < steps} | {steps}
+        pts |= {m.exp.config.train.steps for m in self.members if m.exp.config.train.steps < steps}
         if self.checkpoint_every and self.on_stage is not None:
             pts |= set(range(self.checkpoint_every, steps, self.checkpoint_every))
         return sorted(pts)
 
     def _segment_ends(self, g: Group, lo: int, hi: int) -> list[int]:
-        return sorted({p for p in eval_points(g.lead.config) if lo < p <= hi} | {hi})
+        return sorted({p for m in g.members for p in self.evaluates[m.index] if lo < p <= hi} | {hi})
 
     def _rows(self, g: Group) -> int:
         """One compiled segment length per group: the longest gap between segment ends (micro-steps)."""
-        cfg = g.lead.config
-        pts = sorted(set(eval_points(cfg)) | set(self._stages(cfg.train.steps)))
+        last = g.last
+        pts = {p for m in g.members for p in self.evaluates[m.index]} | set(self._stages(self.steps))
+        pts = sorted({p for p in pts if p <= last} | {last})
         return max(b - a for a, b in zip([0] + pts, pts)) * g.accum
 
     def _fixed_size(self, g: Group) -> int | None:
-        """On CPUs, for a strategy that stops members, the one chunk size used at every stage: the layout
-        of the last survivors (at least one configuration per device). Every row of a CPU chunk costs its
-        share of the time, so chunks sized for the last stage waste little padding anywhere, and the sweep
-        compiles once instead of once per survivor count (a compilation costs about as much as a
-        thousand configuration-steps of a small model). None elsewhere (accelerators pad into the first
-        size)."""
-        n = len(self.members)
-        final = self.strategy.final_size(n)
-        if final >= n or g.devs[0].platform != "cpu":
-            return None
-        _, own, _ = chunk_layout(min(final, len(g.members)), g.max_parallel, len(g.devs))
-        return max(own, min(len(g.devs), len(g.members)))
+        """The one chunk size used at every stage, or None for the whole group's layout.
+
+        On CPUs, for a strategy that stops members (or trains hidden copies beside them): the layout of
+        the last survivors (at least one configuration per device). Every row of a CPU chunk costs its share
+        of the time, so chunks sized for the last stage waste little padding anywhere, and the sweep compiles
+        once instead of once per survivor count (a compilation costs about as much as a thousand
+        configuration-steps of a small model). On accelerators, for a strategy that never trains every member at once (members that
+        wait to be forked): the layout of the most it trains at once (:meth:`Strategy.most_alive`), padded
+        (the extra rows run in parallel)."""
+        n, k = len(self.members), len(g.members)
+        if g.devs[0].platform == "cpu":
+            shown = sum(1 for m in self.members if m.owner is None)  # hidden copies come and go beside them
+            final = self.strategy.final_size(shown)
+            if final >= n:
+                return None
+            _, own, _ = chunk_layout(min(final, k), g.max_parallel, len(g.devs))
+            return max(own, min(len(g.devs), k))
+        most = min(self.strategy.most_alive(n), k)
+        return chunk_layout(most, g.max_parallel, len(g.devs))[1] if most < k else None
 
     def _survivor_size(self, g: Group, n: int) -> int:
-        """The chunk size for ``n`` survivors: on CPUs :meth:`_fixed_size`; on accelerators the smallest
-        size compiled already that holds them, padded (the extra rows run in parallel; a compilation
-        costs seconds), else their own layout. Deterministic (the sizes so far are part of a snapshot), so
-        a resumed sweep computes exactly what an uninterrupted one does."""
+        """The chunk size for ``n`` survivors: :meth:`_fixed_size` where there is one; on accelerators
+        otherwise the smallest size compiled already that holds them, padded (the extra rows run in
+        parallel; a compilation costs seconds), else their own layout. Deterministic (the sizes so far are
+        part of a snapshot), so a resumed sweep computes exactly what an uninterrupted one does."""
         fixed = self._fixed_size(g)
         if fixed is not None:
             return fixed
@@ -293,11 +327,13 @@ class _Sweep:
             prog.lower(chunk.states, source, 0, 1, evals).compile()
             g.compile_s += time.perf_counter() - tc
             g.compiled.add(len(chunk.ids))
-        evaluated = set(eval_points(g.lead.config))
-        decided = set(self.decisions)
+        # evaluate where any row's own run does (or the strategy ranks); feed a plateau only where every row's
+        # own run does: at the shared cadence (a member's own last update feeds nothing it trains after)
+        own = [self.evaluates[i] for i in dict.fromkeys(chunk.ids)]
+        evaluated, observed = set().union(*own) | self.ranks, set.intersection(*own)
         start = lo
         for stop in self._segment_ends(g, lo, hi):
-            flags = Flags(evaluate=stop in evaluated or stop in decided, observe=stop in evaluated)
+            flags = Flags(evaluate=stop in evaluated, observe=stop in observed)
             out = prog(chunk.states, source, start * g.accum, stop * g.accum, evals, flags)
             chunk.states = out.state
             chunk.pending.append((start, stop, bool(flags.evaluate), out.table, out.metrics))
@@ -325,7 +361,7 @@ class _Sweep:
     def run(self, restore: Any) -> tuple[list[ConfigResult], list[dict[str, Any]]]:
         for m in self.members:
             m.schedules = [(0, m.exp.schedule)]
-        if not self.decisions and restore is None and self.on_stage is None:
+        if not self.decisions and restore is None and self.on_stage is None and not self.strategy.mixes_lengths:
             return self._run_to_end()  # one chunk on the devices at a time, nothing to decide or save
         if callable(restore):
             restore = restore(self.template)
@@ -363,52 +399,76 @@ class _Sweep:
 
     def _run_stages(self, restore: Any) -> tuple[list[ConfigResult], list[dict[str, Any]]]:
         t_groups = {g.gi: 0.0 for g in self.groups}
+        most = {g.gi: 0 for g in self.groups}  # the most chunks a group ran at once
         lo = 0
         if restore is not None:
             lo = self._restore(restore)
         else:
             for g in self.groups:
                 self._init_chunks(g)
-        decided = set(self.decisions)
+            self._decide(0)
         for hi in self._stages(self.steps):
             if hi <= lo:
                 continue
             for g in self.groups:
                 t = time.perf_counter()
-                end = min(hi, g.lead.config.train.steps)
+                end = min(hi, g.last)
+                most[g.gi] = max(most[g.gi], len(g.chunks))
                 if end > lo:
                     for chunk in g.chunks:
                         self._run_chunk(g, chunk, lo, end)
                     for chunk in g.chunks:
                         self._collect(g, chunk)
                 t_groups[g.gi] += time.perf_counter() - t
-            if hi in decided:
-                self._apply(self.strategy.decide(_Population(self, hi)), hi)
+            self._decide(hi)
             lo = hi
             if self.on_stage is not None:
                 self.on_stage(hi, self.snapshot(hi))
         infos = []
         for g in self.groups:
             size = g.sizes[0] if g.sizes else 0
-            infos.append(self._group_info(g, len(g.chunks), size, time.perf_counter() - t_groups[g.gi], t_groups[g.gi]))
+            infos.append(self._group_info(g, max(most[g.gi], len(g.chunks)), size, time.perf_counter() - t_groups[g.gi],
+                                          t_groups[g.gi]))
             infos[-1]["time_s"] = round(t_groups[g.gi], 3)
             if self.on_group is not None:
                 self.on_group(infos[-1])
         return self._results(), infos
 
     # -- decisions -------------------------------------------------------------------------
-    def _own_plan(self, i: int) -> Any:
-        """Member ``i``'s own plan (its schedule and hyperparameters, as its initial state holds them)."""
-        if i not in self._own_plans:
+    def _decide(self, step: int) -> None:
+        """After update ``step``: the strategy's decision there (if it is a decision point), and the members
+        whose own run ends there leave the stacked state (``completed``)."""
+        decision = self.strategy.decide(_Population(self, step)) if step in self.decisions else Decision()
+        for m in self.members:
+            if m.alive and m.exp.config.train.steps == step:
+                decision.stop.setdefault(m.index, "completed")
+        while decision is not None:
+            self._apply(decision, step)
+            decision = decision.then
+
+    def _own(self, i: int) -> tuple[Any, Any]:
+        """Member ``i``'s own plan (its schedule and hyperparameters, as its initial state holds them) and
+        PRNG key."""
+        if i not in self._owns:
             m = self.members[i]
-            self._own_plans[i] = plans(jax.device_get(m.exp.init_state(seed_key(m.exp.config.train.seed))).opt_state)
-        return self._own_plans[i]
+            st = jax.device_get(m.exp.init_state(seed_key(m.exp.config.train.seed)))
+            self._owns[i] = (plans(st.opt_state), np.asarray(st.rng))
+        return self._owns[i]
 
     def _apply(self, decision: Decision, step: int) -> None:
         """Carry a :class:`Decision` out: stopped members leave the stacked state, copies replace rows."""
+        if self.keep_states:  # a member that finished its own run keeps its final state
+            done = {i for i, st in decision.stop.items() if st == "completed" and self.members[i].alive}
+            for g in self.groups:
+                for ch in g.chunks:
+                    rows = [(r, i) for r, i in enumerate(ch.ids) if i in done and i not in self._final]
+                    if rows:
+                        host = fetch(ch.states)
+                        self._final.update({i: host_row(host, r) for r, i in rows})
         for i, status in decision.stop.items():
             m = self.members[i]
-            m.alive, m.stopped_at, m.status = False, step, status
+            if m.alive:
+                m.alive, m.stopped_at, m.status = False, step, status
         for g in self.groups:
             copies = {i: c for i, c in decision.copy.items() if self.members[i].group == g.gi}
             for i, c in copies.items():
@@ -436,13 +496,20 @@ class _Sweep:
             flat = gather_rows([ch.states for ch in g.chunks], [pos[i] for i in flat_ids], g.cpu)
             rows = [i for ids in layout for i in ids]
             src = np.asarray([where[copies[i].src if i in copies else i] for i in rows], np.int32)
+            # update and skip counts: a member's own; one that starts here takes its source's
+            keep = np.asarray([where[i] if i in where else where[copies[i].src] for i in rows], np.int32)
+            rng = np.stack([self._own(i)[1] for i in rows])
             keys = sorted({k for c in copies.values() for k in c.factors})
             factors = {k: np.asarray([copies[i].factors.get(k, 1.0) if i in copies else 1.0 for i in rows], np.float32)
                        for k in keys}
+            set_keys = sorted({k for c in copies.values() for k in c.set})
+            values = {k: np.asarray([copies[i].set.get(k, np.nan) if i in copies else np.nan for i in rows],
+                                    np.float32) for k in set_keys}
             mask = np.asarray([i in copies and copies[i].plan == "own" for i in rows])
-            own = (mask, stack_trees([self._own_plan(i) for i in rows])) if mask.any() else None
-            new = rebuild(flat, src, factors, own)
-            host = fetch(new) if g.cpu else None  # CPUs: rows re-sliced in host memory, as gather_rows does
+            own = (mask, stack_trees([self._own(i)[0] for i in rows])) if mask.any() else None
+            # CPUs: in host memory, as gather_rows does (nothing to compile); elsewhere one program on the devices
+            new = rebuild(flat, src, factors, own, keep=keep, rng=rng, values=values, host=g.cpu)
+            host = new if g.cpu else None
             chunks, start = [], 0
             for ids in layout:
                 part = (jax.tree.map(lambda a, s=start, n=len(ids): np.asarray(a)[s:s + n], host) if g.cpu
@@ -471,6 +538,7 @@ class _Sweep:
             if c.plan == "src" and self.strategy.changes_plans:
                 m.schedules.append((step, lr_schedule(opt)))
             if not m.alive:  # starts here, from the source's state: its history up to now is the source's
+                m.earlier += sum(len(r) for r in m.rows) - m.inherited  # what it trained in an earlier life
                 m.alive, m.stopped_at, m.status = True, None, None
                 m.rows, m.evals = list(src.rows), dict(src.evals)
                 m.inherited = sum(len(r) for r in src.rows)
@@ -483,13 +551,15 @@ class _Sweep:
             "rng": self.strategy.state_dict(),
             "members": [{"alive": m.alive, "stopped_at": m.stopped_at, "status": m.status, "lineage": m.lineage,
                          "evals": {str(k): v for k, v in m.evals.items()}, "chunk_size": m.chunk_size,
-                         "inherited": m.inherited,
+                         "inherited": m.inherited, "earlier": m.earlier, "rows": sum(len(r) for r in m.rows),
                          "time_s": m.time_s, "pieces": [t for t, _ in m.schedules]} for m in self.members],
             "chunks": [[ch.ids for ch in g.chunks] for g in self.groups],
             "sizes": [g.sizes for g in self.groups],
         }
         tree = {"states": [[ch.states for ch in g.chunks] for g in self.groups],
-                "rows": [np.concatenate(m.rows) if m.rows else np.zeros((0, len(COLUMNS)), np.float32)
+                # a member with no rows yet (waiting to be forked) saves one row of NaN: checkpoints hold no empty array
+                "rows": [np.concatenate(m.rows) if sum(len(r) for r in m.rows) else np.full((1, len(COLUMNS)), np.nan,
+                                                                                         np.float32)
                          for m in self.members],
                 "schedules": [[s for _, s in m.schedules] for m in self.members]}
         return {"host": host, "tree": tree}
@@ -503,8 +573,10 @@ class _Sweep:
                            for ids in chunk_ids])
         rows = []
         for m, mh in zip(self.members, host["members"]):
-            done = (mh["stopped_at"] if mh["stopped_at"] is not None else host["step"]) * m.exp.accumulation_steps
-            rows.append(jax.ShapeDtypeStruct((done, len(COLUMNS)), np.float32))
+            done = mh.get("rows")
+            if done is None:  # a snapshot of an earlier version
+                done = (mh["stopped_at"] if mh["stopped_at"] is not None else host["step"]) * m.exp.accumulation_steps
+            rows.append(jax.ShapeDtypeStruct((max(done, 1), len(COLUMNS)), np.float32))
         schedules = [[jax.eval_shape(lambda s=m.exp.schedule: s) for _ in mh["pieces"]]
                      for m, mh in zip(self.members, host["members"])]
         return {"states": states, "rows": rows, "schedules": schedules}
@@ -517,7 +589,8 @@ class _Sweep:
             m.status = mh.get("status") or ("pruned" if mh["stopped_at"] is not None else None)
             m.evals = {int(k): v for k, v in mh["evals"].items()}
             m.chunk_size, m.time_s, m.inherited = mh["chunk_size"], mh["time_s"], mh.get("inherited", 0)
-            m.rows = [np.asarray(rows)]
+            m.earlier = mh.get("earlier", 0)
+            m.rows = [np.asarray(rows)[:mh["rows"]] if "rows" in mh else np.asarray(rows)]
             m.schedules = list(zip(mh["pieces"], scheds))
         for g, chunk_ids, states, sizes in zip(self.groups, host["chunks"], tree["states"], host["sizes"]):
             g.sizes = list(sizes)
@@ -526,7 +599,7 @@ class _Sweep:
 
     # -- results ------------------------------------------------------------------------
     def _results(self) -> list[ConfigResult]:
-        final_states: dict[int, Any] = {}
+        final_states: dict[int, Any] = dict(self._final)
         if self.keep_states:
             for g in self.groups:
                 for ch in g.chunks:
@@ -535,8 +608,17 @@ class _Sweep:
                     host = fetch(ch.states)
                     for r, i in enumerate(ch.ids):
                         final_states.setdefault(i, host_row(host, r))
-        out = []
+        trained = {m.index: (sum(len(r) for r in m.rows) - m.inherited + m.earlier) // m.exp.accumulation_steps
+                   for m in self.members}
+        scratch: dict[int, int] = {}
         for m in self.members:
+            if m.owner is not None:
+                scratch[m.owner] = scratch.get(m.owner, 0) + trained[m.index]
+        out = []
+        specs = self.strategy.changes_plans or self.strategy.exports_schedules
+        for m in self.members:
+            if m.owner is not None:
+                continue  # a hidden scratch member: its updates are its owner's scratch_steps
             cfg = m.exp.config
             rows = np.concatenate(m.rows) if m.rows else np.zeros((0, len(COLUMNS)), np.float32)
             stop = m.stopped_at if m.stopped_at is not None else cfg.train.steps
@@ -548,10 +630,9 @@ class _Sweep:
                 label=m.label, config=cfg, records=recs, final_train=ft, final_eval=fe if bad is None else {},
                 best_eval=be, status=status, nonfinite_step=bad, group=m.group, chunk_size=m.chunk_size,
                 time_s=m.time_s, rates=rows[accum - 1::accum, COLUMN_INDEX["lr"]].copy(),
-                state=final_states.get(m.index), stopped_at=m.stopped_at, lineage=list(m.lineage),
-                schedule_spec=effective_spec(m.schedules) if self.strategy.changes_plans else None,
-                steps_trained=(len(rows) - m.inherited) // accum,
+                state=final_states.get(m.index), stopped_at=None if m.status == "completed" else m.stopped_at,
+                lineage=list(m.lineage), schedule_spec=effective_spec(m.schedules) if specs else None,
+                steps_trained=trained[m.index], origin=m.origin, role=m.role, scratch_steps=scratch.get(m.index, 0),
                 metric=selection_key(m.exp.task.classification, True)[0].split("_", 1)[1],
                 selection_size=len(m.exp.data.split(m.exp.selection_split)[1])))
         return out
-

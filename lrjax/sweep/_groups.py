@@ -54,23 +54,25 @@ def _structure(tree: Any) -> tuple:
     return tdef, tuple((x.shape, str(x.dtype)) for x in leaves)
 
 
-def _config_key(exp: Experiment) -> tuple:
+def _config_key(exp: Experiment, lengths: bool = True) -> tuple:
     c = exp.config
     d, o, t = c.data, c.optimizer, c.train
     return (
         d.source, d.batch_size, d.test_fraction, d.normalize, d.validation_fraction, d.eval_batch_size,
         exp.data.input_shape, exp.data.num_train, int(exp.data.x_test.shape[0]), c.model, c.loss, o.name,
-        o.clip_norm, o.accumulation_steps, o.cycle_momentum, o.batch_scaling, _static_args(c), t.steps,
-        t.log_every, t.eval_every, t.on_nonfinite, json.dumps(c.plateau, sort_keys=True), id(exp.model),
+        o.clip_norm, o.accumulation_steps, o.cycle_momentum, o.batch_scaling, _static_args(c),
+        t.steps if lengths else None, t.log_every, t.eval_every, t.on_nonfinite, json.dumps(c.plateau, sort_keys=True),
+        id(exp.model),
     )
 
 
-def group_key(exp: Experiment, shapes: Any = None) -> tuple:
-    """Everything that must agree for two experiments to share one compiled vmapped program."""
-    return _config_key(exp) + _structure(state_shapes(exp) if shapes is None else shapes)
+def group_key(exp: Experiment, shapes: Any = None, *, lengths: bool = True) -> tuple:
+    """Everything that must agree for two experiments to share one compiled vmapped program; without
+    ``lengths``, runs of different ``train.steps`` too (each member leaves the stacked state at its own end)."""
+    return _config_key(exp, lengths) + _structure(state_shapes(exp) if shapes is None else shapes)
 
 
-def _family_key(exp: Experiment, shapes: Any) -> tuple:
+def _family_key(exp: Experiment, shapes: Any, lengths: bool = True) -> tuple:
     """:func:`group_key` with the learning-rate schedule (and the momentum that follows it) left out:
     experiments that differ only in their schedule's family or static options."""
     slots = {"learning_rate"}
@@ -82,22 +84,25 @@ def _family_key(exp: Experiment, shapes: Any) -> tuple:
             return node._replace(hyperparams={k: (None if k in slots else v) for k, v in node.hyperparams.items()})
         return node
 
-    return _config_key(exp) + _structure(jax.tree.map(blank, shapes, is_leaf=lambda x: isinstance(x, InjectState)))
+    blanked = jax.tree.map(blank, shapes, is_leaf=lambda x: isinstance(x, InjectState))
+    return _config_key(exp, lengths) + _structure(blanked)
 
 
-def switch_families(exps: list[Experiment], build: Callable[[Experiment, Schedule], Experiment]) -> list[tuple]:
+def switch_families(exps: list[Experiment], build: Callable[[Experiment, Schedule], Experiment], *,
+                    lengths: bool = True) -> list[tuple]:
     """Group keys after giving experiments that differ only in their schedule family one structure.
 
     Within such a set, each family (a distinct schedule structure) is a branch of a :class:`lrjax.Switch`;
     every member is rebuilt with ``Switch(branches, index=its family)``, its own schedule in its own
     branch and one member's schedule of each other family in the others (evaluated and discarded). Its
-    rates are then its own schedule's, and the set trains in one compiled program.
+    rates are then its own schedule's, and the set trains in one compiled program. ``lengths``: as in
+    :func:`group_key`.
     """
     shapes = [state_shapes(e) for e in exps]
-    keys = [group_key(e, s) for e, s in zip(exps, shapes)]
+    keys = [group_key(e, s, lengths=lengths) for e, s in zip(exps, shapes)]
     sets: dict[tuple, list[int]] = {}
     for i, (e, s) in enumerate(zip(exps, shapes)):
-        sets.setdefault(_family_key(e, s), []).append(i)
+        sets.setdefault(_family_key(e, s, lengths), []).append(i)
     for members in sets.values():
         families: dict[tuple, list[int]] = {}
         for i in members:
@@ -109,5 +114,5 @@ def switch_families(exps: list[Experiment], build: Callable[[Experiment, Schedul
             for i in idx:
                 branches = templates[:j] + (exps[i].schedule,) + templates[j + 1:]
                 exps[i] = build(exps[i], Switch(branches, index=j))
-                keys[i] = group_key(exps[i])
+                keys[i] = group_key(exps[i], lengths=lengths)
     return keys

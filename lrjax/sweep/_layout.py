@@ -128,12 +128,16 @@ def cache_bound(exp: Experiment, devs: list[Any], n: int) -> int | None:
 
 @dataclasses.dataclass
 class Member:
-    """One configuration's progress: its host copies of metric rows and evaluations."""
+    """One member's progress: its host copies of metric rows and evaluations (``origin``, ``role``,
+    ``owner``: from the strategy's :class:`~lrjax.sweep.strategies.Plan`)."""
 
     index: int
     label: str
     exp: Experiment
     group: int
+    origin: int = -1
+    role: Any = None
+    owner: int | None = None           # a hidden scratch member: the member it serves
     rows: list[np.ndarray] = dataclasses.field(default_factory=list)   # micro-step rows, in order
     evals: dict[int, dict[str, dict[str, float]]] = dataclasses.field(default_factory=dict)  # step -> split -> m
     alive: bool = True
@@ -142,6 +146,7 @@ class Member:
     chunk_size: int = 0
     time_s: float = 0.0
     inherited: int = 0                 # leading micro-step rows copied from the member it was forked from
+    earlier: int = 0                   # micro-steps trained before it last started again from a copy
     lineage: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     schedules: list[tuple[int, Any]] = dataclasses.field(default_factory=list)  # (from step, lr schedule)
 
@@ -180,12 +185,17 @@ class Group:
     def accum(self) -> int:
         return self.lead.accumulation_steps
 
+    @property
+    def last(self) -> int:
+        """The group's last update: the longest member's ``train.steps``."""
+        return max(m.exp.config.train.steps for m in self.members)
+
     def index_of(self, m: Member) -> np.ndarray:
-        """What picks the member's micro-batches for the whole run (``lrjax train``'s: example indices, or a
-        text stream's key)."""
+        """What picks the micro-batches of the member's seed for the group's whole run (``lrjax train``'s: the
+        example indices, a shorter run of that seed taking their beginning; or a text stream's key)."""
         s = m.exp.config.train.seed
         if s not in self._index:
-            self._index[s] = m.exp.run_index(m.exp.micro_steps, s)
+            self._index[s] = m.exp.run_index(self.last * self.accum, s)
         return self._index[s]
 
     def evals_of(self, m: Member) -> dict[str, dict[str, np.ndarray]]:

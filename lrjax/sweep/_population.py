@@ -1,12 +1,17 @@
-"""What a strategy does to the stacked states: keep, drop, copy, perturb, fork — one gather.
+"""What a strategy does to the stacked states: keep, drop, copy, perturb, set, fork, start — one gather.
 
 A strategy's :class:`~lrjax.sweep.strategies.Decision` names, for every member that trains on, the
-member whose state its row takes (itself, or another: PBT's exploit, a cooldown's fork), the factors its
-hyperparameter leaves are multiplied by (PBT's explore), and whose plan (schedule and optimizer
-hyperparameters) it follows afterwards: the source's (an exploit copies the plan it perturbs) or its own
-(a fork keeps its own schedule and continues the source's weights and optimizer moments). Members not
-named leave the stacked state (pruned). The driver turns that into one gather of rows on the devices (or
-through host memory on CPUs) and, where something is copied, one compiled program.
+member whose state its row takes (itself, or another: PBT's exploit, a cooldown's fork, an annealed copy),
+the factors its hyperparameter leaves are multiplied by (PBT's explore), the leaves set to a value (an
+annealed copy's cooldown start), and whose plan (schedule and optimizer hyperparameters) it follows
+afterwards: the source's (an exploit copies the plan it perturbs) or its own (a fork keeps its own
+schedule and continues the source's weights and optimizer moments). A member that was not training
+starts from the copy with the source's update count (its history is the source's). Members not named
+leave the stacked state (pruned, finished). The driver turns that into one gather of rows on the devices
+(or through host memory on CPUs) and, where something is copied, one compiled program.
+
+Dotted keys name leaves of the *configured* schedule: the wrappers a sweep adds around it — a
+:class:`lrjax.Switch` of families, an :class:`lrjax.Anneal` — are looked through.
 """
 
 from __future__ import annotations
@@ -21,13 +26,15 @@ import numpy as np
 
 from lrjax.engine._util import fetch
 from lrjax.optim import InjectState
-from lrjax.schedules import Schedule, Switch, to_spec
+from lrjax.schedules import Anneal, Schedule, Switch, to_spec
 from lrjax.sweep._errors import SweepError
 
 __all__ = ["gather_rows", "rebuild", "explore_leaves", "leaf_pattern", "lr_schedule", "plans", "effective_spec",
-           "host_row", "hyperparam_names"]
+           "host_row", "hyperparam_names", "configured"]
 
 _PATH_PART = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# the wrappers a sweep puts around a configured schedule, in either order: a Switch of families, an Anneal
+_WRAPPERS = r"(?:\.branches\[\d+\])?(?:\.annealed)?(?:\.branches\[\d+\])?"
 
 
 def leaf_pattern(key: str) -> re.Pattern:
@@ -41,7 +48,7 @@ def leaf_pattern(key: str) -> re.Pattern:
     if not all(_PATH_PART.match(p) for p in [hp, *rest]):
         raise SweepError(f"strategy.explore.{key}: not a dotted key of names")
     tail = "".join(rf"\.{re.escape(p)}" for p in rest)
-    return re.compile(rf"\.hyperparams\['{re.escape(hp)}'\](?:\.branches\[\d+\])?{tail}$")
+    return re.compile(rf"\.hyperparams\['{re.escape(hp)}'\]{_WRAPPERS}{tail}$")
 
 
 def explore_leaves(opt_state: Any, key: str) -> list[str]:
@@ -59,7 +66,7 @@ def hyperparam_names(opt_state: Any) -> list[str]:
     """The hyperparameters an optimizer state holds (for messages)."""
     hp = [k for k in (jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(opt_state)[0])
           if ".hyperparams[" in k]
-    return sorted({re.sub(r"^.*\.hyperparams\['([^']+)'\](?:\.branches\[\d+\])?", r"\1", k) for k in hp})
+    return sorted({re.sub(r"^.*\.hyperparams\['([^']+)'\]" + _WRAPPERS, r"\1", k) for k in hp})
 
 
 @jax.jit
@@ -94,39 +101,69 @@ def _with_plans(opt_state: Any, new: list[dict]) -> Any:
                         is_leaf=_is_inject)
 
 
-@functools.partial(jax.jit, static_argnames=("keys",))
-def _rebuild_program(states: Any, idx: jax.Array, factors: tuple, keys: tuple[str, ...], own: Any) -> Any:
-    take = lambda tree: jax.tree.map(lambda a: jnp.take(a, idx, axis=0), tree)  # noqa: E731
-    params, opt_state, extra, average = take((states.params, states.opt_state, states.extra, states.average))
-    if own is not None:  # rows that keep their own plan (a fork): the plan leaves from ``own``, row by row
-        mask, own_plans = own
-        def pick(a, b):
-            return jnp.where(mask.reshape((-1,) + (1,) * (a.ndim - 1)), b, a)
-
-        opt_state = _with_plans(opt_state, jax.tree.map(pick, plans(opt_state), own_plans))
-    for key, f in zip(keys, factors):
+def _leaf_map(opt_state: Any, keys: tuple[str, ...], values: tuple, fn: Any) -> Any:
+    """``opt_state`` with every floating leaf named by ``keys[k]`` replaced by ``fn(leaf, values[k])``."""
+    for key, v in zip(keys, values):
         pat = leaf_pattern(key)
 
-        def scale(path, leaf, pat=pat, f=f):
-            if pat.search(jax.tree_util.keystr(path)) and jnp.issubdtype(leaf.dtype, jnp.floating):
-                return leaf * f.reshape((-1,) + (1,) * (leaf.ndim - 1)).astype(leaf.dtype)
+        def one(path, leaf, pat=pat, v=v):
+            if pat.search(jax.tree_util.keystr(path)) and np.issubdtype(np.dtype(leaf.dtype), np.floating):
+                return fn(leaf, v.reshape((-1,) + (1,) * (leaf.ndim - 1)).astype(leaf.dtype))
             return leaf
 
-        opt_state = jax.tree_util.tree_map_with_path(scale, opt_state)
-    return states._replace(params=params, opt_state=opt_state, extra=extra, average=average)
+        opt_state = jax.tree_util.tree_map_with_path(one, opt_state)
+    return opt_state
+
+
+def _rebuild(xp: Any, states: Any, idx: Any, keep: Any, rng: Any, factors: tuple, keys: tuple[str, ...], own: Any,
+             values: tuple, set_keys: tuple[str, ...]) -> Any:
+    """:func:`rebuild` with the array module ``xp`` (``jax.numpy`` in a compiled program, ``numpy`` on the host:
+    the same elementwise operations, the same bits)."""
+    def take(tree: Any, i: Any = idx) -> Any:
+        return jax.tree.map(lambda a: xp.take(a, i, axis=0), tree)
+
+    params, opt_state, extra, average = take((states.params, states.opt_state, states.extra, states.average))
+    step, skipped, own_rng = take((states.step, states.skipped, states.rng), keep)
+    rng = own_rng if rng is None else rng
+    if own is not None:  # rows that keep their own plan (a fork): the plan leaves from ``own``, row by row
+        mask, own_plans = own
+
+        def pick(a, b):
+            return xp.where(xp.reshape(mask, (-1,) + (1,) * (a.ndim - 1)), b, a)
+
+        opt_state = _with_plans(opt_state, jax.tree.map(pick, plans(opt_state), own_plans))
+    opt_state = _leaf_map(opt_state, keys, factors, lambda leaf, f: leaf * f)
+    opt_state = _leaf_map(opt_state, set_keys, values, lambda leaf, v: xp.where(xp.isnan(v), leaf, v))
+    return states._replace(step=step, params=params, opt_state=opt_state, rng=rng, skipped=skipped, extra=extra,
+                           average=average)
+
+
+_rebuild_program = functools.partial(jax.jit, static_argnames=("keys", "set_keys"))(functools.partial(_rebuild, jnp))
 
 
 def rebuild(states: Any, src: np.ndarray, factors: dict[str, np.ndarray] | None = None,
-            own: tuple[np.ndarray, Any] | None = None) -> Any:
-    """Row ``r`` of the result takes parameters, optimizer state, model state and averaged weights of row
-    ``src[r]`` (an exact copy; its own PRNG key, step and skip count stay); the leaves named in
-    ``factors`` are then multiplied row by row (explore). ``own = (mask, plans)``: rows where ``mask`` is
-    set keep the plan given in ``plans`` (stacked :func:`plans` of their own states) instead of the source's.
-    One compiled program per population and structure (the same shapes at every decision)."""
-    factors = factors or {}
-    keys = tuple(factors)
-    return _rebuild_program(states, np.asarray(src, np.int32), tuple(np.asarray(factors[k], np.float32) for k in keys),
-                            keys=keys, own=own)
+            own: tuple[np.ndarray, Any] | None = None, *, keep: np.ndarray | None = None, rng: Any = None,
+            values: dict[str, np.ndarray] | None = None, host: bool = False) -> Any:
+    """Stacked states whose row ``r`` takes parameters, optimizer state, model state and averaged weights of
+    row ``src[r]`` of ``states`` (an exact copy); its update count and skip count come from row ``keep[r]``
+    (default ``r``: the member's own row; a member that starts from a copy gives its source's) and its PRNG
+    key from ``rng[r]`` (default: row ``r``'s). Then, row by row, the leaves named in ``factors`` are
+    multiplied (explore) and those named in ``values`` set (NaN: left as copied). ``own = (mask, plans)``:
+    rows where ``mask`` is set keep the plan given in ``plans`` (stacked :func:`plans` of their own states)
+    instead of the source's. ``host``: in host memory with numpy (CPUs: nothing to compile, the same bits);
+    else one compiled program per population and structure (the same shapes at every decision)."""
+    factors, values = factors or {}, values or {}
+    keys, set_keys = tuple(factors), tuple(values)
+    src = np.asarray(src, np.int32)
+    if keep is None:
+        keep = np.arange(len(src)) if len(src) == np.shape(states.step)[0] else src
+    keep = np.asarray(keep, np.int32)
+    fs = tuple(np.asarray(factors[k], np.float32) for k in keys)
+    vs = tuple(np.asarray(values[k], np.float32) for k in set_keys)
+    if host:
+        states, own = jax.tree.map(np.asarray, fetch(states)), None if own is None else jax.tree.map(np.asarray, own)
+        return _rebuild(np, states, src, keep, rng, fs, keys, own, vs, set_keys)
+    return _rebuild_program(states, src, keep, rng, fs, keys=keys, own=own, values=vs, set_keys=set_keys)
 
 
 def lr_schedule(opt_state: Any) -> Any:
@@ -142,13 +179,24 @@ def effective_spec(pieces: list[tuple[int, Any]]) -> dict[str, Any] | None:
     for t, sched in pieces:
         if not isinstance(sched, Schedule):
             return None
-        if isinstance(sched, Switch):
-            sched = sched.branches[int(np.asarray(sched.index))]
+        sched = configured(sched)
         spec = to_spec(sched)
         specs.append(spec if t == 0 else {"name": "shift", "schedule": spec, "shift": t})
     if len(specs) == 1:
         return specs[0]
     return {"name": "sequence", "schedules": specs, "boundaries": [t for t, _ in pieces[1:]]}
+
+
+def configured(sched: Any) -> Any:
+    """The configured schedule inside the wrappers a sweep adds: a :class:`lrjax.Switch`'s chosen branch, an
+    :class:`lrjax.Anneal` that is off (a concrete schedule)."""
+    while True:
+        if isinstance(sched, Switch):
+            sched = sched.branches[int(np.asarray(sched.index))]
+        elif isinstance(sched, Anneal) and not np.isfinite(np.asarray(sched.anneal_at)):
+            sched = sched.annealed
+        else:
+            return sched
 
 
 def host_row(tree: Any, r: int) -> Any:

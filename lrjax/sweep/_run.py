@@ -11,6 +11,7 @@ Run directory::
       sweep.png               rates, train loss, validation loss and metric of every configuration
       summary.json            the winner, strategy, configuration-steps, compilations, groups, lineage, table
       winner_schedule.yaml    population-based training: the winner's effective schedule (an lrjax spec)
+      <figures>               a strategy's own (a cooldown study's horizons.png)
       checkpoints/            the stacked states and the progress after each stage (``--resume``)
 
 The directory is locked while a process writes it (:func:`lrjax._rundir.lock_run_dir`); a new sweep
@@ -130,11 +131,14 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, out_dir: str
         with lock_run_dir(run_dir, "lrjax sweep") if primary else contextlib.nullcontext():
             results, groups = _train_checkpointed(run_dir, spec, configs, kw, resume is not None, say)
     rank_by = spec.rank_by or results[0].metric
-    rows = table_rows(results, [c.values for c in configs], spec.target, rank_by)
+    # a strategy may train several members of one configuration (a trunk and its cooldowns): each row shows
+    # the swept values of the configuration it comes from
+    values = [configs[r.origin].values if 0 <= r.origin < len(configs) else {} for r in results]
+    rows = strategy.table(table_rows(results, values, spec.target, rank_by), results)
     best = rank(results, rank_by)[0]
     winner = results[best].label
     total = time.perf_counter() - t0
-    config_steps = sum(r.steps_trained for r in results)
+    config_steps = sum(r.steps_trained + r.scratch_steps for r in results)
     if run_dir is not None and primary:
         _write(run_dir, spec, strategy, configs, results, rows, groups, winner, best, total, plot, rank_by,
                config_steps)
@@ -142,8 +146,9 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, out_dir: str
         say("")
         say(console_table(results, rows, rank_by, num_selection=results[0].selection_size,
                           explore=strategy.reported_keys()))
-    key = next((k for k in (f"val_{rank_by}", f"test_{rank_by}") if rows and k in rows[0]), None)
-    v = rows[0].get(key) if key else None
+    top = next((r for r in rows if r.get("label") == winner), rows[0] if rows else {})
+    key = next((k for k in (f"val_{rank_by}", f"test_{rank_by}") if k in top), None)
+    v = top.get(key) if key else None
     say(f"winner: {winner}  ({key} {v:.4f})" if v is not None else f"winner: {winner}")
     if run_dir:
         say(f"run dir: {os.path.abspath(run_dir)} (full table: results.md, results.csv)")
@@ -214,9 +219,9 @@ def _write(run_dir: str, spec: SweepSpec, strategy: Any, configs: list[SweepConf
 
     os.makedirs(os.path.join(run_dir, "configs"), exist_ok=True)
     os.makedirs(os.path.join(run_dir, "metrics"), exist_ok=True)
-    for c, r in zip(configs, results):
-        name = safe_label(c.label)
-        atomic_write_text(os.path.join(run_dir, "configs", f"{name}.yaml"), _yaml_dump(config_to_dict(c.config)))
+    for r in results:
+        name = safe_label(r.label)
+        atomic_write_text(os.path.join(run_dir, "configs", f"{name}.yaml"), _yaml_dump(config_to_dict(r.config)))
         atomic_write_text(os.path.join(run_dir, "metrics", f"{name}.jsonl"),
                           "".join(json.dumps(rec, allow_nan=False) + "\n" for rec in r.records))
     atomic_write_text(os.path.join(run_dir, "results.csv"), to_csv(rows))
@@ -234,6 +239,7 @@ def _write(run_dir: str, spec: SweepSpec, strategy: Any, configs: list[SweepConf
 
             warnings.warn(f"lrjax sweep: could not draw sweep.png: {type(e).__name__}: {e}", RuntimeWarning,
                           stacklevel=2)
+    figures = strategy.figures(results, run_dir, spec.name) if plot else []
     winner_schedule = None
     if results[best].schedule_spec is not None:
         winner_schedule = "winner_schedule.yaml"
@@ -247,6 +253,7 @@ def _write(run_dir: str, spec: SweepSpec, strategy: Any, configs: list[SweepConf
         "winner_config": f"configs/{safe_label(winner)}.yaml",
         "winner_schedule": winner_schedule,
         "configurations": len(configs),
+        "runs": len(results),
         "config_steps": config_steps,
         "groups": [dict(g) for g in groups],
         "compilations": sum(len(g.get("sizes") or [1]) for g in groups),
@@ -254,7 +261,9 @@ def _write(run_dir: str, spec: SweepSpec, strategy: Any, configs: list[SweepConf
         "devices": jax.device_count(),
         "processes": jax.process_count(),
         "figure": os.path.basename(fig) if fig else None,
+        **({"figures": figures} if figures else {}),
         "lineage": [e for r in results for e in r.lineage],
+        **strategy.summary(results),
         "table": rows,
     }
     atomic_write_json(os.path.join(run_dir, "summary.json"), summary)

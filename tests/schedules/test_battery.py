@@ -138,6 +138,12 @@ CASES["switch"] = (
     L.Switch([L.Constant(1e-3), L.CosineDecay(1e-2, 1000)], index=1),
 )
 
+CASES["anneal"] = (
+    L.Anneal(L.CosineDecay(1.0, 100)),  # off: the wrapped schedule's rates
+    L.Anneal(L.CosineDecay(0.3, 500, floor=0.1), anneal_at=40, anneal_steps=60),
+    L.Anneal(L.CosineDecay(1e-2, 30), anneal_at=75, anneal_steps=7, min_ratio=0.1),
+)
+
 from lrjax.schedules._optax_families import Affine  # noqa: E402 - the family lrjax.compat.optax needs
 
 CASES["affine"] = (Affine(L.Linear(0.0, 1.0, 10), scale=-1.0, offset=0.5),
@@ -376,6 +382,10 @@ EDGES: dict[str, lrjax.Schedule] = {
     "piecewise_constant repeated boundary": L.PiecewiseConstant([5, 5], [1.0, 0.0, 0.5], side="right"),
     "shift negative": L.Shift(L.InverseSqrt(1.0, 10), -5),
     "shift fraction": L.Shift(L.CosineRestarts(1.0, 10, peak_decay=0.0), 0.5),
+    "anneal at 0 over 1 step": L.Anneal(L.StepDecay(1.0, 1, 0.0), anneal_at=0, anneal_steps=1),
+    "anneal 1-sqrt": L.Anneal(L.Constant(0.3), anneal_at=40, anneal_steps=60, shape="1-sqrt"),
+    "anneal cosine to min_ratio=1": L.Anneal(L.CosineRestarts(1.0, 30), anneal_at=7, anneal_steps=3, min_ratio=1.0,
+                                             shape="cosine"),
     "switch gamma=0": L.Switch([L.StepDecay(1.0, 3, 0.0), L.Constant(0.0)], index=0),
 }
 

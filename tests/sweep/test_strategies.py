@@ -158,7 +158,7 @@ def test_the_lineage_replays_to_the_final_hyperparameters(pbt):
     ({"name": "halving", "rungs": [10], "keep": 1.5}, r"strategy.keep must be a fraction in \(0, 1\)"),
     ({"name": "halving", "rungs": [20, 10]}, r"strategy.rungs must be strictly increasing"),
     ({"name": "halving"}, r"strategy.rungs must be a non-empty list"),
-    ({"name": "halvng"}, r"strategy.name must be one of grid, halving, pbt.*did you mean 'halving'"),
+    ({"name": "halvng"}, r"strategy.name must be one of cooldowns, grid, halving, pbt.*did you mean 'halving'"),
     ({"name": "pbt", "interval": 10, "quantile": 0.1, "explore": {"schedule.schedule.peak": [2.0]}},
      r"strategy.quantile=0.1 of 8 configurations leaves nobody to copy"),
     ({"name": "pbt", "interval": 10, "explore": {"train.steps": [2.0]}}, r"strategy.explore.train.steps: explore keys"),

@@ -3,6 +3,9 @@
 * ``grid`` (default): every configuration trains to the end.
 * ``halving``: successive halving — at each rung the best fraction goes on.
 * ``pbt``: population-based training — the bottom copies the top and perturbs its hyperparameters.
+* ``cooldowns``: every horizon from one run — cooldown branches forked from a constant-rate trunk.
+
+``anneal`` on ``halving`` and ``pbt`` ranks members on cooled copies (:mod:`._anneal`).
 
 Every module of this package is imported here and registers its strategy: adding a strategy is adding a
 module, nothing else.
@@ -18,6 +21,7 @@ import pkgutil
 from lrjax.sweep.strategies._base import (
     Copy,
     Decision,
+    Plan,
     Population,
     Strategy,
     parse_strategy,
@@ -30,4 +34,5 @@ for _module in pkgutil.iter_modules(__path__):
     if not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["Copy", "Decision", "Population", "Strategy", "parse_strategy", "register", "registry", "strategy_of"]
+__all__ = ["Copy", "Decision", "Plan", "Population", "Strategy", "parse_strategy", "register", "registry",
+           "strategy_of"]

@@ -6,26 +6,37 @@ running the compiled segments between decision points, snapshots and ``--resume`
 new strategy is one module in this package and touches no other file (every module here is imported
 when the package is, and registers itself).
 
+A strategy may first turn the sweep's configurations into its *members* (:meth:`Strategy.expand`, one
+:class:`Plan` each): a cooldown study makes a constant-rate trunk and one branch per horizon and shape,
+each a configuration of its own length that waits until it is forked; annealed ranking adds a hidden
+scratch member per configuration. Members of one structure train in one compiled program whatever their
+``train.steps`` when the strategy says so (:attr:`Strategy.mixes_lengths`): each leaves the stacked state
+at its own end (``completed``) and its slot is reused.
+
 At each of its decision points (:meth:`Strategy.decision_points`) a strategy sees the :class:`Population`
 — who is alive, their evaluations on the validation split, a ranking — and returns a :class:`Decision`:
 which members stop (their rows leave the stacked state) and which rows are replaced by a :class:`Copy`
-of another member (exploit, fork), with hyperparameter factors (explore) and whose plan the copy follows.
+of another member (exploit, fork, a member that starts), with hyperparameter factors (explore), leaves
+set to a value, and whose plan the copy follows. Reporting hooks add the strategy's own columns, entries
+of ``summary.json`` and figures to the run directory.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, ClassVar, Mapping, Protocol
+from typing import Any, ClassVar, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from lrjax._checks import closest
-from lrjax.engine import Experiment, parse_duration
+from lrjax.engine import Config, Experiment, parse_duration
+from lrjax.optim import to_steps
+from lrjax.schedules import Schedule
 from lrjax.sweep._errors import SweepError
 
-__all__ = ["Strategy", "Population", "Copy", "Decision", "register", "registry", "parse_strategy", "strategy_of",
-           "steps_value", "fraction_value", "rng_of"]
+__all__ = ["Strategy", "Population", "Copy", "Decision", "Plan", "register", "registry", "parse_strategy",
+           "strategy_of", "steps_value", "fraction_value", "rng_of"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,23 +45,46 @@ class Copy:
     averaged weights; the member keeps its own PRNG key). ``factors``: multipliers of hyperparameter
     leaves named by config keys (``schedule.schedule.peak``, ``optimizer.args.weight_decay``). ``plan``:
     ``"src"`` — follow the copied schedule and hyperparameters (an exploit); ``"own"`` — keep the member's
-    own (a fork: the source's weights and moments, the member's own schedule from here on). ``record``:
-    write a lineage entry (step, member, copied, the explored values after the copy)."""
+    own (a fork: the source's weights and moments, the member's own schedule from here on). ``set``: leaves
+    named by config keys set to a value after the copy (``schedule.anneal_at``). ``record``: write a
+    lineage entry (step, member, copied, the explored values after the copy). A member that was not
+    training starts here with the source's update count and history."""
 
     src: int
     factors: Mapping[str, float] = dataclasses.field(default_factory=dict)
     plan: str = "src"
     record: bool = True
+    set: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
 class Decision:
     """What happens at a decision point: ``stop`` — members whose training ends here (``{member:
     status}``, e.g. ``"pruned"``); ``copy`` — members whose row becomes a :class:`Copy` (a member not
-    alive yet starts training from it)."""
+    alive yet starts training from it); ``then`` — a decision carried out after this one at the same
+    step (its copies read the rows this one left: fork a member just exploited)."""
 
     stop: dict[int, str] = dataclasses.field(default_factory=dict)
     copy: dict[int, Copy] = dataclasses.field(default_factory=dict)
+    then: "Decision | None" = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """One member of the population a strategy makes of the sweep's configurations (:meth:`Strategy.expand`).
+
+    ``config``: what it trains (its own ``train.steps``); ``label``; ``origin``: the index of the sweep
+    configuration it comes from; ``role``: what the strategy made of it (a JSON-safe mapping such as
+    ``{"run": "cooldown", "horizon": 1000, "shape": "linear", "fork": 800}``; None: the configuration
+    itself); ``waits``: not training until a :class:`Copy` starts it; ``owner``: a hidden scratch member
+    (an annealed copy) that serves member ``owner`` — never reported, its updates counted for its owner."""
+
+    config: Config
+    label: str
+    origin: int
+    role: Mapping[str, Any] | None = None
+    waits: bool = False
+    owner: int | None = None
 
 
 class Population(Protocol):
@@ -67,8 +101,13 @@ class Population(Protocol):
         """Alive members per compiled group (copies happen within a group: one state structure)."""
         ...
 
-    def ranked(self, ids: list[int]) -> list[int]:
-        """``ids`` best first by the selection metric (validation) at this step; missing or non-finite last."""
+    def ranked(self, ids: list[int], proxy: Mapping[int, int] | None = None) -> list[int]:
+        """``ids`` best first by the selection metric (validation) at this step; missing or non-finite last.
+        ``proxy``: member ``i`` is scored by member ``proxy[i]``'s evaluation (an annealed copy's)."""
+        ...
+
+    def metric(self, i: int) -> float | None:
+        """Member ``i``'s selection metric at this step (None when it was not evaluated here)."""
         ...
 
     def label(self, i: int) -> str:
@@ -88,6 +127,10 @@ class Strategy:
     changes_plans: ClassVar[bool] = False
     #: every configuration must have the same ``train.steps`` (the decision points are in its updates)
     one_length: ClassVar[bool] = True
+    #: members of different ``train.steps`` share a compiled group (each leaves it at its own end)
+    mixes_lengths: ClassVar[bool] = False
+    #: every result carries the rate schedule it followed as an lrjax spec (``schedule_spec``)
+    exports_schedules: ClassVar[bool] = False
 
     @classmethod
     def parse(cls, data: Mapping[str, Any], *, steps: int, num_configs: int) -> "Strategy":
@@ -98,9 +141,28 @@ class Strategy:
         """The strategy as a YAML/JSON-safe mapping (``summary.json``)."""
         return {"name": self.name}
 
+    def expand(self, configs: Sequence[Config], labels: Sequence[str]) -> list[Plan]:
+        """The members that train, from the sweep's validated configurations (default: one each, as they
+        are). Refuses what the strategy cannot work on with a :class:`SweepError` naming the key; called
+        once before anything is written, so it must be deterministic."""
+        return [Plan(c, lab, i) for i, (c, lab) in enumerate(zip(configs, labels))]
+
+    def schedule(self, schedule: Schedule) -> Schedule:
+        """The schedule every member trains with, from its configured one (default: unchanged; annealed
+        ranking wraps it in an :class:`lrjax.Anneal` that is off, so copies can be cooled by setting leaves)."""
+        return schedule
+
     def decision_points(self, steps: int) -> list[int]:
-        """The updates (inside the run, sorted) after which :meth:`decide` is called."""
+        """The updates (in ``[0, steps)``, sorted) after which :meth:`decide` is called (0: before training)."""
         return []
+
+    def evaluation_points(self, steps: int) -> list[int]:
+        """The decision points where members are ranked, so evaluated (default: every one)."""
+        return self.decision_points(steps)
+
+    def most_alive(self, n: int) -> int:
+        """The most of ``n`` members training at once (an accelerator's chunks are sized for them)."""
+        return n
 
     def check(self, exp: Experiment) -> None:
         """Refuse, before anything trains, a group this strategy cannot work on (a :class:`SweepError`)."""
@@ -116,6 +178,20 @@ class Strategy:
     def reported_keys(self) -> tuple[str, ...]:
         """Config keys whose final values the console table shows per configuration (PBT: the explored ones)."""
         return ()
+
+    # -- the run directory ------------------------------------------------------------
+    def table(self, rows: list[dict[str, Any]], results: Sequence[Any]) -> list[dict[str, Any]]:
+        """The rows of ``results.md``/``results.csv`` and ``summary.json``'s ``table`` (default as given:
+        best first). ``results``: the :class:`~lrjax.sweep.ConfigResult` of every reported member."""
+        return rows
+
+    def summary(self, results: Sequence[Any]) -> dict[str, Any]:
+        """Entries this strategy adds to ``summary.json`` (JSON-safe)."""
+        return {}
+
+    def figures(self, results: Sequence[Any], run_dir: str, title: str = "") -> list[str]:
+        """Figures this strategy draws into ``run_dir`` (file names)."""
+        return []
 
     def state_dict(self) -> Any:
         """Host state the strategy carries between decisions (saved with each snapshot)."""
@@ -181,18 +257,34 @@ def strategy_of(spec: Any, configs: list[Any]) -> Strategy:
     steps = sorted({c.config.train.steps for c in configs})
     if cls is not None and cls.one_length and len(steps) > 1:
         raise SweepError(f"strategy {name!r} needs one run length for every configuration, got train.steps in {steps}")
-    return parse_strategy(data, max(steps, default=1), len(configs))
+    strategy = parse_strategy(data, max(steps, default=1), len(configs))
+    strategy.expand([c.config for c in configs], [c.label for c in configs])  # refuse what it cannot train now
+    return strategy
 
 
 # ----------------------------------------------------------------------------- value checks for parse()
 
-def steps_value(value: Any, where: str, steps: int) -> int:
-    """A number of updates, or a duration string (``"10%"``, ``"200 steps"``) of the run."""
+def steps_value(value: Any, where: str, steps: int, config: Config | None = None) -> int:
+    """A number of updates, or a duration string of the run: ``"10%"``, ``"200 steps"`` and, given the
+    configuration (its batch, accumulation and ``data.context``), ``"20M tokens"`` or ``"6e4 examples"``
+    (:func:`lrjax.to_steps`)."""
     if isinstance(value, str):
         amount, unit = parse_duration(value, where)
-        if unit not in ("fraction", "steps"):
-            raise SweepError(f"{where}={value!r}: give updates or a fraction of the run ('25%'), not {unit}")
-        value = amount * steps if unit == "fraction" else amount
+        if unit in ("tokens", "examples") and config is not None:
+            context = getattr(config.data, "context", None)
+            if unit == "tokens" and not context:
+                raise SweepError(f"{where}={value!r}: a duration in tokens needs the tokens per example "
+                                 "(data.context of a text source); give updates or '25%'")
+            try:
+                value = to_steps(amount, unit, batch_size=config.data.batch_size, total_steps=steps,
+                                 accumulation_steps=config.optimizer.accumulation_steps, context=context)
+            except (TypeError, ValueError) as e:
+                raise SweepError(f"{where}={value!r}: {e}") from None
+        elif unit not in ("fraction", "steps"):
+            raise SweepError(f"{where}={value!r}: give updates or a fraction of the run ('25%')"
+                             f"{', tokens or examples' if config is not None else ''}, not {unit}")
+        else:
+            value = amount * steps if unit == "fraction" else amount
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or float(value) != int(value):
         raise SweepError(f"{where} must be a whole number of updates (or a string like '25%'), got {where}={value!r}")

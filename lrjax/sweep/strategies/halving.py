@@ -1,9 +1,11 @@
-r"""``strategy: {name: halving, rungs: [R1, R2, ...], keep: F}`` — successive halving.
+r"""``strategy: {name: halving, rungs: [R1, R2, ...], keep: F, anneal: a}`` — successive halving.
 
 ASHA's rule, applied synchronously: at each rung :math:`R_j` the :math:`n` configurations still training
 are ranked on the validation metric and the best :math:`\max(1, \lfloor nF \rfloor)` go on (``eta``
 gives :math:`F = 1/\eta`); the others stop (``pruned``) and their rows leave the stacked state, so they
-stop costing compute.
+stop costing compute. With ``anneal`` (a fraction in (0, 1], default off) each configuration is ranked
+on a copy of itself cooled linearly to zero over that share of the updates since the previous rung
+(:mod:`lrjax.sweep.strategies._anneal`): what it would reach, not where its noise is.
 """
 
 from __future__ import annotations
@@ -12,8 +14,18 @@ import dataclasses
 import math
 from typing import Any, Mapping
 
+from lrjax.schedules import Schedule
 from lrjax.sweep._errors import SweepError
-from lrjax.sweep.strategies._base import Decision, Population, Strategy, fraction_value, register, steps_value
+from lrjax.sweep.strategies._anneal import Annealer, anneal_value
+from lrjax.sweep.strategies._base import (
+    Decision,
+    Plan,
+    Population,
+    Strategy,
+    fraction_value,
+    register,
+    steps_value,
+)
 
 __all__ = ["Halving"]
 
@@ -24,10 +36,14 @@ class Halving(Strategy):
     """Successive halving (see the module docs)."""
 
     name = "halving"
-    keys = ("rungs", "keep", "eta")
+    keys = ("rungs", "keep", "eta", "anneal")
 
     rungs: tuple[int, ...] = ()
     keep: float = 0.25
+    anneal: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "annealer", Annealer(self.anneal) if self.anneal is not None else None)
 
     @classmethod
     def parse(cls, data: Mapping[str, Any], *, steps: int, num_configs: int) -> "Halving":
@@ -51,12 +67,26 @@ class Halving(Strategy):
             keep = 1.0 / float(eta)
         else:
             keep = fraction_value(data.get("keep", 0.25), "strategy.keep")
-        return cls(rungs=rungs, keep=keep)
+        return cls(rungs=rungs, keep=keep, anneal=anneal_value(data.get("anneal")))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "rungs": list(self.rungs), "keep": self.keep}
+        out = {"name": self.name, "rungs": list(self.rungs), "keep": self.keep}
+        if self.anneal is not None:
+            out["anneal"] = self.anneal
+        return out
+
+    def expand(self, configs, labels) -> list[Plan]:
+        plans = super().expand(configs, labels)
+        return self.annealer.expand(plans) if self.annealer else plans
+
+    def schedule(self, schedule: Schedule) -> Schedule:
+        return self.annealer.schedule(schedule) if self.annealer else schedule
 
     def decision_points(self, steps: int) -> list[int]:
+        forks = self.annealer.forks(self.rungs) if self.annealer else {}
+        return sorted(set(self.rungs) | set(forks))
+
+    def evaluation_points(self, steps: int) -> list[int]:
         return list(self.rungs)
 
     def survivors(self, n: int) -> int:
@@ -64,11 +94,39 @@ class Halving(Strategy):
         return max(1, math.floor(n * self.keep + 1e-9))
 
     def final_size(self, n: int) -> int:
+        if self.annealer:
+            n = self.annealer.visible or n
         for _ in self.rungs:
             n = self.survivors(n)
         return n
 
     def decide(self, pop: Population) -> Decision:
-        ranked = pop.ranked(pop.alive())
-        keep = self.survivors(len(ranked))
-        return Decision(stop={i: "pruned" for i in ranked[keep:]})
+        decision, alive = Decision(), pop.alive()
+        if pop.step in self.rungs:
+            ranked = self.annealer.rank(pop, alive) if self.annealer else pop.ranked(alive)
+            keep = self.survivors(len(ranked))
+            decision.stop = {i: "pruned" for i in ranked[keep:]}
+            alive = ranked[:keep]
+            if self.annealer:
+                decision.stop.update(self.annealer.discard())
+        forks = self.annealer.forks(self.rungs) if self.annealer else {}
+        if pop.step in forks:
+            fork = self.annealer.fork(sorted(alive), pop.step, forks[pop.step][1])
+            if pop.step in self.rungs:
+                decision.then = fork  # from the survivors' rows, after the pruning
+            else:
+                decision = fork
+        return decision
+
+    def table(self, rows: list[dict[str, Any]], results) -> list[dict[str, Any]]:
+        return self.annealer.columns(rows) if self.annealer else rows
+
+    def summary(self, results) -> dict[str, Any]:
+        return {"rankings": self.annealer.history} if self.annealer else {}
+
+    def state_dict(self) -> Any:
+        return self.annealer.state_dict() if self.annealer else None
+
+    def load_state_dict(self, state: Any) -> None:
+        if self.annealer and state is not None:
+            self.annealer.load_state_dict(state)

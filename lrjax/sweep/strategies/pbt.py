@@ -1,5 +1,5 @@
-r"""``strategy: {name: pbt, interval: I, quantile: q, explore: {KEY: [factors]}, seed: s}`` — population-based
-training (Jaderberg et al., 2017).
+r"""``strategy: {name: pbt, interval: I, quantile: q, explore: {KEY: [factors]}, seed: s, anneal: a}`` —
+population-based training (Jaderberg et al., 2017).
 
 Every ``interval`` updates, within each compiled group, the bottom ``quantile`` of the members (ranked on
 the validation metric) copies the parameters and optimizer state — schedule included — of a member of the
@@ -7,6 +7,8 @@ top ``quantile`` drawn at random (exploit) and multiplies the hyperparameter lea
 (dotted config keys of numeric schedule or optimizer leaves: ``schedule.schedule.peak``,
 ``optimizer.args.weight_decay``) by a factor drawn from each list (explore). Nothing recompiles: the
 copy is a gather of rows, the perturbation a multiplication of leaves. ``seed`` draws the choices.
+``anneal`` (a fraction in (0, 1], default off) ranks each member on a copy of its current plan cooled
+linearly to zero over that share of the interval (:mod:`lrjax.sweep.strategies._anneal`).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import math
 from typing import Any, Mapping
 
 from lrjax.engine import Experiment
+from lrjax.schedules import Schedule
 from lrjax.sweep._errors import SweepError
 from lrjax.sweep._groups import state_shapes
 from lrjax.sweep._population import explore_leaves, hyperparam_names
-from lrjax.sweep.strategies._base import Copy, Decision, Population, Strategy, register, rng_of, steps_value
+from lrjax.sweep.strategies._anneal import Annealer, anneal_value
+from lrjax.sweep.strategies._base import Copy, Decision, Plan, Population, Strategy, register, rng_of, steps_value
 
 __all__ = ["PBT"]
 
@@ -30,16 +34,18 @@ class PBT(Strategy):
     """Population-based training (see the module docs)."""
 
     name = "pbt"
-    keys = ("interval", "quantile", "explore", "seed")
+    keys = ("interval", "quantile", "explore", "seed", "anneal")
     changes_plans = True
 
     interval: int = 0
     quantile: float = 0.25
     explore: tuple[tuple[str, tuple[float, ...]], ...] = ()
     seed: int = 0
+    anneal: float | None = None
 
     def __post_init__(self) -> None:
         self.rng = rng_of(self.seed)
+        self.annealer = Annealer(self.anneal) if self.anneal is not None else None
 
     @classmethod
     def parse(cls, data: Mapping[str, Any], *, steps: int, num_configs: int) -> "PBT":
@@ -72,14 +78,32 @@ class PBT(Strategy):
         seed = data.get("seed", 0)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise SweepError(f"strategy.seed must be an integer >= 0, got strategy.seed={seed!r}")
-        return cls(interval=interval, quantile=float(q), explore=tuple(explore), seed=seed)
+        return cls(interval=interval, quantile=float(q), explore=tuple(explore), seed=seed,
+                   anneal=anneal_value(data.get("anneal")))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "interval": self.interval, "quantile": self.quantile,
-                "explore": {k: list(v) for k, v in self.explore}, "seed": self.seed}
+        out = {"name": self.name, "interval": self.interval, "quantile": self.quantile,
+               "explore": {k: list(v) for k, v in self.explore}, "seed": self.seed}
+        if self.anneal is not None:
+            out["anneal"] = self.anneal
+        return out
+
+    def expand(self, configs, labels) -> list[Plan]:
+        plans = super().expand(configs, labels)
+        return self.annealer.expand(plans) if self.annealer else plans
+
+    def schedule(self, schedule: Schedule) -> Schedule:
+        return self.annealer.schedule(schedule) if self.annealer else schedule
+
+    def _exploits(self, steps: int) -> list[int]:
+        return list(range(self.interval, steps, self.interval))
 
     def decision_points(self, steps: int) -> list[int]:
-        return list(range(self.interval, steps, self.interval))
+        forks = self.annealer.forks(self._exploits(steps)) if self.annealer else {}
+        return sorted(set(self._exploits(steps)) | set(forks))
+
+    def evaluation_points(self, steps: int) -> list[int]:
+        return self._exploits(steps)
 
     def check(self, exp: Experiment) -> None:
         """Every explore key names a numeric leaf of the state, or a SweepError says what the state holds."""
@@ -97,11 +121,26 @@ class PBT(Strategy):
 
     def decide(self, pop: Population) -> Decision:
         decision = Decision()
+        forks = self.annealer.forks(self._exploits(pop.step + self.interval + 1)) if self.annealer else {}
+        if pop.step % self.interval == 0 and pop.step > 0:
+            decision = self._exploit(pop)
+        if pop.step in forks:
+            fork = self.annealer.fork(pop.alive(), pop.step, forks[pop.step][1])
+            if pop.step % self.interval == 0 and pop.step > 0:
+                decision.then = fork  # from the rows the exploit left
+            else:
+                decision = fork
+        return decision
+
+    def _exploit(self, pop: Population) -> Decision:
+        decision = Decision()
+        if self.annealer:
+            decision.stop = self.annealer.discard()
         for ids in pop.groups():
             n = int(len(ids) * self.quantile)
             if n < 1:
                 continue
-            ranked = pop.ranked(ids)
+            ranked = self.annealer.rank(pop, ids) if self.annealer else pop.ranked(ids)
             top, bottom = ranked[:n], ranked[-n:]
             for b in bottom:
                 src = int(top[self.rng.integers(len(top))])
@@ -112,8 +151,20 @@ class PBT(Strategy):
     def reported_keys(self) -> tuple[str, ...]:
         return tuple(k for k, _ in self.explore)
 
+    def table(self, rows: list[dict[str, Any]], results) -> list[dict[str, Any]]:
+        return self.annealer.columns(rows) if self.annealer else rows
+
+    def summary(self, results) -> dict[str, Any]:
+        return {"rankings": self.annealer.history} if self.annealer else {}
+
     def state_dict(self) -> Any:
+        if self.annealer:
+            return {"rng": self.rng.bit_generator.state, "anneal": self.annealer.state_dict()}
         return self.rng.bit_generator.state
 
     def load_state_dict(self, state: Any) -> None:
-        self.rng.bit_generator.state = state
+        if self.annealer:
+            self.rng.bit_generator.state = state["rng"]
+            self.annealer.load_state_dict(state["anneal"])
+        else:
+            self.rng.bit_generator.state = state
