@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["COLUMNS", "COLUMN_INDEX", "py_value", "train_record", "eval_record", "selection_key", "is_better",
-           "points", "eval_points", "log_points", "nonfinite_update", "run_records", "summarise"]
+           "points", "eval_points", "log_points", "nonfinite_update", "run_records", "summarise", "early_stop_step"]
 
 # The per-micro-step metrics the runner records (lrjax.engine.COLUMNS), in table order, and their indices.
 COLUMNS = ("loss", "accuracy", "grad_norm", "lr", "momentum", "finite")
@@ -166,3 +166,29 @@ def summarise(records: list[dict[str, Any]], key: str, higher: bool
         if is_better(r.get(key), (best or {}).get(key), higher):
             best = r
     return (train[-1] if train else {}), (evals[-1] if evals else {}), best
+
+
+# ----------------------------------------------------------------------------- early stopping
+
+def early_stop_step(state: dict[str, Any], value: float | None, step: int, rule: Any) -> bool:
+    r"""One evaluation's value through ``train.early_stop``'s rule (``rule``: metric, patience, min_delta);
+    ``state`` (``best``, ``misses``, ``best_step``) is updated in place; True when the run stops here.
+
+    Improved when :math:`v < b - \delta` for a loss (:math:`v > b + \delta` for accuracy, R²), :math:`b` the
+    best so far, :math:`\delta` = ``min_delta``; else (or a missing or non-finite value) a miss; ``patience``
+    misses in a row stop the run. ``lrjax train`` and every member of a sweep follow this one rule.
+
+    >>> class Rule: metric, patience, min_delta = "loss", 2, 0.0
+    >>> st = {}
+    >>> [early_stop_step(st, v, s, Rule) for s, v in enumerate([1.0, 0.8, 0.9, 0.85, 0.7])]
+    [False, False, False, True, False]
+    """
+    metric = rule.metric[4:] if rule.metric.startswith("val_") else rule.metric
+    higher = metric in ("accuracy", "r2")
+    best = state.get("best")
+    ok = value is not None and math.isfinite(value)
+    if ok and (best is None or (value > best + rule.min_delta if higher else value < best - rule.min_delta)):
+        state.update(best=float(value), misses=0, best_step=int(step))
+        return False
+    state["misses"] = state.get("misses", 0) + 1
+    return state["misses"] >= rule.patience

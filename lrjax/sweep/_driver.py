@@ -46,7 +46,7 @@ from lrjax.engine import (
     seed_key,
     with_validation,
 )
-from lrjax.engine._records import COLUMN_INDEX, eval_record, run_records, selection_key, summarise
+from lrjax.engine._records import COLUMN_INDEX, early_stop_step, eval_record, run_records, selection_key, summarise
 from lrjax.engine._util import fetch, frozen_heap, stack_trees
 from lrjax.schedules import Schedule
 from lrjax.sweep import _groups
@@ -263,6 +263,8 @@ class _Sweep:
         ``checkpoint_every`` updates."""
         pts = {p for p in self.decisions if 0 < p < steps} | {steps}
         pts |= {m.exp.config.train.steps for m in self.members if m.exp.config.train.steps < steps}
+        pts |= {p for m in self.members if m.exp.config.train.early_stop is not None  # members that may stop
+                for p in self.evaluates[m.index] if p < steps}
         if self.checkpoint_every and self.on_stage is not None:
             pts |= set(range(self.checkpoint_every, steps, self.checkpoint_every))
         return sorted(pts)
@@ -361,7 +363,9 @@ class _Sweep:
     def run(self, restore: Any) -> tuple[list[ConfigResult], list[dict[str, Any]]]:
         for m in self.members:
             m.schedules = [(0, m.exp.schedule)]
-        if not self.decisions and restore is None and self.on_stage is None and not self.strategy.mixes_lengths:
+        stops = any(m.exp.config.train.early_stop is not None for m in self.members)
+        if not self.decisions and restore is None and self.on_stage is None and not self.strategy.mixes_lengths \
+                and not stops:
             return self._run_to_end()  # one chunk on the devices at a time, nothing to decide or save
         if callable(restore):
             restore = restore(self.template)
@@ -442,9 +446,25 @@ class _Sweep:
         for m in self.members:
             if m.alive and m.exp.config.train.steps == step:
                 decision.stop.setdefault(m.index, "completed")
+            elif m.alive and self._stops_early(m, step):
+                decision.stop.setdefault(m.index, "early_stopped")
         while decision is not None:
             self._apply(decision, step)
             decision = decision.then
+
+    def _stops_early(self, m: Any, step: int) -> bool:
+        """Whether member ``m``'s ``train.early_stop`` ends it after update ``step``: its evaluations so far
+        through the rule ``lrjax train`` follows (:func:`~lrjax.engine._records.early_stop_step`), replayed
+        from its records (nothing to checkpoint); it then leaves the stacked state like a pruned member."""
+        rule = m.exp.config.train.early_stop
+        if rule is None or step not in self.evaluates[m.index]:
+            return False
+        metric = rule.metric[4:] if rule.metric.startswith("val_") else rule.metric
+        state: dict[str, Any] = {}
+        stop = False
+        for p in sorted(k for k in m.evals if k <= step and k in self.evaluates[m.index]):
+            stop = early_stop_step(state, m.evals[p].get(m.exp.selection_split, {}).get(metric), p, rule)
+        return stop
 
     def _own(self, i: int) -> tuple[Any, Any]:
         """Member ``i``'s own plan (its schedule and hyperparameters, as its initial state holds them) and

@@ -199,14 +199,15 @@ def console_table(results: Sequence[ConfigResult], rows: Sequence[dict[str, Any]
     by_label = {r.label: r for r in results}
     shown = list(rows[:limit])
     metric = [row.get(key) for row in shown]
-    tied = [v is not None and ((i > 0 and metric[i - 1] == v) or (i + 1 < len(metric) and metric[i + 1] == v))
+    ranked = all("rank" in row for row in shown)  # a strategy's own table (a cooldown study) is not a ranking
+    tied = [ranked and v is not None and ((i > 0 and metric[i - 1] == v) or (i + 1 < len(metric) and metric[i + 1] == v))
             for i, v in enumerate(metric)]
 
     def status(row: dict[str, Any]) -> str:
         st = str(row["status"])
         return f"pruned@{row['stopped_at']}" if st == "pruned" and row.get("stopped_at") is not None else st
 
-    cells = [[f"{row['rank']}{'=' if t else ''}", str(row["label"]), _cell(row.get(key)),
+    cells = [[f"{row.get('rank', '-')}{'=' if t else ''}", str(row["label"]), _cell(row.get(key)),
               *([_cell(row.get(twin))] if twin else []), status(row), str(row.get("steps", "-"))]
              for row, t in zip(shown, tied)]
     head = ["rank", "label", key, *([twin] if twin else []), "status", "steps"]
@@ -230,7 +231,7 @@ def console_table(results: Sequence[ConfigResult], rows: Sequence[dict[str, Any]
         lines.append(f"... {len(rows) - len(shown)} more in results.md")
     if any(tied):
         lines.append(f"= tied on {key}; ranked by {tie_break(rank_by, split)}")
-    if num_selection and rank_by == "accuracy" and len(rows) > 1:
+    if ranked and num_selection and rank_by == "accuracy" and len(rows) > 1:
         top, second = rows[0].get(key), rows[1].get(key)
         if top is not None and second is not None and (top - second) * num_selection < 2 - 1e-6:
             gap = round((top - second) * num_selection)

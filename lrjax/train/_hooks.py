@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import jax
 
-from lrjax.engine._records import eval_record, is_better, selection_key, train_record
+from lrjax.engine._records import early_stop_step, eval_record, is_better, selection_key, train_record
 
 if TYPE_CHECKING:  # pragma: no cover
     from lrjax.engine import TrainState
@@ -145,32 +145,21 @@ class ProgressHook:
 
 
 class EarlyStopHook:
-    r"""Ends the run when the validation metric has not improved for ``patience`` evaluations
-    (``train.early_stop``). After each evaluation with value :math:`v` and best so far :math:`b`:
-    improved when :math:`v < b - \delta` (a loss) or :math:`v > b + \delta` (accuracy, R²), with
-    :math:`\delta` = ``min_delta``; else a miss; ``patience`` misses in a row set the run's status to
-    ``early_stopped`` and the loop saves a checkpoint and ends. It reads the value when the evaluation is
-    made (one device read per evaluation, not per step); its count and best are checkpointed."""
+    """Ends the run when the validation metric has not improved for ``patience`` evaluations
+    (``train.early_stop``; the rule: :func:`~lrjax.engine._records.early_stop_step`): the run's status
+    becomes ``early_stopped`` and the loop saves a checkpoint and ends. It reads the value when the
+    evaluation is made (one device read per evaluation, not per step); its count and best are checkpointed."""
 
-    def __init__(self, every: int, metric: str, patience: int, min_delta: float):
-        self.every, self.patience, self.min_delta = every, int(patience), float(min_delta)
-        self.metric = metric[4:] if metric.startswith("val_") else metric
-        self.higher = self.metric in ("accuracy", "r2")
+    def __init__(self, every: int, rule: Any):
+        self.every, self.rule = every, rule
+        self.metric = rule.metric[4:] if rule.metric.startswith("val_") else rule.metric
 
     def __call__(self, run: "Run", state: "TrainState") -> None:
         metrics = run.take_eval_metrics()
         if metrics is None:
             return
         value = float(jax.device_get(metrics[run.selection_split][self.metric]))
-        st = run.early_stop
-        best = st.get("best")
-        better = value == value and (best is None or (value > best + self.min_delta if self.higher
-                                                        else value < best - self.min_delta))
-        if better:
-            st.update(best=value, misses=0, best_step=run.step)
-        else:
-            st["misses"] = st.get("misses", 0) + 1
-        if st.get("misses", 0) >= self.patience:
+        if early_stop_step(run.early_stop, value, run.step, self.rule):
             run.stop_reason = "early_stopped"
 
 

@@ -311,8 +311,7 @@ def default_hooks(cfg: Config, run_dir: str, *, initial_step: int, progress: boo
     primary = jax.process_index() == 0
     hooks: list[Hook] = [LogHook(t.log_every), EvalHook(t.eval_every)]
     if t.early_stop is not None:
-        e = t.early_stop
-        hooks.append(EarlyStopHook(t.eval_every, e.metric, e.patience, e.min_delta))
+        hooks.append(EarlyStopHook(t.eval_every, t.early_stop))
     hooks.append(CheckpointHook(t.checkpoint_every))
     if progress and primary:
         hooks.append(ProgressHook(t.log_every, total=t.steps, initial=initial_step))
