@@ -137,7 +137,7 @@ def main() -> None:
           f"{platform.processor() or platform.machine()}")
     print(f"{'family':<26} {'closure ms':>10} {'arg ms':>8} {'optax ms':>9} {'ratio':>6} {'arg ratio':>9}  max rel diff")
     worst, worst_arg = (0.0, ""), (0.0, "")
-    for name, (fo, fa, ft, diff) in fns.items():
+    for name, (_fo, _fa, ft, diff) in fns.items():
         ours = statistics.median(times[name][0]) * 1e3
         arg = statistics.median(times[name][2]) * 1e3
         if ft is None:

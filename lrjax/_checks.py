@@ -25,7 +25,8 @@ from __future__ import annotations
 import difflib
 import math
 import operator
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["closest", "fail", "number", "integer", "choice", "is_int"]
 
@@ -66,8 +67,11 @@ def _bounds(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) ->
 
 
 def number(owner: str, name: str, value: Any, *, lo: float | None = None, hi: float | None = None,
-           lo_open: bool = False, hi_open: bool = False, finite: bool = True) -> float:
+           lo_open: bool = False, hi_open: bool = False, finite: bool = True,
+           error: type[Exception] | None = None) -> float:
     """``value`` as a float: a real number (not a bool), finite unless ``finite=False``, within the bounds.
+    ``error``: the exception class of every failure (a config layer's ``ConfigError``), instead of
+    ``TypeError`` for a value that is no number and ``ValueError`` for one out of bounds.
 
     >>> number("scale_lr", "factor", 2)
     2.0
@@ -77,27 +81,28 @@ def number(owner: str, name: str, value: Any, *, lo: float | None = None, hi: fl
     ValueError: OneCycle: pct_start must be a number in [0, 1], got pct_start=1.5
     """
     if isinstance(value, (bool, str, bytes)) or value is None or not hasattr(value, "__float__"):
-        raise fail(owner, name, value, "a number", TypeError)
+        raise fail(owner, name, value, "a number", error or TypeError)
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise fail(owner, name, value, "a number", TypeError) from None
+        raise fail(owner, name, value, "a number", error or TypeError) from None
     bounds = _bounds(lo, hi, lo_open, hi_open)
     two_sided = lo is not None and hi is not None  # finite by its bounds
     what = "a finite number" if finite and not two_sided else "a number"
     what += f" {bounds}" if bounds else ""
     if math.isnan(v) or (finite and math.isinf(v)):
-        raise fail(owner, name, value, what)
+        raise fail(owner, name, value, what, error or ValueError)
     lt = operator.le if lo_open else operator.lt
     gt = operator.ge if hi_open else operator.gt
     if (lo is not None and lt(v, lo)) or (hi is not None and gt(v, hi)):
-        raise fail(owner, name, value, what)
+        raise fail(owner, name, value, what, error or ValueError)
     return v
 
 
 def integer(owner: str, name: str, value: Any, *, lo: int | None = None, hi: int | None = None,
-            integral_floats: bool = False) -> int:
-    """``value`` as an int (not a bool; with ``integral_floats``, ``3.0`` counts), within ``[lo, hi]``.
+            integral_floats: bool = False, error: type[Exception] | None = None) -> int:
+    """``value`` as an int (not a bool; with ``integral_floats``, ``3.0`` counts), within ``[lo, hi]``;
+    ``error`` as for :func:`number`.
 
     >>> integer("lr_range_test", "num_steps", 1, lo=2)
     Traceback (most recent call last):
@@ -109,10 +114,10 @@ def integer(owner: str, name: str, value: Any, *, lo: int | None = None, hi: int
     if integral_floats and isinstance(value, float) and value.is_integer():
         value = int(value)
     if not is_int(value):
-        raise fail(owner, name, value, what, TypeError)
+        raise fail(owner, name, value, what, error or TypeError)
     v = int(value)
     if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise fail(owner, name, value, what)
+        raise fail(owner, name, value, what, error or ValueError)
     return v
 
 

@@ -47,7 +47,8 @@ import sys
 import tempfile
 import threading
 import warnings
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 try:
     import fcntl
@@ -162,11 +163,10 @@ def strict_json(obj: Any) -> tuple[Any, list[str]]:
             return {k: clean(v, f"{path}.{k}" if path else str(k)) for k, v in x.items()}
         if isinstance(x, (list, tuple)):
             return [clean(v, f"{path}[{i}]") for i, v in enumerate(x)]
-        if isinstance(x, float) or (hasattr(x, "dtype") and getattr(x, "shape", None) == ()
-                                    and getattr(x.dtype, "kind", "") == "f"):
-            if not math.isfinite(float(x)):
-                replaced.append(path)
-                return None
+        if (isinstance(x, float) or (hasattr(x, "dtype") and getattr(x, "shape", None) == ()
+                                    and getattr(x.dtype, "kind", "") == "f")) and not math.isfinite(float(x)):
+            replaced.append(path)
+            return None
         return x
 
     return clean(obj, ""), replaced
@@ -412,7 +412,7 @@ def _acquire(lock_path: str, directory: str, what: str):
 
 def _acquire_filelock(lock_path: str, directory: str, what: str):
     try:
-        import filelock
+        import filelock  # noqa: PLC0415 - optional dependency
     except ImportError:
         return lambda: None  # no lock available on this platform: run unlocked, as before
     lock = filelock.FileLock(lock_path, timeout=0)

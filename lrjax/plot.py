@@ -22,10 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lrjax.schedules import Lambda
-from lrjax.schedules._base import _CHILD, _LEAF, Schedule, _field_kind
-from lrjax.schedules._cyclic import MomentumOf
-from lrjax.schedules._spec import from_spec
+import lrjax.schedules as L
+from lrjax.schedules import CHILD, LEAF, Lambda, MomentumOf, Schedule, field_kind, from_spec
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -37,9 +35,9 @@ __all__ = ["plot_schedules", "gallery", "gallery_schedules", "describe", "compan
 
 # -- helpers -------------------------------------------------------------------
 
-def _figure(**kw: Any) -> "Figure":
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def _figure(**kw: Any) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415 - matplotlib loads only when a figure is drawn
+    from matplotlib.figure import Figure  # noqa: PLC0415 - matplotlib loads only when a figure is drawn
 
     fig = Figure(**kw)
     FigureCanvasAgg(fig)
@@ -68,14 +66,14 @@ def _as_named(schedules: Any) -> dict[str, Schedule]:
     )
 
 
-def _default_steps(scheds: Seq[Schedule]) -> int:
+def default_steps(scheds: Seq[Schedule]) -> int:
     h = max((float(np.max(np.asarray(s.horizon))) for s in scheds), default=0.0)
     return int(max(100, np.ceil(1.15 * h)))
 
 
 def _steps_array(steps: Any, scheds: Seq[Schedule]) -> np.ndarray:
     if steps is None:
-        steps = _default_steps(scheds)
+        steps = default_steps(scheds)
     if np.ndim(steps) == 0:
         n = int(steps)
         if n < 1:
@@ -136,12 +134,12 @@ def describe(s: Schedule, *, max_items: int = 4) -> str:
     parts = []
     for f in dataclasses.fields(s):
         v = getattr(s, f.name)
-        kind = _field_kind(f)
-        if kind == _CHILD:
+        kind = field_kind(f)
+        if kind == CHILD:
             items = v if isinstance(v, tuple) else (v,)
             parts.append(f"{f.name}=" + "+".join(type(c).__name__ for c in items) if len(items) > 1 else None)
             continue
-        if kind == _LEAF:
+        if kind == LEAF:
             a = np.asarray(v, dtype=np.float64)
             d = None if f.default is dataclasses.MISSING else np.asarray(f.default if f.default is not None else np.nan)
             if d is not None and a.shape == np.shape(d) and np.all(a.astype(np.float32) == np.float32(d)):
@@ -154,7 +152,7 @@ def describe(s: Schedule, *, max_items: int = 4) -> str:
             txt = repr(v) if isinstance(v, str) else str(v)
         parts.append(f"{f.name}={txt}")
     parts = [p for p in parts if p]
-    kids = [getattr(s, f.name) for f in dataclasses.fields(s) if _field_kind(f) == _CHILD]
+    kids = [getattr(s, f.name) for f in dataclasses.fields(s) if field_kind(f) == CHILD]
     name = type(s).__name__
     if len(kids) == 1 and isinstance(kids[0], Schedule):
         name += f"[{type(kids[0]).__name__}]"
@@ -169,10 +167,10 @@ def plot_schedules(
     steps: int | Seq[int] | np.ndarray | None = None,
     *,
     momentum: bool | Mapping[str, Schedule | None] = True,
-    ax: "Axes | None" = None,
+    ax: Axes | None = None,
     title: str | None = None,
     log: bool = False,
-) -> "Figure":
+) -> Figure:
     """Plot one or several schedules on one axis; return the matplotlib ``Figure``.
 
     Args:
@@ -236,8 +234,6 @@ def plot_schedules(
 
 def gallery_schedules() -> dict[str, Schedule]:
     """One example of every schedule family, by family name (what :func:`gallery` draws)."""
-    import lrjax.schedules as L
-
     cos = L.CosineDecay(1.0, 900, floor=0.05)
     out: dict[str, Schedule] = {
         "constant": L.Constant(0.5),
@@ -273,7 +269,7 @@ def gallery_schedules() -> dict[str, Schedule]:
     return out
 
 
-def gallery(path: str | Path | None = None, steps: int = 1000, *, ncols: int = 4, dpi: int = 100) -> "Figure":
+def gallery(path: str | Path | None = None, steps: int = 1000, *, ncols: int = 4, dpi: int = 100) -> Figure:
     """Draw every schedule family in a grid, one panel each; save it to ``path`` if given.
 
     >>> fig = gallery("/tmp/gallery.png", steps=1000)

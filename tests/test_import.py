@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 HEAVY = ("flax", "orbax", "matplotlib", "tensorflow", "torch")
 
@@ -102,7 +103,72 @@ def test_layers_import_top_down():
                 if name == "lrjax" and mod != "lrjax.cli":
                     bad.append(f"{mod} imports the top-level lrjax namespace")
                 other = _layer(name)
-                # the finder's generic range test (part of `import lrjax`) sits on the engine's runner
-                if other is not None and other > own and not (mod.startswith("lrjax.train") and other == 5):
+                if other is not None and other > own:
                     bad.append(f"{mod} (layer {own}) imports {name} (layer {other})")
     assert bad == []
+
+
+def _package(module: str) -> str:
+    """``lrjax.engine._build`` -> ``lrjax.engine``; ``lrjax.plot`` -> ``lrjax.plot``."""
+    return ".".join(module.split(".")[:2])
+
+
+def _imports() -> list[tuple[str, str, list[str]]]:
+    """``(importing module, imported module, names)`` of every absolute ``from lrjax... import`` in lrjax."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1] / "lrjax"
+    out = []
+    for p in sorted(root.rglob("*.py")):
+        parts = p.relative_to(root.parent).with_suffix("").parts
+        mod = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.startswith("lrjax"):
+                out.append((mod, node.module, [a.name for a in node.names]))
+    return out
+
+
+def test_no_private_name_crosses_a_package():
+    """A package uses another through its public names: no ``_name`` imported across packages, and outside the
+    command line no import from another package's private module (``lrjax.engine._util``)."""
+    bad = []
+    for mod, imported, names in _imports():
+        if _package(mod) == _package(imported):
+            continue
+        bad += [f"{mod} imports {imported}.{n}" for n in names if n.startswith("_") and not n.startswith("__")]
+        private_module = any(part.startswith("_") for part in imported.split(".")[2:])
+        if private_module and not mod.startswith("lrjax.cli"):
+            bad.append(f"{mod} imports from {imported}")
+    assert bad == []
+
+
+def _public(module: Any) -> set[str]:
+    return set(module.__all__)
+
+
+def test_the_lazy_export_lists_are_checked():
+    """``lrjax``'s lazy names and its TYPE_CHECKING imports are the same list; ``lrjax.engine``'s ``__all__`` is its
+    eager imports and its lazy names; every listed name resolves."""
+    import ast
+    import pathlib
+
+    import lrjax
+    import lrjax.engine
+
+    src = (pathlib.Path(lrjax.__file__)).read_text()
+    tree = ast.parse(src)
+    typed = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            for sub in node.body:
+                if isinstance(sub, ast.ImportFrom):
+                    typed |= {(sub.module, a.name) for a in sub.names}
+    assert typed == {(m, n) for n, m in lrjax._EXPORTS.items()}
+    assert _public(lrjax) == set(lrjax._EXPORTS) | {"__version__"}
+    eng = ast.parse(pathlib.Path(lrjax.engine.__file__).read_text())
+    eager = {a.asname or a.name for node in eng.body if isinstance(node, ast.ImportFrom)
+             and (node.module or "").startswith("lrjax.engine.") for a in node.names}
+    assert _public(lrjax.engine) == eager | set(lrjax.engine._LAZY)
+    for name in sorted(_public(lrjax.engine)):
+        assert getattr(lrjax.engine, name) is not None, name

@@ -72,9 +72,8 @@ def test_a_second_process_is_refused_while_the_first_holds_the_lock_and_admitted
         assert msg.startswith(f"lrjax train: {run} is in use by another process (pid {holder.pid} on ")
         assert socket.gethostname() in msg and "-c" in msg and "since " in msg
         # this process too (another open file description of the same lock file) is refused
-        with pytest.raises(RunDirLocked, match=f"pid {holder.pid}") as info:
-            with lock_run_dir(run):
-                pass
+        with pytest.raises(RunDirLocked, match=f"pid {holder.pid}") as info, lock_run_dir(run):
+            pass
         assert info.value.holder["pid"] == holder.pid and isinstance(info.value, RunDirError)
     finally:
         holder.send_signal(signal.SIGKILL)  # no cleanup runs: the OS drops the flock
@@ -169,9 +168,8 @@ def _enter(path):
 def test_without_fcntl_the_filelock_package_is_used_and_without_it_there_is_no_lock(tmp_path, monkeypatch):
     monkeypatch.setattr(_rundir, "fcntl", None)
     monkeypatch.setitem(sys.modules, "filelock", None)  # not installed
-    with lock_run_dir(tmp_path):
-        with lock_run_dir(tmp_path / "x"):
-            pass
+    with lock_run_dir(tmp_path), lock_run_dir(tmp_path / "x"):
+        pass
 
     class Timeout(Exception):
         pass
@@ -337,9 +335,8 @@ def test_a_read_only_directory_is_refused(tmp_path):
 def test_the_lock_on_an_impossible_path_is_the_same_clear_error(tmp_path):
     f = tmp_path / "file"
     f.write_text("")
-    with pytest.raises(RunDirUnwritable) as e:
-        with lock_run_dir(f / "run"):
-            pass
+    with pytest.raises(RunDirUnwritable) as e, lock_run_dir(f / "run"):
+        pass
     assert _one_line(e).startswith(f"lrjax train: cannot write to {f}/run: ")
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from lrjax.cli._common import fail, file_kind
-from lrjax.plot import _default_steps, companion_momentum, gallery, plot_schedules
+from lrjax.plot import companion_momentum, default_steps, gallery, plot_schedules
 from lrjax.schedules import Schedule, from_spec
 
 __all__ = ["main"]
@@ -116,7 +116,7 @@ def _add_specs(curves: _Curves, path: str, data: Any, kind: str, momentum: bool)
         raise PlotInputError(msg if path in msg else f"{path}: {msg}") from None
     for label, s in items:
         curves.add(label, s, companion_momentum(s) if momentum else None)
-        curves.lengths.append(_default_steps([s]))
+        curves.lengths.append(default_steps([s]))
 
 
 def _epoch_durations(spec: Any, where: str) -> list[str]:

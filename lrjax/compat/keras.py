@@ -13,7 +13,7 @@ module never imports keras.
 
 from __future__ import annotations
 
-from typing import Sequence as Seq
+from collections.abc import Sequence as Seq
 
 import numpy as np
 

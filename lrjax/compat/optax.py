@@ -35,8 +35,9 @@ Array(-1., dtype=float32)
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
-from typing import Sequence as Seq
+from collections.abc import Iterable, Mapping
+from collections.abc import Sequence as Seq
+from typing import Any
 
 from lrjax._checks import choice, fail
 from lrjax._checks import number as _num

@@ -22,13 +22,17 @@ function of the optimizer state (see its docstring).
 
 from __future__ import annotations
 
+from collections.abc import Sequence as Seq
 from typing import Any
-from typing import Sequence as Seq
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from lrjax._checks import choice, fail, integer, number
 from lrjax.compat._common import rate
+from lrjax.compat.torch import ReduceLROnPlateau
+from lrjax.optim import observe_metric
 from lrjax.schedules import Constant, CosineRestarts, MultiStep, PiecewiseConstant, Schedule, StepDecay, Warmup
 
 __all__ = ["CosineLRScheduler", "TanhLRScheduler", "StepLRScheduler", "MultiStepLRScheduler", "PolyLRScheduler",
@@ -208,8 +212,6 @@ class PlateauLRScheduler:
                  mode: str = "max", noise_range_t: Any = None, noise_type: str = "normal", noise_pct: float = 0.67,
                  noise_std: float = 1.0, noise_seed: int | None = None, initialize: bool = True, *,
                  steps_per_epoch: int | None = None) -> None:
-        from lrjax.compat.torch import ReduceLROnPlateau
-
         owner = "PlateauLRScheduler"
         _no_noise(owner, noise_range_t)
         lr = rate(owner, "lr", lr)
@@ -245,13 +247,8 @@ class PlateauLRScheduler:
 
         Pure and jittable; ``epoch`` may be traced (then both outcomes are computed and one kept).
         """
-        import jax
-        import jax.numpy as jnp
-
-        from lrjax.optim import observe_metric
-
         observed = observe_metric(opt_state, metric)
-        if isinstance(epoch, jax.core.Tracer) or isinstance(epoch, jax.Array):
+        if isinstance(epoch, (jax.core.Tracer, jax.Array)):
             past = jnp.asarray(epoch) > self.warmup_t
             return jax.tree.map(lambda a, b: jnp.where(past, a, b), observed, opt_state)
         return observed if epoch > self.warmup_t else opt_state

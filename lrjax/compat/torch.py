@@ -30,13 +30,16 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from typing import Any, Callable, Iterable
-from typing import Sequence as Seq
+from collections.abc import Callable, Iterable
+from collections.abc import Sequence as Seq
+from typing import Any
 
 import numpy as np
+import optax
 
 from lrjax._checks import choice, fail, integer, is_int, number
 from lrjax.compat._common import TabulatedWarning, no_resume, rate
+from lrjax.optim import reduce_on_plateau
 from lrjax.schedules import (
     Constant,
     CosineDecay,
@@ -55,8 +58,9 @@ from lrjax.schedules import (
     StepDecay,
     Table,
     Warmup,
+    depends_on_step,
+    trace_failure,
 )
-from lrjax.schedules._lambda import depends_on_step, trace_failure
 
 __all__ = [
     "LambdaLR",
@@ -327,12 +331,9 @@ def CosineAnnealingWarmRestarts(lr: float, T_0: int, T_mult: int = 1, eta_min: f
     """
     no_resume("CosineAnnealingWarmRestarts", last_epoch)
     lr = rate("CosineAnnealingWarmRestarts", "lr", lr)
-    if not is_int(T_0) or T_0 <= 0:
-        raise ValueError(f"CosineAnnealingWarmRestarts: T_0 must be a positive integer, got T_0={T_0!r}")
-    if not is_int(T_mult) or T_mult < 1:
-        raise ValueError(f"CosineAnnealingWarmRestarts: T_mult must be an integer >= 1, got T_mult={T_mult!r}")
-    if isinstance(eta_min, bool) or not isinstance(eta_min, (int, float)):
-        raise ValueError(f"CosineAnnealingWarmRestarts: eta_min must be a float or int, got eta_min={eta_min!r}")
+    integer("CosineAnnealingWarmRestarts", "T_0", T_0, lo=1, error=ValueError)
+    integer("CosineAnnealingWarmRestarts", "T_mult", T_mult, lo=1, error=ValueError)
+    number("CosineAnnealingWarmRestarts", "eta_min", eta_min, error=ValueError)
     return CosineRestarts(lr, first_period=T_0, period_mult=T_mult, floor=rate("CosineAnnealingWarmRestarts",
                                                                                 "eta_min", eta_min))
 
@@ -516,10 +517,6 @@ def ReduceLROnPlateau(lr: float, mode: str = "min", factor: float = 0.1, patienc
     uses the corrected ``|best|`` test; prefer it for new code. Metrics are compared in float32.
     ``min_lr`` is absolute, as in PyTorch, when the transformation is given to ``inject``.
     """
-    import optax
-
-    from lrjax.optim import reduce_on_plateau
-
     rate("ReduceLROnPlateau", "lr", lr)
     if number("ReduceLROnPlateau", "factor", factor) >= 1.0:
         raise ValueError(f"ReduceLROnPlateau: factor must be < 1.0, got factor={factor!r}")

@@ -20,6 +20,7 @@ import math
 from typing import Any
 
 from lrjax.compat._common import number, rate
+from lrjax.compat.torch import ReduceLROnPlateau
 from lrjax.schedules import (
     Constant,
     CosineDecay,
@@ -116,8 +117,6 @@ def get_scheduler(name: str, learning_rate: float, num_warmup_steps: int | None 
     if name == "constant":
         return Constant(lr)
     if name == "reduce_lr_on_plateau":
-        from lrjax.compat.torch import ReduceLROnPlateau
-
         return ReduceLROnPlateau(lr, **given)
     if num_warmup_steps is None:
         raise ValueError(f"get_scheduler: {name} requires num_warmup_steps, please provide that argument")

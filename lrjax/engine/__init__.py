@@ -36,7 +36,10 @@ from lrjax.engine._config import (
     config_from_dict,
     config_to_dict,
     load_config,
+    loggers,
     parse_duration,
+    parse_override,
+    read_yaml_mapping,
     resolve_train,
     run_name,
     train_counts,
@@ -45,9 +48,31 @@ from lrjax.engine._config import (
 )
 from lrjax.engine._data import BatchIterator, DataError, Dataset, from_arrays, load_dataset
 from lrjax.engine._evaluate import eval_batches, evaluate
-from lrjax.engine._records import COLUMNS, eval_points, log_points
+from lrjax.engine._records import (
+    COLUMN_INDEX,
+    COLUMNS,
+    early_stop_step,
+    eval_points,
+    eval_record,
+    is_better,
+    log_points,
+    nonfinite_update,
+    run_records,
+    selection_key,
+    summarise,
+    train_record,
+)
 from lrjax.engine._runner import Monitor, Source, advance, batch_at
-from lrjax.engine._util import enable_compilation_cache, seed_key
+from lrjax.engine._util import (
+    default_run_dir,
+    enable_compilation_cache,
+    fetch,
+    frozen_heap,
+    put_global,
+    seed_key,
+    stack_trees,
+    unalias,
+)
 
 _LAZY = {
     "MLP": "_models", "CNN": "_models", "ResNet": "_models", "make_model": "_models", "init_params": "_models",
@@ -60,20 +85,26 @@ _LAZY = {
     "find_state": "_optimizer", "spec_schedule": "_optimizer", "momentum_default": "_optimizer",
     "Segment": "_program", "Flags": "_program", "Program": "_program", "compile_segment": "_program",
     "stacked_axes": "_program",
+    "Checkpointer": "_checkpoint", "CheckpointError": "_checkpoint", "CheckpointSaveError": "_checkpoint",
+    "CheckpointFallbackWarning": "_checkpoint",
     "Experiment": "_build", "build_experiment": "_build", "load_data": "_build", "initial_states": "_build",
     "train_arrays": "_build", "split_batches": "_build",
 }
 
 __all__ = [
     "advance", "applied_rate", "apply_overrides", "Average", "batch_at", "BatchIterator", "build_experiment",
-    "build_optimizer", "CNN", "COLUMNS", "compile_segment", "Config", "config_from_dict", "config_to_dict",
-    "ConfigError", "DataConfig", "DataError", "Dataset", "enable_compilation_cache", "eval_batches", "eval_points",
-    "evaluate", "Experiment", "Flags", "from_arrays", "from_schedule", "FromSchedule", "init_params",
-    "initial_states", "load_config", "load_data", "load_dataset", "log_points", "parse_duration", "make_model", "make_optimizer",
-    "make_schedule", "make_task", "MLP", "model_structure", "ModelConfig", "ModelStructure", "momentum_arg", "momentum_default",
-    "Monitor", "OptimizerConfig", "plain_loss", "Program", "ResNet", "run_name", "schedule_free_state", "seed_key", "spec_schedule",
-    "Segment", "SelectionOnTestSetWarning", "Source", "split_batches", "stacked_axes", "Task", "train_arrays", "train_counts", "train_steps", "resolve_train",
-    "train_step", "TrainConfig", "TrainState", "update_count", "with_validation",
+    "build_optimizer", "Checkpointer", "CheckpointError", "CheckpointFallbackWarning", "CheckpointSaveError", "CNN",
+    "COLUMN_INDEX", "COLUMNS", "compile_segment", "Config", "config_from_dict", "config_to_dict", "ConfigError",
+    "DataConfig", "DataError", "Dataset", "default_run_dir", "early_stop_step", "enable_compilation_cache",
+    "eval_batches", "eval_points", "eval_record", "evaluate", "Experiment", "fetch", "find_state", "Flags",
+    "from_arrays", "from_schedule", "FromSchedule", "frozen_heap", "init_params", "initial_states", "is_better",
+    "load_config", "load_data", "load_dataset", "log_points", "loggers", "make_model", "make_optimizer",
+    "make_schedule", "make_task", "MLP", "model_structure", "ModelConfig", "ModelStructure", "momentum_arg",
+    "momentum_default", "Monitor", "nonfinite_update", "OptimizerConfig", "parse_duration", "parse_override", "plain_loss", "Program",
+    "put_global", "read_yaml_mapping", "ResNet", "resolve_train", "run_name", "run_records", "schedule_free_state",
+    "seed_key", "Segment", "selection_key", "SelectionOnTestSetWarning", "Source", "spec_schedule", "split_batches",
+    "stack_trees", "stacked_axes", "summarise", "Task", "train_arrays", "train_counts", "train_record", "train_step",
+    "train_steps", "TrainConfig", "TrainState", "unalias", "update_count", "with_validation",
 ]
 
 

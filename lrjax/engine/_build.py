@@ -31,7 +31,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -330,7 +331,7 @@ def split_batches(ds: Dataset, splits: tuple[str, ...], batch_size: int, multipl
     return {s: eval_batches(*ds.split(s), batch_size, multiple) for s in splits}
 
 
-def initial_states(exps: list["Experiment"], seeds: list[int] | None = None) -> Any:
+def initial_states(exps: list[Experiment], seeds: list[int] | None = None) -> Any:
     """The initial states of ``exps`` (each from its own ``train.seed``, as ``lrjax train`` makes it),
     stacked on the host along a new leading axis: what a sweep or a parallel range test starts from."""
     seeds = [e.config.train.seed for e in exps] if seeds is None else seeds

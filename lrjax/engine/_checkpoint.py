@@ -56,7 +56,8 @@ import threading
 import time
 import traceback
 import warnings
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import jax
 
@@ -282,7 +283,7 @@ class Checkpointer:
     """
 
     def __init__(self, directory: str | os.PathLike, *, keep: int = 3):
-        import orbax.checkpoint as ocp
+        import orbax.checkpoint as ocp  # noqa: PLC0415 - heavy: loaded when a checkpoint is first made
 
         self._ocp = ocp
         self.directory = os.path.abspath(os.fspath(directory))

@@ -18,16 +18,27 @@ lrjax.engine._config.ConfigError: unknown key 'train.stepz' (did you mean 'steps
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import importlib.util
+import inspect
 import json
 import os
 import re
 import types
 import typing
-from typing import Any, Literal, Mapping, Union
+import warnings
+from collections.abc import Mapping
+from typing import Any, Literal, Union
+
+import optax
+import optax.contrib
+import yaml
 
 import lrjax._yaml as _yaml
 from lrjax._checks import closest, fail
+from lrjax.optim import to_steps
+from lrjax.schedules import from_spec
 
 __all__ = [
     "AverageConfig",
@@ -477,8 +488,6 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
 def parse_override(item: str) -> tuple[str, Any]:
     """``"a.b.c=value"`` -> ``("a.b.c", value)``, the value parsed as YAML (``1e-2`` is a number); a
     :class:`ConfigError` names the item for a missing ``=``, an empty key part or unparsable YAML."""
-    import yaml
-
     if "=" not in item:
         raise ConfigError(f"--set expects key=value (e.g. train.steps=100), got {item!r}")
     key, raw = item.split("=", 1)
@@ -514,8 +523,6 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
     >>> print(w[0].message)
     --set optimizer.name=sgd: dropped optimizer.args.weight_decay=0.0001 (an argument of adamw that optax.sgd does not take)
     """
-    import copy
-
     defaults = config_to_dict(Config())
     out = copy.deepcopy(data)
     explicit: list[str] = []
@@ -550,8 +557,6 @@ def optimizer_arguments(name: str) -> tuple[str, ...] | None:
     >>> optimizer_arguments("sgd")
     ('momentum', 'nesterov', 'accumulator_dtype')
     """
-    import inspect
-
     params = inspect.signature(optimizer_factory(name)).parameters.values()
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return None
@@ -561,8 +566,6 @@ def optimizer_arguments(name: str) -> tuple[str, ...] | None:
 
 def _drop_foreign_args(data: dict[str, Any], old_name: Any, explicit: list[str]) -> None:
     """After ``--set optimizer.name=NEW``: drop (with a note) the args NEW does not take, unless set explicitly."""
-    import warnings
-
     opt = data.get("optimizer")
     if not isinstance(opt, dict) or not isinstance(opt.get("args"), dict) or "optimizer.args" in explicit:
         return
@@ -614,8 +617,6 @@ def read_yaml_mapping(path: str | os.PathLike, what: str, example: str,
                       error: type[ConfigError] = ConfigError) -> dict[str, Any]:
     """The mapping in a YAML file (empty file: ``{}``); ``error`` names the path for a missing file, bad
     YAML or a top level that is not a mapping."""
-    import yaml
-
     p = os.fspath(path)
     if not os.path.isfile(p):
         raise error(f"{what} file {p!r} does not exist (expected a YAML file like {example})")
@@ -694,8 +695,6 @@ def with_validation(cfg: Config, *, selects: bool = False) -> Config:
     if v is None:
         v = 0.1 if chooses else 0.0
     elif v == 0 and chooses:
-        import warnings
-
         what = "the selection" if selects else ("reduce-on-plateau" if cfg.plateau is not None else "early stopping")
         warnings.warn(f"data.validation_fraction=0: {what} looks at the test set, whose figures are then no "
                       "longer an unbiased estimate; hold out a validation split (e.g. 0.1)", SelectionOnTestSetWarning,
@@ -722,8 +721,6 @@ def _walk_spec(spec: Any, path: str):
 def schedule_of(spec: Any, where: str, **durations: Any) -> Any:
     """The :class:`lrjax.Schedule` of a spec at config key ``where``, its durations resolved
     (:func:`resolve_durations` keywords); what it refuses is a :class:`ConfigError` naming the key."""
-    from lrjax.schedules import from_spec
-
     try:
         return from_spec(resolve_durations(spec, where=where, **durations), where=where)
     except (TypeError, ValueError) as e:
@@ -860,8 +857,6 @@ def loggers(cfg: Config) -> tuple[str, ...]:
 
 def _installed(module: str) -> bool:
     """Whether ``module`` can be imported, without importing it."""
-    import importlib.util
-
     try:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):  # a parent that fails to import; a module set to None in sys.modules
@@ -1070,8 +1065,6 @@ def resolve_durations(spec: Any, *, total_steps: int, batch_size: int | None = N
 
 
 def _to_steps(value: float, unit: str, **kw: Any) -> int:
-    from lrjax.optim import to_steps
-
     try:
         return int(to_steps(value, unit, batch_size=kw["batch_size"],
                                   accumulation_steps=kw["accumulation_steps"],
@@ -1149,12 +1142,8 @@ def _check_schedule_free(o: OptimizerConfig) -> None:
 
 
 def _check_optimizer_name(name: str) -> None:
-    import optax
-
     valid = _OPTIMIZERS + SCHEDULE_FREE
     if name in SCHEDULE_FREE:
-        import optax.contrib
-
         fn = getattr(optax.contrib, name, None)
     else:
         fn = getattr(optax, name, None)
@@ -1173,11 +1162,8 @@ def optimizer_factory(name: str) -> Any:
     'schedule_free_adamw'
     """
     _check_optimizer_name(name)
-    import optax
 
     if name in SCHEDULE_FREE:
-        import optax.contrib
-
         return getattr(optax.contrib, name)
     return getattr(optax, name)
 

@@ -49,12 +49,14 @@ import hashlib
 import math
 import os
 import pickle
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from lrjax._checks import integer
 from lrjax.engine._config import source_name
+from lrjax.engine._util import cache_dir
 
 __all__ = ["Dataset", "DataError", "BatchIterator", "load_dataset", "from_arrays", "CIFAR10_MD5", "check_token_windows"]
 
@@ -156,7 +158,7 @@ def _split_test(x: np.ndarray, y: np.ndarray, seed: int, test_fraction: float, w
 
 
 def _digits(seed: int, test_fraction: float) -> tuple[np.ndarray, ...]:
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # noqa: PLC0415 - heavy: only the digits need scikit-learn
 
     d = load_digits()
     x = d.images.astype(np.float32)[..., None] / 16.0  # (1797, 8, 8, 1) in [0, 1]
@@ -328,8 +330,6 @@ def _cifar_dir(path: str, trust_pickle: bool = False) -> tuple[np.ndarray, ...]:
 
 def _mnist1d() -> tuple[np.ndarray, ...]:
     """MNIST-1D with the package's standard arguments, generated once and cached as a .npz."""
-    from lrjax.engine._util import cache_dir
-
     path = os.path.join(cache_dir(), "mnist1d-v1.npz")
     if os.path.isfile(path):
         try:
@@ -337,7 +337,7 @@ def _mnist1d() -> tuple[np.ndarray, ...]:
         except DataError:  # a broken cache file (killed mid-write): make it again
             pass
     try:
-        from mnist1d.data import get_dataset_args, make_dataset
+        from mnist1d.data import get_dataset_args, make_dataset  # noqa: PLC0415 - heavy: only MNIST-1D needs it
     except ImportError as e:  # pragma: no cover - mnist1d is a dependency
         raise DataError(f"data.source='mnist1d' needs the mnist1d package: pip install mnist1d ({e})") from None
     state = np.random.get_state()  # make_dataset seeds numpy's global generator; leave the caller's alone

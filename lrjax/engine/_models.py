@@ -40,7 +40,8 @@ import inspect
 import math
 import os
 import sys
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -437,7 +438,7 @@ _builtin_program = jax.jit(_builtin_init, static_argnums=0)
 
 
 @functools.lru_cache(maxsize=64)
-def _structure(build: "_Builder") -> ModelStructure:
+def _structure(build: _Builder) -> ModelStructure:
     abstract = nnx.eval_shape(lambda: build(nnx.Rngs(0)))
     graphdef, params, extra = nnx.split(abstract, nnx.Param, ...)
     params, extra = _abstract(nnx.to_pure_dict(params)), _abstract(_unwrap_keys(nnx.to_pure_dict(extra)))

@@ -31,7 +31,8 @@ Start and stop are traced: any span, cadence or run length reuses the program.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

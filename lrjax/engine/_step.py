@@ -30,7 +30,8 @@ state the averaged weights follow every applied update.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -70,7 +71,7 @@ class TrainState(NamedTuple):
 
     @classmethod
     def create(cls, params: Any, tx: optax.GradientTransformation, *, rng: Any = None, extra: Any = None
-               ) -> "TrainState":
+               ) -> TrainState:
         """A fresh state: step 0, ``tx.init(params)``, no skipped step (pure: jit it to init in one program)."""
         return cls(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
                    rng=jnp.zeros((2,), jnp.uint32) if rng is None else rng, skipped=jnp.zeros((), jnp.int32),
@@ -102,13 +103,13 @@ class Average(NamedTuple):
     ema: jax.Array     # bool: EMA, else SWA
 
     @classmethod
-    def create(cls, params: Any, kind: str, start: int, decay: float | None) -> "Average":
+    def create(cls, params: Any, kind: str, start: int, decay: float | None) -> Average:
         """A fresh average of ``params`` (a copy), ``kind`` ``"swa"`` or ``"ema"``."""
         return cls(params=jax.tree.map(jnp.copy, params), count=jnp.zeros((), jnp.int32),
                    start=jnp.asarray(start, jnp.int32), decay=jnp.asarray(0.0 if decay is None else decay, jnp.float32),
                    ema=jnp.asarray(kind == "ema"))
 
-    def update(self, params: Any, updates: jax.Array, applied: jax.Array) -> "Average":
+    def update(self, params: Any, updates: jax.Array, applied: jax.Array) -> Average:
         """The average after an optimizer step that left ``params`` and ``updates`` applied updates;
         ``applied``: whether this call applied one (accumulation micro-steps do not)."""
         active = applied & (updates > self.start)

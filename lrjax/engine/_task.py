@@ -36,7 +36,8 @@ that padding never enters it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -44,6 +45,7 @@ import numpy as np
 import optax
 
 from lrjax.engine._config import ConfigError
+from lrjax.engine._models import load_reference
 
 __all__ = ["Task", "make_task", "cross_entropy", "mse", "token_cross_entropy"]
 
@@ -222,8 +224,6 @@ def make_task(loss: str | Callable, *, targets_dtype: Any, targets_shape: tuple[
                         token_loss=token_cross_entropy, num_outputs=int(num_outputs))
         return Task(loss, _BUILTIN[loss], True, loss == "cross_entropy", loss == "mse")
     if isinstance(loss, str):
-        from lrjax.engine._models import load_reference
-
         fn, name = load_reference(loss, "loss"), loss
     elif callable(loss):
         fn, name = loss, getattr(loss, "__name__", "loss")

@@ -37,7 +37,8 @@ already works as ``model.factory: "lrjax.engine._transformer:transformer"`` with
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp

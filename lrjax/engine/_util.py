@@ -6,7 +6,8 @@ import contextlib
 import datetime
 import gc
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -41,7 +42,7 @@ def put_global(tree: Any, sharding: NamedSharding) -> Any:
 def fetch(tree: Any) -> Any:
     """Device values to host numpy, gathered from every process when there are several."""
     if jax.process_count() > 1:  # pragma: no cover - multi-host
-        from jax.experimental import multihost_utils
+        from jax.experimental import multihost_utils  # noqa: PLC0415 - multi-host only
 
         return multihost_utils.process_allgather(tree, tiled=True)
     return jax.device_get(tree)
@@ -101,7 +102,7 @@ def cache_dir(*parts: str) -> str:
     root = os.environ.get("LRJAX_CACHE_DIR")
     if not root:
         try:
-            import platformdirs
+            import platformdirs  # noqa: PLC0415 - optional dependency
 
             root = platformdirs.user_cache_dir("lrjax")
         except ImportError:  # pragma: no cover

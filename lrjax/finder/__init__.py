@@ -45,7 +45,7 @@ __all__ = [
 
 def __getattr__(name: str):  # PEP 562: the config entry points load the training stack (flax) on first use
     if name in ("range_test_config", "with_peak", "find_lr_for_run", "ConfigRangeTest"):
-        from lrjax.finder import _config
+        from lrjax.finder import _config  # noqa: PLC0415 - PEP 562 lazy export: the config entry points load flax
 
         return getattr(_config, name)
     raise AttributeError(f"module 'lrjax.finder' has no attribute {name!r}")

@@ -47,6 +47,7 @@ from lrjax.engine import (
     stacked_axes,
     with_validation,
 )
+from lrjax.finder._plot import plot_both
 from lrjax.finder._range import (
     DEFAULT_MIN_LR,
     RangeMonitor,
@@ -103,8 +104,6 @@ class ConfigRangeTest:
     def save(self, out_dir: str, method: str, prefix: str = "range_test") -> dict[str, str]:
         """``<prefix>.json`` (everything, and the chosen rate or why there is none) and ``<prefix>.png``
         (the curve; the grid beside it when run) in ``out_dir``. Returns the paths."""
-        from lrjax.finder._plot import plot_both
-
         try:
             chosen, reason = self.suggestion(method), ""
         except ValueError as e:

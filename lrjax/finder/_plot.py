@@ -19,7 +19,7 @@ _STATUS_COLORS = {"good": "tab:green", "slow": "tab:orange", "diverged": "tab:re
 def _axes(ax: Any, size=(7.0, 4.5)):
     if ax is not None:
         return ax.figure, ax
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # noqa: PLC0415 - matplotlib loads only when a figure is drawn
 
     fig = Figure(figsize=size, layout="constrained")
     return fig, fig.add_subplot()
@@ -124,7 +124,7 @@ def plot_parallel(result: Any, path: str | os.PathLike | None = None, *, ax: Any
 
 def plot_both(sweep: Any, grid: Any, path: str | os.PathLike | None = None):
     """The sequential curve and the parallel grid side by side."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # noqa: PLC0415 - matplotlib loads only when a figure is drawn
 
     fig = Figure(figsize=(12.0, 4.5), layout="constrained")
     a, b = fig.subplots(1, 2)

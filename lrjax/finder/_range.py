@@ -28,7 +28,8 @@ import dataclasses
 import functools
 import itertools
 import math
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -47,10 +48,10 @@ from lrjax.engine import (
     from_schedule,
     make_optimizer,
     plain_loss,
+    stack_trees,
     stacked_axes,
     train_step,
 )
-from lrjax.engine._util import stack_trees
 from lrjax.finder._result import (
     DIVERGED,
     NONFINITE,

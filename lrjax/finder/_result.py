@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lrjax._rundir import atomic_write_json
+from lrjax.finder import _plot
 from lrjax.finder._suggest import Suggestion, suggest
 
 __all__ = ["RangeTestResult", "ParallelRangeResult", "status_and_order"]
@@ -37,8 +38,6 @@ class _Report:
 
     def plot(self, path: str | os.PathLike | None = None, *, ax: Any = None, title: str | None = None):
         """The result's figure (saved to ``path`` when given). Returns the figure."""
-        from lrjax.finder import _plot
-
         return getattr(_plot, self._plotter)(self, path, ax=ax, title=title)
 
 
@@ -86,7 +85,7 @@ class RangeTestResult(_Report):
         return float(s.lr)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RangeTestResult":
+    def from_dict(cls, d: dict[str, Any]) -> RangeTestResult:
         """The result :meth:`to_dict` (``range_test.json``'s ``sweep``) wrote: ``None`` in the curve reads
         back as NaN.
 
@@ -189,7 +188,7 @@ class ParallelRangeResult(_Report):
         return "\n".join([head, *rows])
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ParallelRangeResult":
+    def from_dict(cls, d: dict[str, Any]) -> ParallelRangeResult:
         """The result :meth:`to_dict` (``range_test.json``'s ``parallel``) wrote (``None`` reads back as NaN)."""
         def arr(xs):
             return np.array([[np.nan if v is None else v for v in x] if isinstance(x, list) else

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from lrjax._checks import closest
+
 __all__ = ["Suggestion", "steepest", "minimum", "valley", "suggest", "loss_noise", "SUGGESTIONS", "LABELS",
            "default_smoothing"]
 
@@ -289,8 +291,6 @@ def suggest(lrs: Any, losses: Any, methods: Any = ("steepest", "minimum", "valle
     out = {}
     for m in methods:
         if m not in SUGGESTIONS:
-            from lrjax._checks import closest
-
             raise ValueError(
                 f"suggestion method must be one of {', '.join(map(repr, SUGGESTIONS))}, got {m!r}"
                 f"{closest(m, SUGGESTIONS)}"

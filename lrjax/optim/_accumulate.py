@@ -7,7 +7,7 @@ from typing import Any
 
 import optax
 
-from lrjax._checks import closest, integer
+from lrjax._checks import closest, integer, number
 
 __all__ = ["accumulate", "to_steps", "steps_per_epoch", "effective_batch_size", "UNITS"]
 
@@ -142,11 +142,7 @@ def to_steps(
     fn = "to_steps"
     if unit not in UNITS:
         raise ValueError(f"{fn}: unit must be one of {', '.join(map(repr, UNITS))}, got unit={unit!r}{closest(unit, UNITS)}")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
-        raise TypeError(f"{fn}: value must be a number, got value={value!r}")
-    v = float(value)
-    if not math.isfinite(v) or v < 0:
-        raise ValueError(f"{fn}: value must be a finite number >= 0, got value={value!r}")
+    v = number(fn, "value", value, lo=0)
     eff = _effective(fn, "batch_size", batch_size, num_devices, accumulation_steps)
     if unit == "steps":
         steps = _round(v)

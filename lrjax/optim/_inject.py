@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from typing import Any, Callable, Iterable, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +15,7 @@ import optax
 
 from lrjax._checks import closest, fail
 from lrjax.optim._plateau import PlateauState, plateau_rate, plateau_step
-from lrjax.schedules._base import Schedule
+from lrjax.schedules import Schedule
 
 __all__ = ["InjectState", "inject", "hyperparam_values"]
 
@@ -49,7 +50,7 @@ def _is_number(value: Any) -> bool:
         return False
     if isinstance(value, (int, float, np.integer, np.floating)):
         return True
-    if isinstance(value, (jax.Array, np.ndarray)) or isinstance(value, jax.core.Tracer):
+    if isinstance(value, (jax.Array, np.ndarray, jax.core.Tracer)):
         if jax.dtypes.issubdtype(value.dtype, jax.dtypes.extended):
             return False
         try:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax.numpy as jnp
 
-from lrjax._checks import closest
-from lrjax.schedules._base import Schedule
-from lrjax.schedules._compose import Scale
+from lrjax._checks import closest, number
+from lrjax.schedules import Scale, Schedule
 
 __all__ = ["scale_lr", "lr_scale_factor", "ADAPTIVE_OPTIMIZERS", "SGD_OPTIMIZERS"]
 
@@ -53,6 +53,7 @@ _RATE_FIELDS: dict[str, tuple[str, ...]] = {
     "lambda": ("scale",),
     "table": ("scale",),
     "affine": ("offset",),  # and its schedule: c (a s + b) = a (c s) + c b
+    "anneal": (),  # its schedule: the cooldown is a ratio of it
 }
 # Warmup lengths lengthened by ``scale_warmup``.
 _WARMUP_FIELDS: dict[str, tuple[str, ...]] = {
@@ -90,8 +91,7 @@ def lr_scale_factor(
     2.0
     """
     for name, v in (("base_batch_size", base_batch_size), ("batch_size", batch_size)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-            raise ValueError(f"scale_lr: {name} must be a positive number of examples, got {name}={v!r}")
+        number("scale_lr", name, v, lo=0, lo_open=True, error=ValueError)  # a number of examples
     if rule not in RULES:
         raise ValueError(f"scale_lr: rule must be one of {', '.join(map(repr, RULES))}, got rule={rule!r}{closest(rule, RULES)}")
     if rule == "auto":

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lrjax.schedules._base import Schedule
+from lrjax.schedules import Schedule
 
 __all__ = ["ScaleByScheduleState", "scale_by_schedule", "check_schedule"]
 

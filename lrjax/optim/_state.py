@@ -27,7 +27,7 @@ import optax
 from lrjax.optim._inject import InjectState, _evaluate, hyperparam_values
 from lrjax.optim._plateau import PlateauState, plateau_step
 from lrjax.optim._schedule import ScaleByScheduleState
-from lrjax.schedules._base import Schedule, _field_kind
+from lrjax.schedules import Schedule, field_kind
 
 __all__ = ["current_hyperparams", "with_hyperparams", "set_hyperparams", "replace_schedule", "observe_metric"]
 
@@ -179,7 +179,7 @@ def _difference(old: Any, new: Any, where: str) -> str | None:
             return f"{where} is {_describe(old)} in the state but {_describe(new)} in the replacement"
         for f in dataclasses.fields(old):
             a, b = getattr(old, f.name), getattr(new, f.name)
-            kind = _field_kind(f)
+            kind = field_kind(f)
             sub = f"{where}.{f.name}"
             if kind == "static" and a != b:
                 return f"{sub} is {a!r} in the state but {b!r} in the replacement (structural setting)"

@@ -49,7 +49,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, ClassVar, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -70,13 +71,13 @@ __all__ = [
     "unset",
 ]
 
-_LEAF = "leaf"
+LEAF = "leaf"
 _STATIC = "static"
-_CHILD = "child"
+CHILD = "child"
 _KIND = "lrjax_kind"
 
 # name -> class, filled by @register. The spec format (`to_spec`/`from_spec`) uses it.
-_REGISTRY: dict[str, type["Schedule"]] = {}
+_REGISTRY: dict[str, type[Schedule]] = {}
 
 
 def leaf(default: Any = dataclasses.MISSING, *, allow_inf: bool = False, negative_unset: bool = False) -> Any:
@@ -85,7 +86,7 @@ def leaf(default: Any = dataclasses.MISSING, *, allow_inf: bool = False, negativ
     ``negative_unset``: a negative value means "not set" (``Warmup.target``: the wrapped schedule's value);
     ``repr`` and :func:`lrjax.to_spec` leave such a value out, and :func:`lrjax.from_spec` restores the default.
     """
-    meta = {_KIND: _LEAF, "allow_inf": allow_inf, "negative_unset": negative_unset}
+    meta = {_KIND: LEAF, "allow_inf": allow_inf, "negative_unset": negative_unset}
     if default is dataclasses.MISSING:
         return dataclasses.field(metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -101,13 +102,13 @@ def static(default: Any = dataclasses.MISSING, *, choices: Sequence[Any] | None 
 
 def child(default: Any = dataclasses.MISSING) -> Any:
     """A nested schedule, or a tuple of schedules."""
-    meta = {_KIND: _CHILD}
+    meta = {_KIND: CHILD}
     if default is dataclasses.MISSING:
         return dataclasses.field(metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 
-def _field_kind(f: dataclasses.Field) -> str:
+def field_kind(f: dataclasses.Field) -> str:
     return f.metadata.get(_KIND, _STATIC)
 
 
@@ -314,11 +315,11 @@ class Step(NamedTuple):
     top: Any = None
 
     @staticmethod
-    def at(x: Any) -> "Step":
+    def at(x: Any) -> Step:
         """A float step (e.g. a leaf: the end of a warmup)."""
         return Step(jnp.asarray(x, jnp.float32))
 
-    def shift(self, d: Any) -> "Step":
+    def shift(self, d: Any) -> Step:
         """The step ``+ d`` (``d`` a float32 leaf, maybe fractional); not clamped."""
         d = jnp.asarray(d, jnp.float32)
         t = self.t + d
@@ -336,7 +337,7 @@ class Step(NamedTuple):
             return Step(t, hi=self.hi, lo=self.lo + d, top=self.top)
         return Step(t)
 
-    def clamp0(self) -> "Step":
+    def clamp0(self) -> Step:
         """The step, or 0 where it is negative: before its start a schedule holds its step-0 value."""
         t = jnp.maximum(self.t, 0.0)  # keeps NaN
         if self.n is not None:
@@ -349,7 +350,7 @@ class Step(NamedTuple):
             return Step(zero(t), hi=zero(self.hi), lo=zero(self.lo), top=zero(self.top))
         return Step(t)
 
-    def after(self, d: Any) -> "Step":
+    def after(self, d: Any) -> Step:
         """The step counted from ``d`` on, 0 before ``d``: what a schedule that starts at ``d`` sees."""
         return self.shift(-jnp.asarray(d, jnp.float32)).clamp0()
 
@@ -456,9 +457,9 @@ class Schedule:
         concrete: dict[str, np.ndarray | None] = {}
         given: dict[str, np.ndarray | None] = {}
         for f in dataclasses.fields(self):
-            kind = _field_kind(f)
+            kind = field_kind(f)
             val = getattr(self, f.name)
-            if kind == _LEAF:
+            if kind == LEAF:
                 arr, c, g = _to_leaf(owner, f.name, val)
                 if c is not None:
                     if np.any(np.isnan(c)):
@@ -480,7 +481,7 @@ class Schedule:
                     )
                 if flags:
                     object.__setattr__(self, f.name, bool(val))
-            elif kind == _CHILD:
+            elif kind == CHILD:
                 if _is_tuple_field(f):
                     if not isinstance(val, (list, tuple)):
                         raise TypeError(
@@ -549,7 +550,7 @@ class Schedule:
         return False
 
     # -- conveniences ---------------------------------------------------------
-    def replace(self, **changes: Any) -> "Schedule":
+    def replace(self, **changes: Any) -> Schedule:
         """A copy with some fields changed, validated like a new schedule."""
         return dataclasses.replace(self, **changes)
 
@@ -560,7 +561,7 @@ class Schedule:
             v = getattr(self, f.name)
             if unset(f, v):
                 continue
-            if _field_kind(f) == _LEAF and not isinstance(v, jax.core.Tracer):
+            if field_kind(f) == LEAF and not isinstance(v, jax.core.Tracer):
                 try:
                     a = np.asarray(v)
                     v = _fmt(a) if a.dtype.kind == "f" else v
@@ -606,8 +607,8 @@ def register(name: str) -> Callable[[type], type]:
             raise ValueError(f"schedule name {name!r} is already registered by {_REGISTRY[name].__name__}")
         cls = dataclasses.dataclass(frozen=True, eq=False, repr=False)(cls)
         fields = dataclasses.fields(cls)
-        cls._dynamic_fields = tuple(f.name for f in fields if _field_kind(f) in (_LEAF, _CHILD))
-        cls._static_fields = tuple(f.name for f in fields if _field_kind(f) == _STATIC)
+        cls._dynamic_fields = tuple(f.name for f in fields if field_kind(f) in (LEAF, CHILD))
+        cls._static_fields = tuple(f.name for f in fields if field_kind(f) == _STATIC)
         cls.name = name
         jax.tree_util.register_pytree_with_keys(cls, _flatten_with_keys, _make_unflatten(cls), _flatten)
         _REGISTRY[name] = cls

@@ -220,12 +220,11 @@ class Sequence(Schedule):
         b = check.value("boundaries")
         if len(self.schedules) < 1:
             raise ValueError("Sequence: schedules must hold at least one schedule, got schedules=()")
-        if b is not None:
-            if b.ndim == 0 or b.shape[-1] != len(self.schedules) - 1:
-                raise ValueError(
-                    f"Sequence: boundaries must hold len(schedules) - 1 = {len(self.schedules) - 1} steps, "
-                    f"got boundaries={b.tolist()}"
-                )
+        if b is not None and (b.ndim == 0 or b.shape[-1] != len(self.schedules) - 1):
+            raise ValueError(
+                f"Sequence: boundaries must hold len(schedules) - 1 = {len(self.schedules) - 1} steps, "
+                f"got boundaries={b.tolist()}"
+            )
         check.nonneg("boundaries")
         check.increasing("boundaries")
 
@@ -360,7 +359,7 @@ class Switch(Schedule):
         return jnp.stack([jnp.asarray(b.horizon, jnp.float32) for b in self.branches])[self._which()]
 
     @property
-    def momentum(self) -> "Switch | None":
+    def momentum(self) -> Switch | None:
         moms = [getattr(b, "momentum", None) for b in self.branches]
         if any(m is None for m in moms):
             return None

@@ -184,7 +184,7 @@ class Cyclic(Schedule):
         return self.max_momentum - (self.max_momentum - self.base_momentum) * self._shape(s)
 
     @property
-    def momentum(self) -> "MomentumOf":
+    def momentum(self) -> MomentumOf:
         """The momentum (or Adam ``b1``) schedule that cycles opposite to the rate."""
         return MomentumOf(self)
 
@@ -291,7 +291,7 @@ class OneCycle(Schedule):
         return self._piecewise(s.t, mom)
 
     @property
-    def momentum(self) -> "MomentumOf":
+    def momentum(self) -> MomentumOf:
         """The momentum (or Adam ``b1``) schedule that goes with this rate."""
         return MomentumOf(self)
 

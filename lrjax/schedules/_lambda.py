@@ -16,11 +16,13 @@ import importlib
 import inspect
 import keyword
 import textwrap
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.extend.core import Var
 
 from lrjax._checks import fail, integer, number
 from lrjax.schedules._base import Checks, Schedule, _fmt, leaf, register, static
@@ -86,7 +88,7 @@ def _lambda_source(fn: Callable) -> str | None:
     return " ".join(text.split()) if text else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _resolve(ref: str) -> Callable:
     """The object named by ``"module:qualname"`` (``"package.module:Class.method"`` works too)."""
     mod, _, qual = ref.partition(":")
@@ -127,8 +129,6 @@ def trace_failure(fn: Callable, names: tuple[str, ...] = ()) -> str | None:
 
 def depends_on_step(fn: Callable) -> bool:
     """False when the traced ``fn(step)`` does not depend on ``step`` (``lambda t: 0.9``); needs a traceable fn."""
-    from jax.extend.core import Var
-
     closed = jax.make_jaxpr(_call(fn, ()))(jax.ShapeDtypeStruct((), jnp.float32))
     jaxpr = closed.jaxpr
     deps = set(jaxpr.invars)
@@ -198,7 +198,7 @@ class Lambda(Schedule):
         if len(set(names)) != len(names):
             raise fail("Lambda", "param_names", names, "names without repeats")
         values = () if params is None else params
-        if isinstance(values, jax.core.Tracer) or isinstance(values, (jax.Array, np.ndarray)):
+        if isinstance(values, (jax.core.Tracer, jax.Array, np.ndarray)):
             if np.ndim(values) < 1 or np.shape(values)[-1] != len(names):
                 raise fail("Lambda", "params", values, f"{len(names)} numbers (one per name in param_names)")
         else:
@@ -276,7 +276,7 @@ class Lambda(Schedule):
         """The numeric keywords given to ``fn``, by name."""
         return {n: self.params[..., i] for i, n in enumerate(self.param_names)}
 
-    def replace(self, **changes: Any) -> "Lambda":
+    def replace(self, **changes: Any) -> Lambda:
         """A copy with fields or keywords changed (``s.replace(decay=0.9, scale=0.1)``)."""
         named = {k: changes.pop(k) for k in list(changes) if k in self.param_names}
         if named:
@@ -324,7 +324,7 @@ class Table(Schedule):
         check.nonneg("values", "scale")
 
     @classmethod
-    def tabulate(cls, fn: Callable[[int], float], total_steps: int, scale: float = 1.0) -> "Table":
+    def tabulate(cls, fn: Callable[[int], float], total_steps: int, scale: float = 1.0) -> Table:
         """``Table([fn(0), fn(1), ..., fn(total_steps)], scale)``: ``fn`` called with Python ints, in float64.
 
         Any Python is fine (``math``, branches, lists); the rate holds ``scale * fn(total_steps)``

@@ -13,12 +13,14 @@ Array(True, dtype=bool)
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from lrjax._checks import closest
-from lrjax.schedules._base import _CHILD, _LEAF, _REGISTRY, Schedule, _field_kind, _is_tuple_field, unset
+from lrjax._yaml import load
+from lrjax.schedules._base import _REGISTRY, CHILD, LEAF, Schedule, _is_tuple_field, field_kind, unset
 
 __all__ = ["to_spec", "from_spec", "load_spec"]
 
@@ -41,12 +43,12 @@ def to_spec(schedule: Schedule) -> dict[str, Any]:
     out: dict[str, Any] = {"name": type(schedule).name}
     for f in dataclasses.fields(schedule):
         v = getattr(schedule, f.name)
-        kind = _field_kind(f)
+        kind = field_kind(f)
         if unset(f, v):  # a negative Warmup.target: "not set", which from_spec's default says again
             continue
-        if kind == _LEAF:
+        if kind == LEAF:
             out[f.name] = _num(v)
-        elif kind == _CHILD:
+        elif kind == CHILD:
             out[f.name] = [to_spec(s) for s in v] if isinstance(v, tuple) else to_spec(v)
         else:
             out[f.name] = list(v) if isinstance(v, tuple) else v
@@ -91,7 +93,7 @@ def from_spec(spec: Mapping[str, Any], *, where: str = "spec") -> Schedule:
             raise ValueError(
                 f"{where}: unknown key {key!r} for schedule {name!r}{hint}; valid keys: {', '.join(fields)}")
         f = fields[key]
-        if _field_kind(f) == _CHILD:
+        if field_kind(f) == CHILD:
             several = _is_tuple_field(f)
             if several and not isinstance(val, (list, tuple)):
                 got = (f"a mapping with keys {sorted(map(str, val))}" if isinstance(val, Mapping)
@@ -109,7 +111,7 @@ def from_spec(spec: Mapping[str, Any], *, where: str = "spec") -> Schedule:
                 val = tuple(from_spec(v, where=f"{where}.{key}[{i}]") for i, v in enumerate(val))
             else:
                 val = from_spec(val, where=f"{where}.{key}")
-        elif isinstance(val, list) and _field_kind(f) != _LEAF:
+        elif isinstance(val, list) and field_kind(f) != LEAF:
             val = tuple(val)  # leaves keep their list: the constructor checks every element is a number
         kwargs[key] = val
     missing = [
@@ -153,8 +155,6 @@ def load_spec(path: str) -> Schedule:
     YAML numbers are read as YAML 1.2 reads them (:mod:`lrjax._yaml`): ``peak: 1e-3`` is
     the number 0.001 (PyYAML's own ``safe_load`` would give the text ``'1e-3'``).
     """
-    from lrjax._yaml import load  # PyYAML: light, but only needed here
-
     with open(path) as fh:
         data = load(fh)
     if isinstance(data, Mapping) and "schedule" in data and "name" not in data:

@@ -27,27 +27,35 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import numpy as np
 
 from lrjax.engine import (
+    COLUMN_INDEX,
     COLUMNS,
     Config,
     Dataset,
     Experiment,
     Flags,
     build_experiment,
+    early_stop_step,
     eval_points,
+    eval_record,
+    fetch,
+    frozen_heap,
     initial_states,
     load_data,
     make_schedule,
+    run_records,
     seed_key,
+    selection_key,
+    stack_trees,
+    summarise,
     with_validation,
 )
-from lrjax.engine._records import COLUMN_INDEX, early_stop_step, eval_record, run_records, selection_key, summarise
-from lrjax.engine._util import fetch, frozen_heap, stack_trees
 from lrjax.schedules import Schedule
 from lrjax.sweep import _groups
 from lrjax.sweep._errors import SweepError
@@ -178,7 +186,7 @@ class _Population:
     """The strategy's view of the members at a decision point (:class:`~lrjax.sweep.strategies.Population`):
     hidden scratch members are not listed (their strategy knows them), but can score others (``proxy``)."""
 
-    def __init__(self, sweep: "_Sweep", step: int):
+    def __init__(self, sweep: _Sweep, step: int):
         self._sweep, self.step, self.size = sweep, step, len(sweep.members)
 
     def alive(self) -> list[int]:

@@ -11,7 +11,8 @@ its own branch (its rates unchanged), so the sweep compiles once per structure, 
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -25,11 +25,12 @@ from lrjax.engine import (
     Program,
     Source,
     compile_segment,
+    put_global,
     split_batches,
+    stack_trees,
     stacked_axes,
     train_arrays,
 )
-from lrjax.engine._util import put_global, stack_trees
 from lrjax.sweep._groups import state_shapes
 
 __all__ = ["use_cpu_cores", "chunk_layout", "ceil_div", "last_level_cache", "cache_bound", "Member", "Chunk", "Group"]

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrjax.engine._util import fetch
+from lrjax.engine import fetch
 from lrjax.optim import InjectState
 from lrjax.schedules import Anneal, Schedule, Switch, to_spec
 from lrjax.sweep._errors import SweepError

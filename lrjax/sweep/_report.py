@@ -18,7 +18,9 @@ import csv
 import io
 import math
 import os
-from typing import Any, Sequence
+import shutil
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -189,8 +191,6 @@ def console_table(results: Sequence[ConfigResult], rows: Sequence[dict[str, Any]
 
     The full table is ``results.md`` / ``results.csv``.
     """
-    import shutil
-
     if not rows:
         return ""
     width = width or shutil.get_terminal_size((100, 24)).columns
@@ -256,8 +256,8 @@ def plot_sweep(results: Sequence[ConfigResult], path: str, *, winner: int | None
 def sweep_figure(results: Sequence[ConfigResult], *, winner: int | None = None, title: str = "") -> Any:
     """The figure :func:`plot_sweep` saves (a ``matplotlib.figure.Figure``, no pyplot state); the rate panel
     is logarithmic when the rates span more than a decade (:func:`lrjax.plot.spans_decades`)."""
-    from matplotlib import colormaps
-    from matplotlib.figure import Figure
+    from matplotlib import colormaps  # noqa: PLC0415 - matplotlib loads only when a figure is drawn
+    from matplotlib.figure import Figure  # noqa: PLC0415 - matplotlib loads only when a figure is drawn
 
     n = len(results)
     split = _split(results[0]) if results else "val"

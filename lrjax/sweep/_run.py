@@ -25,12 +25,15 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any, Sequence
+import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 
+import lrjax._yaml as _yaml
 from lrjax._rundir import atomic_write_json, atomic_write_text, check_writable, lock_run_dir, safe_name
-from lrjax.engine._util import default_run_dir
+from lrjax.engine import Checkpointer, config_to_dict, default_run_dir, read_yaml_mapping
 from lrjax.sweep._driver import ConfigResult, train_many
 from lrjax.sweep._report import console_table, plot_sweep, rank, table_rows, to_csv, to_markdown
 from lrjax.sweep._spec import (
@@ -67,8 +70,6 @@ class SweepResult:
 
 
 def _yaml_dump(data: Any) -> str:
-    import lrjax._yaml as _yaml
-
     return _yaml.dump(data)
 
 
@@ -166,7 +167,6 @@ def resumed_spec(run_dir: str) -> SweepSpec:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{run_dir}: not a sweep run directory (no sweep.yaml); expected the --out of an "
                                 "earlier `lrjax sweep`")
-    from lrjax.engine._config import read_yaml_mapping
 
     data = read_yaml_mapping(path, "sweep", "runs/<sweep>/sweep.yaml", SweepError)
     missing = [k for k in ("name", "config") if k not in data]
@@ -188,8 +188,6 @@ def _train_checkpointed(run_dir: str, spec: SweepSpec, configs: list[SweepConfig
     """:func:`train_many` with a checkpoint after every stage; when resuming, from the newest readable one
     (an unreadable newest checkpoint, its metadata or its arrays, falls back to the one before with a
     :class:`~lrjax.engine._checkpoint.CheckpointFallbackWarning`; ``say`` names the step resumed from)."""
-    from lrjax.engine._checkpoint import Checkpointer
-
     os.makedirs(run_dir, exist_ok=True)
     if not resuming and jax.process_index() == 0:
         atomic_write_text(os.path.join(run_dir, "sweep.yaml"), _yaml_dump({**spec_to_dict(spec), "root": spec.root}))
@@ -215,8 +213,6 @@ def _train_checkpointed(run_dir: str, spec: SweepSpec, configs: list[SweepConfig
 def _write(run_dir: str, spec: SweepSpec, strategy: Any, configs: list[SweepConfig], results: list[ConfigResult],
            rows: list[dict[str, Any]], groups: list[dict[str, Any]], winner: str, best: int, total: float,
            plot: bool, rank_by: str, config_steps: int) -> None:
-    from lrjax.engine import config_to_dict
-
     os.makedirs(os.path.join(run_dir, "configs"), exist_ok=True)
     os.makedirs(os.path.join(run_dir, "metrics"), exist_ok=True)
     for r in results:
@@ -235,7 +231,6 @@ def _write(run_dir: str, spec: SweepSpec, strategy: Any, configs: list[SweepConf
             fig = plot_sweep(results, os.path.join(run_dir, "sweep.png"), winner=best,
                              title=f"{spec.name} — winner: {winner}")
         except Exception as e:  # noqa: BLE001 - the results are written; a figure is not worth failing for
-            import warnings
 
             warnings.warn(f"lrjax sweep: could not draw sweep.png: {type(e).__name__}: {e}", RuntimeWarning,
                           stacklevel=2)

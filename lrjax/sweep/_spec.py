@@ -34,15 +34,18 @@ import copy
 import dataclasses
 import itertools
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from lrjax._checks import closest
+from lrjax._checks import closest, integer, number
 from lrjax._rundir import safe_name
-from lrjax.engine._config import (
+from lrjax.engine import (
     Config,
     ConfigError,
+    apply_overrides,
     config_from_dict,
     config_to_dict,
+    parse_override,
     read_yaml_mapping,
     with_validation,
 )
@@ -205,14 +208,13 @@ def sweep_from_dict(data: Mapping[str, Any], *, root: str | None = None) -> Swee
         raise SweepError(f"target must be a mapping with 'metric' and 'value', got target={tgt!r}")
     metric = _metric(tgt.get("metric", "accuracy"), "target.metric")
     value = tgt.get("value", {"accuracy": 0.95, "loss": 0.1, "r2": 0.9}[metric])
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SweepError(f"target.value must be a number, got target.value={value!r}")
+    value = number("", "target.value", value, error=SweepError)
     rank_by = data.get("rank_by")
     if rank_by is not None:
         rank_by = _metric(rank_by, "rank_by")
     mp = data.get("max_parallel")
-    if mp is not None and (isinstance(mp, bool) or not isinstance(mp, int) or mp < 1):
-        raise SweepError(f"max_parallel must be a positive integer or null, got max_parallel={mp!r}")
+    if mp is not None:
+        mp = integer("", "max_parallel", mp, lo=1, error=SweepError)  # or null: the engine's layout
     strategy = data.get("strategy")
     if strategy is not None and not isinstance(strategy, (Mapping, str)):
         raise SweepError(f"strategy must be a mapping with a name ({', '.join(registry())}), got strategy={strategy!r}")
@@ -225,8 +227,6 @@ def load_sweep(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] =
     """Read a sweep YAML; ``overrides`` (``key=value``, value parsed as YAML) apply to the sweep file itself,
     e.g. ``config.train.steps=100``, ``max_parallel=4`` or ``grid.train.seed=[0,1,2]`` (a grid key is the
     whole dotted config path after ``grid.``; it replaces or adds that axis)."""
-    from lrjax.engine._config import apply_overrides, parse_override
-
     p = os.fspath(path)
     data = _read_yaml(p)
     grid_items = [o for o in overrides if o.split("=", 1)[0].strip().startswith("grid.")]

@@ -12,6 +12,7 @@ range test); the names a training script needs are re-exported here::
 
 from lrjax.engine import (
     BatchIterator,
+    Checkpointer,
     Config,
     ConfigError,
     DataError,
@@ -21,7 +22,6 @@ from lrjax.engine import (
     load_config,
     load_dataset,
 )
-from lrjax.engine._checkpoint import Checkpointer
 from lrjax.train._hooks import CheckpointHook, EvalHook, Hook, LogHook, ProgressHook, TensorBoardHook
 from lrjax.train._loop import NonFiniteLossError, Run, load_checkpoint, load_run_config, train
 from lrjax.train._report import format_summary, plot_run, read_metrics

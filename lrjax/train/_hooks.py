@@ -26,8 +26,10 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 import jax
+from tqdm.auto import tqdm
 
-from lrjax.engine._records import early_stop_step, eval_record, is_better, selection_key, train_record
+from lrjax._rundir import atomic_write_text
+from lrjax.engine import early_stop_step, eval_record, is_better, selection_key, train_record
 
 if TYPE_CHECKING:  # pragma: no cover
     from lrjax.engine import TrainState
@@ -40,7 +42,7 @@ __all__ = ["Hook", "LogHook", "EvalHook", "CheckpointHook", "ProgressHook", "Ear
 class Hook(Protocol):
     every: int
 
-    def __call__(self, run: "Run", state: "TrainState") -> "TrainState | None": ...
+    def __call__(self, run: Run, state: TrainState) -> TrainState | None: ...
 
 
 class LogHook:
@@ -51,7 +53,7 @@ class LogHook:
     def __init__(self, every: int):
         self.every = every
 
-    def __call__(self, run: "Run", state: "TrainState") -> None:
+    def __call__(self, run: Run, state: TrainState) -> None:
         step = run.step
         tables = run.take_pending()
 
@@ -79,7 +81,7 @@ class EvalHook:
     def __init__(self, every: int):
         self.every = every
 
-    def __call__(self, run: "Run", state: "TrainState") -> None:
+    def __call__(self, run: Run, state: TrainState) -> None:
         step = run.step
         metrics = run.take_eval_metrics()
         if metrics is None:
@@ -102,7 +104,7 @@ class CheckpointHook:
     def __init__(self, every: int):
         self.every = every
 
-    def __call__(self, run: "Run", state: "TrainState") -> None:
+    def __call__(self, run: Run, state: TrainState) -> None:
         run.save_checkpoint(state)
 
 
@@ -110,13 +112,11 @@ class ProgressHook:
     """A tqdm progress bar: step, loss, accuracy and the current rate (from the last fetched log)."""
 
     def __init__(self, every: int, total: int, initial: int = 0):
-        from tqdm.auto import tqdm
-
         self.every = every
         self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, leave=True)
         self._shown = initial
 
-    def __call__(self, run: "Run", state: "TrainState") -> None:
+    def __call__(self, run: Run, state: TrainState) -> None:
         step = run.step
 
         def show() -> None:
@@ -140,7 +140,7 @@ class ProgressHook:
 
         run.defer(show)
 
-    def close(self, run: "Run") -> None:
+    def close(self, run: Run) -> None:
         self.bar.close()
 
 
@@ -154,7 +154,7 @@ class EarlyStopHook:
         self.every, self.rule = every, rule
         self.metric = rule.metric[4:] if rule.metric.startswith("val_") else rule.metric
 
-    def __call__(self, run: "Run", state: "TrainState") -> None:
+    def __call__(self, run: Run, state: TrainState) -> None:
         metrics = run.take_eval_metrics()
         if metrics is None:
             return
@@ -177,7 +177,7 @@ class _RecordsHook:
     def flush(self) -> None:
         """Push what was written (a file flush); by default nothing."""
 
-    def __call__(self, run: "Run", state: "TrainState") -> None:
+    def __call__(self, run: Run, state: TrainState) -> None:
         def write() -> None:
             for rec in run.records[self._seen:]:
                 values = {k: float(v) for k, v in rec.items()
@@ -189,7 +189,7 @@ class _RecordsHook:
 
         run.defer(write)
 
-    def close(self, run: "Run") -> None:
+    def close(self, run: Run) -> None:
         self(run, None)  # type: ignore[arg-type]
         run.flush()
         self.finish()
@@ -232,9 +232,8 @@ class WandbHook(_RecordsHook):
         directory = os.path.join(run_dir, "wandb")
         os.makedirs(directory, exist_ok=True)
         id_file = os.path.join(directory, "lrjax-run-id")
-        run_id = open(id_file).read().strip() if os.path.isfile(id_file) else secrets.token_hex(4)
-        with open(id_file, "w") as fh:
-            fh.write(run_id)
+        run_id = _read_id(id_file) or secrets.token_hex(4)
+        _write_id(id_file, run_id)
         self.run = wandb.init(mode=os.environ.get("WANDB_MODE", "offline"), dir=run_dir,
                               project=os.environ.get("WANDB_PROJECT", "lrjax"), name=name, id=run_id,
                               resume="allow", config=config, settings=wandb.Settings(silent=True))
@@ -263,16 +262,14 @@ class MLflowHook(_RecordsHook):
         os.makedirs(store, exist_ok=True)
         self.client = mlflow.tracking.MlflowClient(uri)
         id_file = os.path.join(store, "lrjax-run-id")
-        if os.path.isfile(id_file):
-            self.run_id = open(id_file).read().strip()
-        else:
+        self.run_id = _read_id(id_file)
+        if self.run_id is None:
             exp = self.client.get_experiment_by_name("lrjax")
             exp_id = exp.experiment_id if exp is not None else self.client.create_experiment("lrjax")
             self.run_id = self.client.create_run(exp_id, run_name=name).info.run_id
             for k, v in _flat(config).items():
                 self.client.log_param(self.run_id, k, str(v)[:500])
-            with open(id_file, "w") as fh:
-                fh.write(self.run_id)
+            _write_id(id_file, self.run_id)
 
     def write(self, record: dict[str, float], step: int) -> None:
         import mlflow  # noqa: PLC0415 - optional dependency
@@ -283,6 +280,18 @@ class MLflowHook(_RecordsHook):
 
     def finish(self) -> None:
         self.client.set_terminated(self.run_id)
+
+
+def _read_id(path: str) -> str | None:
+    """A logger's run id kept in the run directory (a resumed lrjax run continues that logger run)."""
+    if not os.path.isfile(path):
+        return None
+    with open(path) as fh:
+        return fh.read().strip() or None
+
+
+def _write_id(path: str, run_id: str) -> None:
+    atomic_write_text(path, run_id)
 
 
 def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:

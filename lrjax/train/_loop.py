@@ -35,28 +35,38 @@ import signal
 import threading
 import time
 import warnings
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import numpy as np
 
+import lrjax._yaml as _yaml
+from lrjax._rundir import atomic_write_json, atomic_write_text, check_writable, lock_run_dir
+from lrjax.engine import COLUMN_INDEX as _COL
 from lrjax.engine import (
     COLUMNS,
     BatchIterator,
+    Checkpointer,
     Config,
     ConfigError,
     Experiment,
     Flags,
     TrainState,
     build_experiment,
+    config_from_dict,
+    config_to_dict,
+    default_run_dir,
     eval_points,
     find_state,
+    frozen_heap,
+    loggers,
+    nonfinite_update,
+    read_yaml_mapping,
+    run_name,
+    unalias,
+    with_validation,
 )
-from lrjax.engine._checkpoint import Checkpointer
-from lrjax.engine._config import config_from_dict, config_to_dict, loggers, run_name, with_validation
-from lrjax.engine._records import COLUMN_INDEX as _COL
-from lrjax.engine._records import nonfinite_update
-from lrjax.engine._util import default_run_dir, frozen_heap, unalias
 from lrjax.optim import InjectState, with_hyperparams
 from lrjax.train._hooks import (
     CheckpointHook,
@@ -69,6 +79,7 @@ from lrjax.train._hooks import (
     TensorBoardHook,
     WandbHook,
 )
+from lrjax.train._report import format_summary, plot_run
 
 __all__ = ["train", "Run", "NonFiniteLossError", "default_run_dir", "load_run_config", "load_checkpoint"]
 
@@ -117,7 +128,7 @@ class Run:
         self.metrics_path = os.path.join(run_dir, "metrics.jsonl")
         # On several hosts only process 0 writes the run's files; every process keeps the records.
         self.primary = jax.process_index() == 0
-        self._fh = open(self.metrics_path if self.primary else os.devnull, "a")
+        self._fh = open(self.metrics_path if self.primary else os.devnull, "a")  # noqa: SIM115 - open for the run
 
     @property
     def selection_split(self) -> str:
@@ -204,7 +215,7 @@ class Run:
         """Start the run again from step 0 (no checkpoint is left): an empty metrics file."""
         if self.primary:
             self._fh.close()
-            self._fh = open(self.metrics_path, "w")
+            self._fh = open(self.metrics_path, "w")  # noqa: SIM115 - the run's metrics file, open until close()
 
     def restore(self, state: TrainState) -> TrainState:
         """Continue from the latest checkpoint: state, iterator, unlogged rows, metrics.jsonl offset."""
@@ -232,7 +243,7 @@ class Run:
             self._fh.close()
             with open(self.metrics_path, "r+b") as fh:
                 fh.truncate(len(text.encode()))
-            self._fh = open(self.metrics_path, "a")
+            self._fh = open(self.metrics_path, "a")  # noqa: SIM115 - the run's metrics file, open until close()
         return tree["state"]
 
     def close(self) -> None:
@@ -280,9 +291,6 @@ def _stop_on_signals(flag: dict[str, int]):
 def _write_config(cfg: Config, path: str, archive_at: int | None = None) -> None:
     """Write the resolved config (atomically); on a resume that changes it, the previous one is kept as
     ``config.step<k>.yaml`` (the config of updates up to ``k``)."""
-    import lrjax._yaml as _yaml
-    from lrjax._rundir import atomic_write_text
-
     if archive_at is not None and os.path.isfile(path):
         os.replace(path, os.path.join(os.path.dirname(path), f"config.step{archive_at}.yaml"))
     atomic_write_text(path, _yaml.dump(config_to_dict(cfg)))
@@ -291,8 +299,6 @@ def _write_config(cfg: Config, path: str, archive_at: int | None = None) -> None
 def load_run_config(run_dir: str) -> Config:
     """The resolved config saved in a run directory (a :class:`~lrjax.engine.ConfigError` names the file
     when it is not a valid config)."""
-    from lrjax.engine._config import read_yaml_mapping
-
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{run_dir}: not a run directory (no config.yaml); expected the --out of an "
@@ -435,14 +441,12 @@ def _resume_state(run: Run, saved: Config, config: Config, make_exp: Callable[[C
 
 
 def _train(config: Config | None, *, model, loss, data, out_dir, resume, hooks, progress, plot, verbose):
-    from lrjax._rundir import check_writable, lock_run_dir
-
     t_start = time.perf_counter()
     saved = load_run_config(resume) if resume is not None else None
     config = with_validation(saved if config is None else config)
     primary = jax.process_index() == 0
     if jax.process_count() > 1:  # every host has looked at the run dir before process 0 writes to it
-        from jax.experimental import multihost_utils
+        from jax.experimental import multihost_utils  # noqa: PLC0415 - multi-host only
 
         multihost_utils.sync_global_devices("lrjax train: start")
 
@@ -544,10 +548,8 @@ def _finish(run: Run, hooks: list[Hook], exp: Experiment, config: Config, status
             flag: dict, start_step: int, resume: str | None, timing: dict, plot: bool, verbose: bool
             ) -> dict[str, Any]:
     """Close hooks and files, write ``summary.json`` and the figure; never hides the run's own error."""
-    try:
+    with contextlib.suppress(NonFiniteLossError):  # already being raised, or found by the last read: see below
         run.flush()
-    except NonFiniteLossError:
-        pass  # already being raised, or found by the last read: the summary says so below
     for h in hooks:
         close = getattr(h, "close", None)
         if close is not None:
@@ -590,7 +592,6 @@ def _finish(run: Run, hooks: list[Hook], exp: Experiment, config: Config, status
                       "skipped as non-finite; lower the rate or clip the gradients", RuntimeWarning, stacklevel=2)
     if not run.primary:
         return summary
-    from lrjax._rundir import atomic_write_json
 
     try:
         atomic_write_json(os.path.join(run.run_dir, "summary.json"), summary)
@@ -598,15 +599,11 @@ def _finish(run: Run, hooks: list[Hook], exp: Experiment, config: Config, status
         warnings.warn(f"lrjax train: could not write summary.json: {e}", RuntimeWarning, stacklevel=2)
     if plot and run.records:
         try:
-            from lrjax.train._report import plot_run
-
             summary["plot"] = plot_run(run.run_dir)
         except Exception as e:  # noqa: BLE001 - the run is done and saved; a figure is not worth failing for
             warnings.warn(f"lrjax train: could not draw {run.run_dir}/curves.png: {type(e).__name__}: {e}",
                           RuntimeWarning, stacklevel=2)
     if verbose:
-        from lrjax.train._report import format_summary
-
         print(format_summary(summary))
     return summary
 

@@ -11,6 +11,8 @@ import json
 import os
 from typing import Any
 
+import numpy as np
+
 import lrjax._yaml as _yaml
 from lrjax.plot import moves, spans_decades
 
@@ -62,8 +64,7 @@ def plot_run(run_dir: str, path: str | None = None) -> str:
 
 def run_figure(run_dir: str) -> Any:
     """The figure :func:`plot_run` saves (a ``matplotlib.figure.Figure``, no pyplot state)."""
-    import numpy as np
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # noqa: PLC0415 - matplotlib loads only when a figure is drawn
 
     cols = read_metrics(run_dir)
     tr, ev = cols["train"], cols["eval"]

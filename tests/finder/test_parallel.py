@@ -115,7 +115,7 @@ def test_all_diverged_has_no_best_lr():
                               num_steps=40)
     assert res.status == ("diverged",) * 3
     with pytest.raises(ValueError, match=r"every rate in \[0.5, 2\] diverged; lower min_lr"):
-        res.best_lr
+        _ = res.best_lr
     assert res.to_dict()["best_lr"] is None
 
 

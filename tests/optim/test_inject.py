@@ -158,7 +158,7 @@ def test_vmap_over_stacked_schedules_equals_each_alone(jitted_step):
     params = jax.tree.map(lambda x: jnp.stack([x] * 3), PARAMS)
     step = jax.vmap(jitted_step, in_axes=(0, 0, None))
     alone = []
-    for tx, s in zip(plans, states):
+    for _tx, s in zip(plans, states):
         p = PARAMS
         for i in range(4):
             p, s = jitted_step(p, s, _grads(i, PARAMS))

@@ -43,7 +43,7 @@ def test_bad_arguments():
         lrjax.scale_lr(0.1, 256, 1024, "auto", optimizer=optax.fromage)
     with pytest.raises(ValueError, match="rule must be one of .* got rule='squareroot'"):
         lrjax.scale_lr(0.1, 256, 1024, "squareroot")
-    with pytest.raises(ValueError, match="batch_size must be a positive number of examples, got batch_size=0"):
+    with pytest.raises(ValueError, match="scale_lr: batch_size must be a finite number > 0, got batch_size=0"):
         lrjax.scale_lr(0.1, 256, 0)
     with pytest.raises(ValueError, match="MomentumOf schedule is a momentum"):
         lrjax.scale_lr(lrjax.OneCycle(1.0, 100).momentum, 1, 2)

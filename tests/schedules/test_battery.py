@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 import lrjax
-from lrjax.schedules._base import _LEAF, _field_kind
+from lrjax.schedules._base import LEAF, field_kind
 
 L = lrjax
 
@@ -329,7 +329,7 @@ def test_nan_and_infinite_steps_give_nan(name):
 def test_every_leaf_refuses_a_value_not_finite_in_float32(name):
     s = CASES[name][0]
     for f in dataclasses.fields(s):
-        cur = np.asarray(getattr(s, f.name)) if _field_kind(f) == _LEAF else None
+        cur = np.asarray(getattr(s, f.name)) if field_kind(f) == LEAF else None
         if cur is None or cur.size == 0:
             continue
         huge = np.full(cur.shape, 1e39).tolist() if cur.ndim else 1e39  # finite in float64, inf in float32

@@ -128,7 +128,7 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(annealed, tmp_path,
                                       {"name": "pbt", "interval": 10, "explore": {"schedule.schedule.peak": [2.0]},
                                        "anneal": -0.1}])
 def test_anneal_outside_0_1_is_refused(strategy):
-    with pytest.raises(SweepError, match=r"strategy.anneal must be a fraction in \(0, 1\]"):
+    with pytest.raises(SweepError, match=r"strategy.anneal must be a number( in \(0, 1\])?, got strategy.anneal="):
         run_sweep(spec(strategy), write=False, verbose=False)
 
 

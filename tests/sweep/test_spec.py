@@ -82,7 +82,7 @@ def test_grid_overrides_take_the_whole_dotted_key(tmp_path):
     ({"target": {"value": "high"}}, r"target.value must be a number"),
     ({"rank_by": "test_accuracy"}, r"rank_by must be one of accuracy, loss, r2, got rank_by='test_accuracy'"),
     ({"strategy": 3}, r"strategy must be a mapping with a name \(cooldowns, grid, halving, pbt\), got strategy=3"),
-    ({"max_parallel": 0}, r"max_parallel must be a positive integer or null, got max_parallel=0"),
+    ({"max_parallel": 0}, r"max_parallel must be an integer >= 1, got max_parallel=0"),
     ({"base": 3}, r"base must be a path to a training config or a mapping, got base=3"),
     ({"base": "/nonexistent/x.yaml"}, r"file '/nonexistent/x.yaml' does not exist"),
 ])

@@ -155,7 +155,7 @@ def test_the_lineage_replays_to_the_final_hyperparameters(pbt):
 
 @pytest.mark.parametrize("strategy, match", [
     ({"name": "halving", "rungs": [40]}, r"strategy.rungs\[0\]=40 is 40 updates: a rung must lie inside the run"),
-    ({"name": "halving", "rungs": [10], "keep": 1.5}, r"strategy.keep must be a fraction in \(0, 1\)"),
+    ({"name": "halving", "rungs": [10], "keep": 1.5}, r"strategy.keep must be a number in \(0, 1\)"),
     ({"name": "halving", "rungs": [20, 10]}, r"strategy.rungs must be strictly increasing"),
     ({"name": "halving"}, r"strategy.rungs must be a non-empty list"),
     ({"name": "halvng"}, r"strategy.name must be one of cooldowns, grid, halving, pbt.*did you mean 'halving'"),

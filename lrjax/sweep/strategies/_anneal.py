@@ -19,8 +19,10 @@ The raw ranking (the members' own metric at :math:`R_j`) is kept beside the anne
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
+from lrjax._checks import number
 from lrjax.schedules import Anneal, Schedule
 from lrjax.sweep._errors import SweepError
 from lrjax.sweep.strategies._base import Copy, Decision, Plan, Population
@@ -32,10 +34,8 @@ def anneal_value(value: Any) -> float | None:
     """``strategy.anneal`` checked: None (off) or a fraction in (0, 1]."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-        raise SweepError("strategy.anneal must be a fraction in (0, 1] (each copy cools over that share of the updates "
-                         f"since the member's last ranking), got strategy.anneal={value!r}")
-    return float(value)
+    # each copy cools over that share of the updates since the member's last ranking
+    return number("", "strategy.anneal", value, lo=0.0, hi=1.0, lo_open=True, error=SweepError)
 
 
 class Annealer:

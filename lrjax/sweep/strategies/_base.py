@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, ClassVar, Mapping, Protocol, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from lrjax._checks import closest
+from lrjax._checks import closest, number
 from lrjax.engine import Config, Experiment, parse_duration
 from lrjax.optim import to_steps
 from lrjax.schedules import Schedule
@@ -66,7 +67,7 @@ class Decision:
 
     stop: dict[int, str] = dataclasses.field(default_factory=dict)
     copy: dict[int, Copy] = dataclasses.field(default_factory=dict)
-    then: "Decision | None" = None
+    then: Decision | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +134,7 @@ class Strategy:
     exports_schedules: ClassVar[bool] = False
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any], *, steps: int, num_configs: int) -> "Strategy":
+    def parse(cls, data: Mapping[str, Any], *, steps: int, num_configs: int) -> Strategy:
         """The strategy of a validated ``strategy`` mapping (``steps``: the run length; ``num_configs``)."""
         return cls()
 
@@ -294,13 +295,7 @@ def steps_value(value: Any, where: str, steps: int, config: Config | None = None
 def fraction_value(value: Any, where: str, *, lo: float = 0.0, hi: float = 1.0, hi_open: bool = True,
                    lo_open: bool = True) -> float:
     """A number in (lo, hi) (ends as asked); a :class:`SweepError` naming ``where`` otherwise."""
-    ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-          and (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi))
-    if not ok:
-        kind = "a fraction" if (lo, hi) == (0.0, 1.0) else "a number"
-        raise SweepError(f"{where} must be {kind} in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-                         f", got {where}={value!r}")
-    return float(value)
+    return number("", where, value, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open, error=SweepError)
 
 
 def rng_of(seed: int) -> np.random.Generator:

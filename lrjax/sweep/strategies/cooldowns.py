@@ -33,7 +33,8 @@ import dataclasses
 import math
 import os
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from lrjax._checks import closest
 from lrjax.engine import Config, parse_duration
@@ -137,7 +138,7 @@ class Cooldowns(Strategy):
         self._spans: list[tuple[int, int]] = []             # (first update trained, last update) per member
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any], *, steps: int, num_configs: int) -> "Cooldowns":
+    def parse(cls, data: Mapping[str, Any], *, steps: int, num_configs: int) -> Cooldowns:
         hz = data.get("horizons")
         if not isinstance(hz, list) or not hz:
             raise SweepError("strategy.horizons must be a non-empty list of run lengths (updates or durations such as "
@@ -228,7 +229,7 @@ class Cooldowns(Strategy):
             hz = self._horizons(cfg)
             st = _stable_of(cfg, cfg.train.steps)
             m = st.min_ratio if self.min_ratio is None else self.min_ratio
-            for i, (h, f) in enumerate(hz):
+            for i, (_, f) in enumerate(hz):
                 if f < st.warmup:
                     raise SweepError(f"strategy.horizons[{i}]={self.horizons[i]!r}: its cooldown would start at update "
                                      f"{f}, before the warmup ends (schedule.warmup_steps = {st.warmup} updates); "
@@ -236,7 +237,8 @@ class Cooldowns(Strategy):
             last = max(f for _, f in hz)
             h_max = max(h for h, _ in hz)
 
-            def member(tag: str, steps: int, schedule: dict, role: dict, waits: bool = False) -> Plan:
+            def member(tag: str, steps: int, schedule: dict, role: dict, waits: bool = False, *, cfg: Config = cfg,
+                       label: str = label, o: int = o) -> Plan:
                 lab = f"{label} {tag}" if many else tag
                 c = dataclasses.replace(cfg, name=_name(f"{cfg.name or 'run'}-{tag}"), schedule=schedule,
                                         train=dataclasses.replace(cfg.train, steps=steps))

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
+from lrjax._checks import number
 from lrjax.schedules import Schedule
 from lrjax.sweep._errors import SweepError
 from lrjax.sweep.strategies._anneal import Annealer, anneal_value
@@ -46,7 +48,7 @@ class Halving(Strategy):
         object.__setattr__(self, "annealer", Annealer(self.anneal) if self.anneal is not None else None)
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any], *, steps: int, num_configs: int) -> "Halving":
+    def parse(cls, data: Mapping[str, Any], *, steps: int, num_configs: int) -> Halving:
         rungs_in = data.get("rungs")
         if not isinstance(rungs_in, list) or not rungs_in:
             raise SweepError(f"strategy.rungs must be a non-empty list of updates at which to prune, e.g. [200, 600], "
@@ -61,10 +63,7 @@ class Halving(Strategy):
         if "keep" in data and "eta" in data:
             raise SweepError("strategy: give keep or eta (keep = 1/eta), not both")
         if "eta" in data:
-            eta = data["eta"]
-            if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 1 < eta < math.inf:
-                raise SweepError(f"strategy.eta must be a number > 1 (keep the best 1/eta), got strategy.eta={eta!r}")
-            keep = 1.0 / float(eta)
+            keep = 1.0 / number("", "strategy.eta", data["eta"], lo=1.0, lo_open=True, error=SweepError)  # 1/eta go on
         else:
             keep = fraction_value(data.get("keep", 0.25), "strategy.keep")
         return cls(rungs=rungs, keep=keep, anneal=anneal_value(data.get("anneal")))

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
+from lrjax._checks import integer, number
 from lrjax.engine import Experiment
 from lrjax.schedules import Schedule
 from lrjax.sweep._errors import SweepError
@@ -48,15 +50,13 @@ class PBT(Strategy):
         self.annealer = Annealer(self.anneal) if self.anneal is not None else None
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any], *, steps: int, num_configs: int) -> "PBT":
+    def parse(cls, data: Mapping[str, Any], *, steps: int, num_configs: int) -> PBT:
         interval = steps_value(data.get("interval", "25%"), "strategy.interval", steps)
         if not 0 < interval < steps:
             raise SweepError(f"strategy.interval must be in (0, train.steps={steps}) updates, got "
                              f"strategy.interval={data.get('interval')!r}")
-        q = data.get("quantile", 0.25)
-        if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0.0 < q <= 0.5:
-            raise SweepError(f"strategy.quantile must be in (0, 0.5] (the bottom and top fractions), got "
-                             f"strategy.quantile={q!r}")
+        q = number("", "strategy.quantile", data.get("quantile", 0.25), lo=0.0, hi=0.5, lo_open=True,
+                   error=SweepError)  # the bottom and top fractions
         if int(num_configs * q) < 1:
             raise SweepError(f"strategy.quantile={q!r} of {num_configs} configurations leaves nobody to copy "
                              f"(floor({num_configs} x {q}) = 0); use at least {math.ceil(1 / q)} configurations or a "
@@ -70,14 +70,17 @@ class PBT(Strategy):
             if not str(k).startswith(("schedule.", "optimizer.args.")):
                 raise SweepError(f"strategy.explore.{k}: explore keys are schedule.<...> or optimizer.args.<name> "
                                  "(numeric leaves of the optimizer state)")
-            if not isinstance(v, list) or not v or any(
-                    isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 < x < math.inf for x in v):
+            if not isinstance(v, list) or not v:
                 raise SweepError(f"strategy.explore.{k} must be a non-empty list of finite positive factors (e.g. "
                                  f"[0.8, 1.25]), got strategy.explore.{k}={v!r}")
-            explore.append((str(k), tuple(float(x) for x in v)))
-        seed = data.get("seed", 0)
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise SweepError(f"strategy.seed must be an integer >= 0, got strategy.seed={seed!r}")
+            try:
+                factors = tuple(number("", f"strategy.explore.{k}[{i}]", x, lo=0.0, lo_open=True, error=SweepError)
+                                for i, x in enumerate(v))
+            except SweepError:
+                raise SweepError(f"strategy.explore.{k} must be a non-empty list of finite positive factors (e.g. "
+                                 f"[0.8, 1.25]), got strategy.explore.{k}={v!r}") from None
+            explore.append((str(k), factors))
+        seed = integer("", "strategy.seed", data.get("seed", 0), lo=0, error=SweepError)
         return cls(interval=interval, quantile=float(q), explore=tuple(explore), seed=seed,
                    anneal=anneal_value(data.get("anneal")))
 
