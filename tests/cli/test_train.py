@@ -45,13 +45,17 @@ def test_each_data_format(tmp_path, fmt, npz_file, idx_dir, cifar_dir, capsys):
     src = {"npz": lambda: npz_file, "idx_gz": lambda: idx_dir(True), "idx_raw": lambda: idx_dir(False),
            "cifar": lambda: cifar_dir}[fmt]()
     # the test's CIFAR folder is not the official release: it is unpickled only when trusted explicitly
-    extra = ["--set", "model.kind=cnn", "--set", "model.channels=[4]", "--set", "data.trust_pickle=true"] \
-        if fmt == "cifar" else []
+    extra = {"cifar": ["--set", "model.kind=cnn", "--set", "model.channels=[4]", "--set", "data.trust_pickle=true"],
+             "npz": ["--set", "schedule.schedule.peak=0.03"]}.get(fmt, [])
     out = tmp_path / "run"
     assert main([*TINY, *extra, "--data", str(src), "--out", str(out)]) == 0
     s = json.loads((out / "summary.json").read_text())
     assert s["status"] == "completed" and s["steps"] == 30
-    assert 0.0 <= s["final_eval"]["test_accuracy"] <= 1.0
+    # the tiny sets are separable (conftest): each format trains, not just runs
+    logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["train_loss"] for r in logs if "train_loss" in r]
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert s["final_eval"]["test_accuracy"] >= 0.8  # chance: 0.5 (npz), 0.25 (IDX), 0.33 (CIFAR)
     assert "lrjax train:" in capsys.readouterr().out
 
 
