@@ -459,9 +459,12 @@ def _structure(build: _Builder) -> ModelStructure:
 
 
 def model_label(factory: Any) -> str:
-    """How errors name a model: its config key (``model.kind=...``, ``model.factory=...``) or its factory."""
+    """How errors name a model: a built-in kind by its key (``model.kind='mlp'``), your own by its name
+    (``model 'Net'``: the NAME of ``model.factory: "MODULE:NAME"``, or the factory's ``__name__``)."""
     if isinstance(factory, ModelConfig):
-        return f"model.kind={factory.kind!r}" if factory.factory is None else f"model.factory={factory.factory!r}"
+        if factory.factory is None:
+            return f"model.kind={factory.kind!r}"
+        return f"model {parse_reference(factory.factory, 'model.factory')[1]!r}"
     return f"model {getattr(factory, '__name__', type(factory).__name__)!r}"
 
 
