@@ -113,10 +113,12 @@ def stacked_axes(*, arrays: bool, index: bool, evals: bool) -> tuple:
 class Program:
     """A compiled segment: ``program(state, source, start, stop, evals=None, flags=Flags(), mstate=None)``
     (host arguments converted to the dtypes the program was traced with, so every call reuses it);
-    :meth:`lower` for ahead-of-time compilation (a sweep times its compilation apart)."""
+    :meth:`compile` compiles ahead of time (a sweep times its compilation apart) and later calls run that
+    executable directly."""
 
     def __init__(self, jitted: Callable[..., SegmentOut]):
         self.jitted = jitted
+        self.executable: Any = None
 
     @staticmethod
     def _args(state, source, start, stop, evals, flags, mstate) -> tuple:
@@ -124,10 +126,16 @@ class Program:
                 Flags(np.bool_(flags.evaluate), np.bool_(flags.observe)), mstate)
 
     def __call__(self, state, source, start, stop, evals=None, flags: Flags = Flags(), mstate=None) -> SegmentOut:
-        return self.jitted(*self._args(state, source, start, stop, evals, flags, mstate))
+        args = self._args(state, source, start, stop, evals, flags, mstate)
+        return (self.executable or self.jitted)(*args)
 
     def lower(self, state, source, start, stop, evals=None, flags: Flags = Flags(), mstate=None) -> Any:
         return self.jitted.lower(*self._args(state, source, start, stop, evals, flags, mstate))
+
+    def compile(self, state, source, start, stop, evals=None, flags: Flags = Flags(), mstate=None) -> None:
+        """Compile for arguments like these (their shapes, dtypes and shardings); later calls with such
+        arguments run the executable without going through ``jax.jit``'s dispatch again."""
+        self.executable = self.lower(state, source, start, stop, evals, flags, mstate).compile()
 
 
 def compile_segment(segment: Segment, *, in_axes: tuple | None = None, donate: bool = True, keep_state: bool = True,

@@ -334,7 +334,7 @@ class _Sweep:
         source, evals = g.inputs(chunk.ids, self.members)  # not kept: one chunk's data on the devices at a time
         if len(chunk.ids) not in g.compiled:  # compile explicitly, once per chunk size (timed)
             tc = time.perf_counter()
-            prog.lower(chunk.states, source, 0, 1, evals).compile()
+            prog.compile(chunk.states, source, 0, 1, evals)
             g.compile_s += time.perf_counter() - tc
             g.compiled.add(len(chunk.ids))
         # evaluate where any row's own run does (or the strategy ranks); feed a plateau only where every row's
