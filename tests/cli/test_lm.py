@@ -349,6 +349,22 @@ def test_resume_on_text_is_bitwise_with_averaged_weights(lm_text_dir, tmp_path):
         ev["val_avg_loss"][-1] / LN2, rel=1e-6)
 
 
+def test_resume_refuses_a_corpus_that_changed(tmp_path, make_lm_text, capsys):
+    corpus = tmp_path / "book.txt"
+    corpus.write_bytes(make_lm_text(20_000, 3))
+    cfg = _write(tmp_path, "lm.yaml", _config(_text(corpus), model={**TRANSFORMER, "d_model": 16},
+                                              train={"steps": 10, "eval_every": 10, "checkpoint_every": 10}))
+    out = tmp_path / "run"
+    assert main(["train", str(cfg), "--no-progress", "--out", str(out)]) == 0
+    before = (out / "metrics.jsonl").read_bytes()
+    corpus.write_bytes(make_lm_text(20_000, 4))   # same size, other text
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--no-progress", "--set", "train.steps=20"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "--resume: the text of 'book.txt' changed since the checkpoint of step 10" in line, line
+    assert (out / "metrics.jsonl").read_bytes() == before and not (out / "config.step10.yaml").exists()
+
+
 def test_durations_in_tokens_end_to_end(lm_text_dir, tmp_path):
     """train.steps, the warmup, the evaluation cadence and the averaging start in tokens: steps x batch x
     context (16 x 16 = 256 tokens per update)."""
