@@ -83,3 +83,61 @@ def npz_file(tmp_path):
     yte = (xte[:, 0] > 0).astype(np.int64)
     np.savez(p, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
     return p
+
+
+# ----------------------------------------------------------------------------- language-model data
+
+_WORDS = ("the", "a", "model", "learns", "rate", "schedule", "warmup", "decay", "loss", "falls", "slowly", "fast",
+          "byte", "token", "window", "of", "and", "to", "in", "step")
+
+
+def lm_text(n_bytes: int, seed: int) -> bytes:
+    """Seeded English-like text (sentences of words from a small vocabulary): a byte model learns it in a
+    few dozen updates, the same on every machine."""
+    rng = np.random.default_rng(seed)
+    out, size = [], 0
+    while size < n_bytes:
+        words = [_WORDS[i] for i in rng.integers(0, len(_WORDS), rng.integers(4, 10))]
+        s = " ".join(words).capitalize() + (". " if rng.random() < 0.8 else ".\n")
+        out.append(s)
+        size += len(s)
+    return "".join(out).encode()[:n_bytes]
+
+
+@pytest.fixture(scope="session")
+def make_lm_text():
+    """:func:`lm_text` for tests that need text of another size."""
+    return lm_text
+
+
+@pytest.fixture(scope="session")
+def lm_text_dir(tmp_path_factory):
+    """A folder of six text files (60 KB), split by file; and a hidden file and a binary one, which are skipped."""
+    d = tmp_path_factory.mktemp("lm") / "corpus"
+    d.mkdir()
+    for i in range(6):
+        (d / f"part{i}.txt").write_bytes(lm_text(10_000, i))
+    (d / ".hidden.txt").write_text("never read")
+    (d / "image.bin").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    return d
+
+
+@pytest.fixture(scope="session")
+def lm_npz(tmp_path_factory):
+    """Token windows (T = 16) of the same kind of text; the last 5 targets of every other test window are
+    padding (-1, its inputs 0)."""
+    t = 16
+    s = np.frombuffer(lm_text(40_000, 7), np.uint8)
+    rng = np.random.default_rng(0)
+
+    def windows(lo, hi, n):
+        o = rng.integers(lo, hi - t - 1, n)
+        w = s[o[:, None] + np.arange(t + 1)].astype(np.int64)
+        return w[:, :-1].copy(), w[:, 1:].copy()
+
+    xtr, ytr = windows(0, 32_000, 2_000)
+    xte, yte = windows(32_000, 40_000, 100)
+    xte[::2, -5:], yte[::2, -5:] = 0, -1
+    p = tmp_path_factory.mktemp("lm") / "windows.npz"
+    np.savez(p, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+    return p

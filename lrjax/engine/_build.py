@@ -338,6 +338,21 @@ def initial_states(exps: list[Experiment], seeds: list[int] | None = None) -> An
     return stack_trees([jax.device_get(e.init_state(seed_key(s))) for e, s in zip(exps, seeds)])
 
 
+def with_context(config: Config, ds: Dataset) -> Config:
+    """``config`` with ``data.context`` of token windows (their length ``T``): what a duration in tokens counts
+    per example. A ``.npz`` of windows gives it when ``data.context`` is unset; a ``data.context`` that is not
+    the windows' length is a :class:`ConfigError`. Other data: ``config`` as it is."""
+    if not ds.sequence:
+        return config
+    given = config.data.context
+    if given is None:
+        return dataclasses.replace(config, data=dataclasses.replace(config.data, context=ds.context))
+    if given != ds.context:
+        raise ConfigError(f"data.context={given}, but the token windows of {ds.name!r} hold {ds.context} tokens; "
+                          f"set data.context={ds.context} (or leave it unset: the windows give it)")
+    return config
+
+
 def build_experiment(config: Config, *, model: Callable | None = None, loss: str | Callable | None = None,
                      data: Any = None, devices: Any = None, schedule: Schedule | None = None,
                      momentum: Schedule | None = None) -> Experiment:
@@ -366,6 +381,7 @@ def build_experiment(config: Config, *, model: Callable | None = None, loss: str
     ['accuracy', 'finite', 'grad_norm', 'loss', 'lr', 'momentum']
     """
     ds = load_data(config, data)
+    config = with_context(config, ds)
     config = resolve_train(config, ds.num_train)  # "5 epochs" in updates: exp.config holds what the run follows
     d = config.data
     if d.batch_size > ds.num_train:

@@ -788,11 +788,15 @@ def validate(cfg: Config) -> None:
         _check_schedule_free(o)
     resolve_average(cfg)
     if total is not None:  # else checked when the data gives the run's length (build_experiment)
-        schedule_of(cfg.schedule, "schedule", total_steps=total)
+        # tokens are placeholders here, as epochs (no batch size yet); they need a context: data.context, or for
+        # another source than text a .npz of token windows gives it once loaded (build_experiment checks it)
+        ctx = d.context if d.context is not None or d.source == "text" else 1
+        schedule_of(cfg.schedule, "schedule", total_steps=total, context=ctx)
         for k, v in o.args.items():
             if isinstance(v, Mapping):
-                schedule_of(v, f"optimizer.args.{k}", total_steps=total)
-        for path, key, value, _ in _walk_spec(resolve_durations(cfg.schedule, total_steps=total), "schedule"):
+                schedule_of(v, f"optimizer.args.{k}", total_steps=total, context=ctx)
+        for path, key, value, _ in _walk_spec(resolve_durations(cfg.schedule, total_steps=total, context=ctx),
+                                              "schedule"):
             if key == "warmup_steps" and isinstance(value, (int, float)) and value > total:
                 raise ConfigError(
                     f"{path}={value!r} is longer than the run (train.steps={t.steps}); shorten the warmup or "
@@ -1097,14 +1101,19 @@ def resolve_average(cfg: Config, *, num_examples: int | None = None) -> tuple[st
             raise ConfigError(f"{where} must be a number of updates or a duration like '75%' (of train.steps), "
                               f"'2 epochs' or '500 steps', got {where}={start!r}")
         unit = parse_duration(start, where)[1]
-        known = known and (num_examples is not None or unit not in ("epochs", "examples"))
+        context = cfg.data.context
+        later = num_examples is None and (unit in ("epochs", "examples") or  # the data gives the size, or
+                                          (unit == "tokens" and context is None and cfg.data.source != "text"))
+        if later and unit == "tokens":
+            context = 1  # placeholder: a .npz of token windows gives the context when it is loaded
+        known = known and not later
         if not known and steps is None and unit == "fraction":
             start = 0  # a share of a run whose length the data gives: checked when it is known
         else:
             start = resolve_durations(start, total_steps=steps or 0,
                                       batch_size=cfg.data.batch_size if known else None,
                                       accumulation_steps=cfg.optimizer.accumulation_steps,
-                                      num_examples=num_examples, where=where, context=cfg.data.context)
+                                      num_examples=num_examples, where=where, context=context)
     if start < 0:
         raise fail("", where, a.start, ">= 0 updates", ConfigError)
     if known and start >= steps:

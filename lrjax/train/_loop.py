@@ -207,6 +207,7 @@ class Run:
             "skipped": self.skipped,
             "early_stop": self.early_stop,
             "window": [[None if not math.isfinite(v) else v for v in map(float, r)] for r in self.window],
+            "data_sha256": (self.exp.data.info or {}).get("sha256"),  # a text corpus's hash: resume checks it
         }
         self.checkpointer.save(self.step, {"state": state}, meta)
         self.last_checkpoint = self.step
@@ -220,6 +221,11 @@ class Run:
     def restore(self, state: TrainState) -> TrainState:
         """Continue from the latest checkpoint: state, iterator, unlogged rows, metrics.jsonl offset."""
         tree, meta = self.checkpointer.restore({"state": state})
+        was, now = meta.get("data_sha256"), (self.exp.data.info or {}).get("sha256")
+        if was is not None and now is not None and was != now:
+            raise ConfigError(f"--resume: the text of {self.exp.data.name!r} changed since the checkpoint of step "
+                              f"{meta['step']} (sha256 {was[:12]}... then, {now[:12]}... now: other files, bytes or "
+                              "Python version); restore the corpus or start a new run")
         self.step = int(meta["step"])
         self.iterator.load_state_dict(meta["iterator"])
         self.last_train, self.last_eval = meta.get("last_train") or {}, meta.get("last_eval") or {}

@@ -54,7 +54,7 @@ def test_yaml_file_and_roundtrip(tmp_path):
     ("train.eval_every=often", r"train.eval_every must be a number of updates or a duration like '10%' \(of "
                                r"train.steps\), '5 epochs'.*got train.eval_every='often'"),
     ("data.normalize=3", r"data.normalize must be true/false, got data.normalize=3"),
-    ("model.kind=mpl", r"model.kind must be one of 'mlp', 'cnn', 'resnet', got model.kind='mpl' \(did you mean 'mlp'\?\)"),
+    ("model.kind=mpl", r"model.kind must be one of 'mlp', 'cnn', 'resnet', 'transformer', got model.kind='mpl' \(did you mean 'mlp'\?\)"),
     ("train.on_nonfinite=ignore", r"train.on_nonfinite must be one of 'stop', 'skip'"),
     ("model.hidden=[32, x]", r"model.hidden\[1\] must be an integer, got model.hidden\[1\]='x'"),
     ("train.steps=0", r"train.steps must be > 0, got train.steps=0"),
