@@ -18,12 +18,11 @@ to float rounding (a vmapped and a lone program round differently; `tests/sweep/
     relaunched / forked wall time            >= 2
     every horizon's loss equal to its lone run's within the tolerance of item 3
 
-Tasks are config dicts (`TASKS`): the sweep file and overrides. `--task mnist1d` (the built-in MLP on MNIST-1D,
-configs/sweeps/horizons_mnist1d.yaml) runs now; the byte-level language model of issue 19 is one more entry
-(`"lm"`: a sweep file with `data.source: text`, `model.kind: transformer`, horizons in tokens) once the engine
-trains it.
+Tasks are config dicts (`TASKS`): the sweep file and overrides. `--task mnist1d`: the built-in MLP on MNIST-1D
+(configs/sweeps/horizons_mnist1d.yaml); `--task lm`: the byte-level transformer on the Python standard library,
+horizons from 250K to 2M tokens (configs/sweeps/horizons_lm.yaml).
 
-    python benchmarks/horizons.py [--task mnist1d] [--out /tmp/horizons] [--skip-cosine]
+    python benchmarks/horizons.py [--task mnist1d|lm] [--out /tmp/horizons] [--skip-cosine] [--skip-floor]
 """
 
 from __future__ import annotations
@@ -44,9 +43,11 @@ TASKS: dict[str, dict] = {
         "overrides": ["config.train.compilation_cache=false"],
         "metric": "val_loss",
     },
-    # "lm": {"sweep": ROOT / "configs" / "sweeps" / "horizons_lm.yaml",   # issue 19: data.source text, transformer,
-    #        "overrides": ["config.train.compilation_cache=false"],       # horizons in tokens ("20M tokens")
-    #        "metric": "val_loss"},
+    "lm": {
+        "sweep": ROOT / "configs" / "sweeps" / "horizons_lm.yaml",
+        "overrides": ["config.train.compilation_cache=false"],
+        "metric": "val_loss",
+    },
 }
 
 
@@ -115,6 +116,12 @@ def compare_rows(summary: dict, lone: dict[str, dict], runs: tuple[str, ...], ot
     return rows
 
 
+def _pair(row: dict, key: str) -> str:
+    """``forked / lone`` of a metric, ``-`` where the task has none."""
+    a, b = row.get(f"forked_{key}"), row.get(f"lone_{key}")
+    return "-" if a is None or b is None else f"{a:.4f} / {b:.4f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--task", default="mnist1d", choices=sorted(TASKS))
@@ -169,8 +176,7 @@ def main() -> None:
     for r in sorted(table, key=lambda r: (r["horizon"], r["shape"])):
         floor = "-" if r["rounding_floor"] is None else f"{r['rounding_floor']:.1e}"
         print(f"| {r['horizon']} | {r['shape']} | {r['forked_val_loss']:.6f} | {r['lone_val_loss']:.6f} | "
-              f"{r['rel_diff']:.1e} | {floor} | {r['forked_val_accuracy']:.4f} / {r['lone_val_accuracy']:.4f} | "
-              f"{r['forked_test_accuracy']:.4f} / {r['lone_test_accuracy']:.4f} |")
+              f"{r['rel_diff']:.1e} | {floor} | {_pair(r, 'val_accuracy')} | {_pair(r, 'test_accuracy')} |")
     print()
     print(f"config-steps: relaunched {lone_steps} / forked {s['config_steps']} = {result['steps_ratio']:.2f}x "
           "(target >= 2.5)")

@@ -46,19 +46,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check_counts(spec, configs) -> None:
-    """What a sweep cannot count in epochs yet (lrjax.sweep reads these before the data is loaded): the run
-    length of halving and PBT (their rungs and intervals are updates of it) and ``train.checkpoint_every``."""
+    """What a sweep must count before the data is loaded: ``train.checkpoint_every`` (in updates, ``'10%'`` or
+    tokens of ``data.context``; not epochs). A strategy's run length is checked by ``strategy_of``."""
     from lrjax.sweep import SweepError
+    from lrjax.sweep.strategies import known_lengths
 
-    strategy = spec.strategy.get("name", "grid") if isinstance(spec.strategy, dict) else (spec.strategy or "grid")
     for c in configs:
         t = c.config.train
-        if strategy != "grid" and isinstance(t.steps, str):
-            raise SweepError(f"{c.label}: strategy {strategy!r} counts its rungs and intervals in updates of "
-                             f"train.steps; give train.steps as a number of updates, got train.steps={t.steps!r}")
-        if isinstance(t.checkpoint_every, str):
-            raise SweepError(f"{c.label}: a sweep checkpoints every train.checkpoint_every updates; give a number, got "
-                             f"train.checkpoint_every={t.checkpoint_every!r}")
+        if isinstance(t.checkpoint_every, str) and known_lengths(c.config) is None:
+            raise SweepError(f"{c.label}: a sweep checkpoints every train.checkpoint_every updates, counted before the "
+                             f"data loads; give updates, '10%' or tokens, got train.checkpoint_every="
+                             f"{t.checkpoint_every!r} (train.steps={t.steps!r})")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -88,7 +88,7 @@ _LAZY = {
     "Checkpointer": "_checkpoint", "CheckpointError": "_checkpoint", "CheckpointSaveError": "_checkpoint",
     "CheckpointFallbackWarning": "_checkpoint",
     "Experiment": "_build", "build_experiment": "_build", "load_data": "_build", "initial_states": "_build",
-    "train_arrays": "_build", "split_batches": "_build",
+    "train_arrays": "_build", "split_batches": "_build", "with_context": "_build",
 }
 
 __all__ = [
@@ -104,7 +104,7 @@ __all__ = [
     "put_global", "read_yaml_mapping", "ResNet", "resolve_train", "run_name", "run_records", "schedule_free_state",
     "seed_key", "Segment", "selection_key", "SelectionOnTestSetWarning", "Source", "spec_schedule", "split_batches",
     "stack_trees", "stacked_axes", "summarise", "Task", "train_arrays", "train_counts", "train_record", "train_step",
-    "train_steps", "TrainConfig", "TrainState", "unalias", "update_count", "with_validation",
+    "train_steps", "TrainConfig", "TrainState", "unalias", "update_count", "with_context", "with_validation",
 ]
 
 

@@ -49,11 +49,13 @@ from lrjax.engine import (
     initial_states,
     load_data,
     make_schedule,
+    resolve_train,
     run_records,
     seed_key,
     selection_key,
     stack_trees,
     summarise,
+    with_context,
     with_validation,
 )
 from lrjax.schedules import Schedule
@@ -224,13 +226,23 @@ class _Sweep:
         one = self.devs[:1]
         datasets: dict[tuple, Dataset] = {}
         exps: list[Experiment] = []
-        plans = strategy.expand([with_validation(c, selects=strategy.selects) for c in configs], labels)
-        for p in plans:
-            cfg = with_validation(p.config, selects=strategy.selects)  # a strategy chooses
+
+        def dataset(cfg: Config) -> Dataset:
             key = data_key(cfg)
             if key not in datasets:
                 datasets[key] = load_data(cfg, data)
-            ds = datasets[key]
+            return datasets[key]
+
+        # the strategy reads run lengths and cadences in updates: "5 epochs" or "2M tokens" counted on the data
+        resolved = []
+        for c in configs:
+            cfg = with_validation(c, selects=strategy.selects)  # a strategy chooses
+            ds = dataset(cfg)
+            resolved.append(resolve_train(with_context(cfg, ds), ds.num_train))
+        plans = strategy.expand(resolved, labels)
+        for p in plans:
+            cfg = with_validation(p.config, selects=strategy.selects)
+            ds = dataset(cfg)
             exps.append(build_experiment(cfg, model=model, loss=loss, data=ds, devices=one,
                                          schedule=strategy.schedule(make_schedule(cfg, num_examples=ds.num_train))))
 

@@ -46,7 +46,7 @@ from lrjax.sweep._spec import (
     spec_to_dict,
     sweep_from_dict,
 )
-from lrjax.sweep.strategies import strategy_of
+from lrjax.sweep.strategies import known_lengths, strategy_of
 
 __all__ = ["SweepResult", "run_sweep", "resumed_spec"]
 
@@ -74,7 +74,13 @@ def _yaml_dump(data: Any) -> str:
 
 
 def _checkpoint_points(configs: list[SweepConfig]) -> int | None:
-    every = {c.config.train.checkpoint_every for c in configs}
+    """The snapshot cadence in updates: the smallest ``train.checkpoint_every`` (durations counted where they
+    are known before the data loads)."""
+    every = set()
+    for c in configs:
+        v = (known_lengths(c.config) or c.config).train.checkpoint_every
+        if not isinstance(v, str):
+            every.add(int(v))
     return min(every) if every else None
 
 

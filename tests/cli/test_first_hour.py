@@ -123,7 +123,9 @@ def test_a_grid_sweep_counts_in_epochs_and_halving_asks_for_updates(tmp_path, ca
     capsys.readouterr()
     assert main(["sweep", str(tmp_path / "s.yaml"), "--set", "strategy={name: halving, rungs: [5], keep: 0.5}",
                  "--out", str(tmp_path / "halving")]) == 2
-    assert "strategy 'halving' counts its rungs and intervals in updates of train.steps" in _err_line(capsys)
+    err = _err_line(capsys)
+    assert "strategy 'halving' places its decisions in updates before the data loads" in err
+    assert "train.steps='2 epochs', eval_every='1 epoch'" in err
     assert not (tmp_path / "halving").exists()
 
 

@@ -287,6 +287,24 @@ def test_population_based_training_of_a_language_model(lm_text_dir, tmp_path):
     assert max(val) < 4.0  # nobody is left behind at ln 256
 
 
+def test_every_horizon_in_tokens_from_one_run(lm_text_dir, tmp_path):
+    """Cooldowns with the run, its cadences, the warmup and the horizons in tokens (16 windows of 16 bytes =
+    256 tokens per update): the strategy reads them in updates."""
+    train = {**TRAIN, "steps": "10240 tokens", "eval_every": "5120 tokens", "log_every": "2560 tokens"}
+    wsd = {"name": "warmup_stable_decay", "peak": 1.0e-2, "warmup_steps": "1280 tokens", "stable_steps": 25,
+           "decay_steps": 10}
+    base = {**_config(_text(lm_text_dir), train=train), "schedule": wsd}
+    strategy = {"name": "cooldowns", "horizons": ["5120 tokens", "10240 tokens"], "fraction": 0.25,
+                "shapes": ["linear"]}
+    s, rows, out = _sweep(tmp_path, "cooldowns", base, {"train.seed": [0]}, strategy)
+    cooled = sorted((int(r["horizon"]), int(r["steps"])) for r in rows if r["run"] == "cooldown")
+    assert cooled == [(20, 5), (40, 10)]   # (horizon, updates of its own: the cooldown)
+    assert s["compilations"] == 1 and s["config_steps"] == 30 + 5 + 10   # the trunk to the last fork, cooldowns
+    lone = yaml.safe_load((out / "configs" / "40_linear.yaml").read_text())
+    assert lone["train"]["steps"] == 40 and lone["schedule"]["stable_steps"] == 25
+    assert lone["schedule"]["decay_steps"] == 10 and lone["schedule"]["warmup_steps"] == 5
+
+
 # ----------------------------------------------------------------------------- lrjax find-lr
 
 @pytest.mark.parametrize("source", ["text", "npz"])

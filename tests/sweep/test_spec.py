@@ -4,6 +4,7 @@ import pytest
 
 from lrjax.sweep import SweepError, expand, load_sweep, strategy_of, sweep_from_dict
 from lrjax.sweep._spec import merge
+from lrjax.sweep.strategies import known_lengths
 
 SHORT = {"train": {"steps": 20}}
 
@@ -108,9 +109,15 @@ def test_shipped_recipes_expand():
     sizes = {p.stem: len(expand(load_sweep(p))) for p in sorted(root.glob("*.yaml"))}
     assert {k: sizes[k] for k in ("schedules", "seeds", "warmup_cosine_grid", "mnist1d_grid", "halving", "pbt")} == \
         {"schedules": 9, "seeds": 6, "warmup_cosine_grid": 16, "mnist1d_grid": 16, "halving": 16, "pbt": 16}
-    for name in ("halving", "pbt"):  # the strategies validate against their configurations
-        spec = load_sweep(root / f"{name}.yaml")
+    strategies = {"halving": "halving", "pbt": "pbt", "halving_annealed": "halving", "horizons_mnist1d": "cooldowns",
+                  "horizons_lm": "cooldowns", "lm_schedules": "grid"}
+    for stem, name in strategies.items():  # the strategies validate against their configurations
+        spec = load_sweep(root / f"{stem}.yaml")
         assert strategy_of(spec, expand(spec)).name == name
+    lm = load_sweep(root / "horizons_lm.yaml")  # horizons in tokens: 250K tokens of 32 x 64 = 122 updates
+    members = strategy_of(lm, expand(lm)).expand([known_lengths(c.config) for c in expand(lm)], ["lm"])
+    horizons = sorted({p.role["horizon"] for p in members if p.role["run"] == "cooldown"})
+    assert horizons == [122, 244, 366, 488, 610, 732, 854, 977], horizons
     labels = [c.label for c in expand(load_sweep(root / "schedules.yaml"))]
     assert labels == ["constant", "step", "exponential", "inverse-time", "cosine", "warmup+cosine", "one-cycle",
                       "cyclic", "restarts"]

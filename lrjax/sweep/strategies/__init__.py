@@ -24,6 +24,7 @@ from lrjax.sweep.strategies._base import (
     Plan,
     Population,
     Strategy,
+    known_lengths,
     parse_strategy,
     register,
     registry,
@@ -34,5 +35,5 @@ for _module in pkgutil.iter_modules(__path__):
     if not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["Copy", "Decision", "Plan", "Population", "Strategy", "parse_strategy", "register", "registry",
+__all__ = ["Copy", "Decision", "Plan", "Population", "Strategy", "known_lengths", "parse_strategy", "register", "registry",
            "strategy_of"]

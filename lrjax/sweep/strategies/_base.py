@@ -31,12 +31,12 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from lrjax._checks import closest, number
-from lrjax.engine import Config, Experiment, parse_duration
+from lrjax.engine import Config, ConfigError, Experiment, parse_duration, train_counts
 from lrjax.optim import to_steps
 from lrjax.schedules import Schedule
 from lrjax.sweep._errors import SweepError
 
-__all__ = ["Strategy", "Population", "Copy", "Decision", "Plan", "register", "registry", "parse_strategy",
+__all__ = ["Strategy", "Population", "Copy", "Decision", "Plan", "register", "registry", "parse_strategy", "known_lengths",
            "strategy_of", "steps_value", "fraction_value", "rng_of"]
 
 
@@ -249,17 +249,39 @@ def parse_strategy(data: Any, steps: int, num_configs: int) -> Strategy:
     return cls.parse({k: v for k, v in data.items() if k != "name"}, steps=steps, num_configs=num_configs)
 
 
+def known_lengths(cfg: Config) -> Config | None:
+    """``cfg`` with ``train.steps`` and its cadences in optimizer updates where they are known before the data
+    loads (updates, or tokens of ``data.context``); None where one counts epochs or examples of the training
+    set (or tokens of a ``.npz`` whose windows give the context). What :meth:`Strategy.expand` reads."""
+    try:
+        counts = train_counts(cfg)
+    except ConfigError:
+        return None
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **counts._asdict()))
+
+
 def strategy_of(spec: Any, configs: list[Any]) -> Strategy:
     """The sweep's :class:`Strategy` (``spec.strategy``), validated against its configurations: the run
-    length it is parsed against is theirs, one for all when the strategy needs it (:attr:`Strategy.one_length`)."""
+    length it is parsed against is theirs (in updates: ``"2M tokens"`` counted), one for all when the strategy
+    needs it (:attr:`Strategy.one_length`). A strategy with decision points needs that length before the data
+    loads: ``train.steps`` in epochs or examples is refused for it, with the way out."""
     data = spec.strategy
     name = data.get("name", "grid") if isinstance(data, Mapping) else (data or "grid")
     cls = _REGISTRY.get(name) if isinstance(name, str) else None
-    steps = sorted({c.config.train.steps for c in configs})
+    resolved = [known_lengths(c.config) for c in configs]
+    if any(r is None for r in resolved):
+        if cls is None or not cls.one_length:  # a grid (or an unknown name, refused below) needs no length
+            return parse_strategy(data, 1, len(configs))
+        c = next(c for c, r in zip(configs, resolved) if r is None)
+        raise SweepError(f"strategy {name!r} places its decisions in updates before the data loads, but "
+                         f"configuration {c.label!r} counts its run in the data (train.steps="
+                         f"{c.config.train.steps!r}, eval_every={c.config.train.eval_every!r}): give train.steps and "
+                         "the cadences in updates, '10%' (cadences) or tokens (with data.context)")
+    steps = sorted({r.train.steps for r in resolved})
     if cls is not None and cls.one_length and len(steps) > 1:
         raise SweepError(f"strategy {name!r} needs one run length for every configuration, got train.steps in {steps}")
     strategy = parse_strategy(data, max(steps, default=1), len(configs))
-    strategy.expand([c.config for c in configs], [c.label for c in configs])  # refuse what it cannot train now
+    strategy.expand(resolved, [c.label for c in configs])  # refuse what it cannot train now
     return strategy
 
 
