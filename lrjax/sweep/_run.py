@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Sequence
@@ -33,7 +34,7 @@ import jax
 
 import lrjax._yaml as _yaml
 from lrjax._rundir import atomic_write_json, atomic_write_text, check_writable, lock_run_dir, safe_name
-from lrjax.engine import Checkpointer, config_to_dict, default_run_dir, read_yaml_mapping
+from lrjax.engine import Checkpointer, ConfigError, DataError, config_to_dict, default_run_dir, read_yaml_mapping
 from lrjax.sweep._driver import ConfigResult, train_many
 from lrjax.sweep._report import console_table, plot_sweep, rank, table_rows, to_csv, to_markdown
 from lrjax.sweep._spec import (
@@ -71,6 +72,12 @@ class SweepResult:
 
 def _yaml_dump(data: Any) -> str:
     return _yaml.dump(data)
+
+
+def _checkpointed(run_dir: str) -> bool:
+    """Whether a sweep in ``run_dir`` saved a checkpoint (what ``--resume`` continues from)."""
+    d = os.path.join(run_dir, "checkpoints")
+    return os.path.isdir(d) and any(not n.startswith(".") for n in os.listdir(d))
 
 
 def _checkpoint_points(configs: list[SweepConfig]) -> int | None:
@@ -119,6 +126,7 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, out_dir: str
     run_dir = None
     if write:
         run_dir = out_dir or default_run_dir(f"sweep-{safe_name(spec.name, fallback='sweep', what='sweep name')}")
+        created = resume is None and not os.path.exists(run_dir)
         check_writable(run_dir, create=True, what="lrjax sweep")
         if resume is None and os.path.exists(os.path.join(run_dir, "sweep.yaml")):
             raise FileExistsError(f"{run_dir} already holds a sweep; use --resume {run_dir} or another --out")
@@ -135,8 +143,15 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, out_dir: str
     if run_dir is None:
         results, groups = train_many([c.config for c in configs], **kw)
     else:
-        with lock_run_dir(run_dir, "lrjax sweep") if primary else contextlib.nullcontext():
-            results, groups = _train_checkpointed(run_dir, spec, configs, kw, resume is not None, say)
+        try:
+            with lock_run_dir(run_dir, "lrjax sweep") if primary else contextlib.nullcontext():
+                results, groups = _train_checkpointed(run_dir, spec, configs, kw, resume is not None, say)
+        except (ConfigError, DataError, SweepError, TypeError, ValueError):
+            # refused input (data that does not load, a config the data contradicts) before the first checkpoint:
+            # the run directory this call made holds nothing worth keeping
+            if created and primary and not _checkpointed(run_dir):
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
     rank_by = spec.rank_by or results[0].metric
     # a strategy may train several members of one configuration (a trunk and its cooldowns): each row shows
     # the swept values of the configuration it comes from

@@ -501,11 +501,14 @@ def test_sweep_and_find_lr_refuse_bad_language_models_in_one_line(lm_text_dir, t
     assert line.startswith("lrjax sweep: ") and "none: no such file or folder" in line
 
 
-@pytest.mark.xfail(strict=True, reason="lrjax sweep writes sweep.yaml and checkpoints/ before it loads the data "
-                                       "(any source, not only text): reported to lrjax/sweep's owner")
 def test_a_sweep_whose_data_is_refused_writes_nothing(lm_text_dir, tmp_path):
     sw = _write(tmp_path, "sw.yaml", {"name": "bad", "config": _config(_text(tmp_path / "none")),
                                       "grid": {"schedule.schedule.peak": [1e-3, 1e-2]}})
     out = tmp_path / "r"
     assert main(["sweep", str(sw), "--out", str(out)]) == 2
     assert not out.exists()
+    mine = tmp_path / "mine"   # a folder the user made: kept, with what it held
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    assert main(["sweep", str(sw), "--out", str(mine)]) == 2
+    assert (mine / "notes.txt").read_text() == "keep"
