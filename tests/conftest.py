@@ -4,6 +4,7 @@ every supported format, built by the tests themselves."""
 import gzip
 import os
 import pickle
+import signal
 
 import numpy as np
 import pytest
@@ -141,3 +142,21 @@ def lm_npz(tmp_path_factory):
     p = tmp_path_factory.mktemp("lm") / "windows.npz"
     np.savez(p, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
     return p
+
+
+class _SigtermOnce:
+    """A training hook (every ``every`` updates) that sends SIGTERM to this process once, at its first call."""
+
+    def __init__(self, every):
+        self.every, self.done = every, False
+
+    def __call__(self, run, state):
+        if not self.done:
+            self.done = True
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.fixture
+def sigterm_once():
+    """``sigterm_once(every)``: a hook that interrupts a run as a SIGTERM would, once."""
+    return _SigtermOnce

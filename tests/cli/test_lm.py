@@ -14,7 +14,6 @@ import hashlib
 import json
 import math
 import os
-import signal
 import textwrap
 
 import jax
@@ -333,17 +332,9 @@ def test_find_lr_on_a_language_model(source, user_dir, lm_text_dir, lm_npz, tmp_
 
 # ----------------------------------------------------------------------------- resume, averaging, tokens
 
-class _SigtermOnce:
-    def __init__(self, every):
-        self.every, self.done = every, False
-
-    def __call__(self, run, state):
-        if not self.done:
-            self.done = True
-            os.kill(os.getpid(), signal.SIGTERM)
 
 
-def test_resume_on_text_is_bitwise_with_averaged_weights(lm_text_dir, tmp_path):
+def test_resume_on_text_is_bitwise_with_averaged_weights(lm_text_dir, tmp_path, sigterm_once):
     """Windows are a function of (data key, micro-step): a run interrupted at update 13 and resumed with
     `lrjax train --resume` writes the same records and ends with the same parameters, average included."""
     cfg = _write(tmp_path, "lm.yaml", _config(_text(lm_text_dir), train={
@@ -351,7 +342,7 @@ def test_resume_on_text_is_bitwise_with_averaged_weights(lm_text_dir, tmp_path):
     full, part = tmp_path / "full", tmp_path / "part"
     assert main(["train", str(cfg), "--no-progress", "--out", str(full)]) == 0
     s = train(load_config(str(cfg)), out_dir=str(part), progress=False, verbose=False, plot=False,
-              hooks=[_SigtermOnce(13)])
+              hooks=[sigterm_once(13)])
     assert s["status"] == "interrupted" and s["steps"] == 13
     assert main(["train", "--resume", str(part), "--no-progress"]) == 0
     s = json.loads((part / "summary.json").read_text())

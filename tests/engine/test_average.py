@@ -2,8 +2,6 @@
 (compiled, checkpointed bitwise, vmapped by a sweep) and evaluated beside the raw weights."""
 
 import json
-import os
-import signal
 
 import jax
 import numpy as np
@@ -116,21 +114,13 @@ def test_evaluation_reports_the_average_beside_the_raw_weights():
     assert plain.init_state(np.asarray([0, 0], np.uint32)).average is None  # the default state is unchanged
 
 
-class _SigtermOnce:
-    def __init__(self, every):
-        self.every, self.done = every, False
-
-    def __call__(self, run, state):
-        if not self.done:
-            self.done = True
-            os.kill(os.getpid(), signal.SIGTERM)
 
 
 RUN = ["train.steps=40", "train.log_every=5", "train.eval_every=10", "train.checkpoint_every=20",
        "data.validation_fraction=0.1", "train.average={kind: ema, decay: 0.9, start: 15%}"]
 
 
-def test_records_summary_and_a_bitwise_resume(tmp_path):
+def test_records_summary_and_a_bitwise_resume(tmp_path, sigterm_once):
     c = cfg(*RUN)
     full = tmp_path / "full"
     s = train(c, out_dir=str(full), data=DATA, progress=False, verbose=False, plot=False)
@@ -146,7 +136,7 @@ def test_records_summary_and_a_bitwise_resume(tmp_path):
     assert int(state.average.count) == 34 and float(state.average.decay) == np.float32(0.9)
 
     part = tmp_path / "part"
-    s1 = train(c, out_dir=str(part), data=DATA, progress=False, verbose=False, plot=False, hooks=[_SigtermOnce(13)])
+    s1 = train(c, out_dir=str(part), data=DATA, progress=False, verbose=False, plot=False, hooks=[sigterm_once(13)])
     assert s1["status"] == "interrupted" and s1["steps"] == 13
     train(None, resume=str(part), data=DATA, progress=False, verbose=False, plot=False)
     assert (part / "metrics.jsonl").read_bytes() == (full / "metrics.jsonl").read_bytes()

@@ -3,7 +3,6 @@
 import dataclasses
 import json
 import os
-import signal
 
 import jax
 import numpy as np
@@ -97,24 +96,14 @@ def test_skip_mode_counts_skipped_steps(tmp_path):
     assert cols["train_loss"][-1] is None and all(v > 0 for v in cols["train_loss"][:2])
 
 
-class _SigtermOnce:
-    """A hook that sends SIGTERM to this process once, at its first call."""
-
-    def __init__(self, every):
-        self.every, self.done = every, False
-
-    def __call__(self, run, state):
-        if not self.done:
-            self.done = True
-            os.kill(os.getpid(), signal.SIGTERM)
 
 
-def test_sigterm_saves_then_resume_matches_an_uninterrupted_run_bitwise(tmp_path):
+def test_sigterm_saves_then_resume_matches_an_uninterrupted_run_bitwise(tmp_path, sigterm_once):
     c = cfg("train.checkpoint_every=40", "train.log_every=7")  # interrupt between checkpoints and logs
     full = tmp_path / "full"
     train(c, out_dir=str(full), data=DATA, progress=False, verbose=False)
     part = tmp_path / "part"
-    s = train(c, out_dir=str(part), data=DATA, progress=False, verbose=False, hooks=[_SigtermOnce(25)])
+    s = train(c, out_dir=str(part), data=DATA, progress=False, verbose=False, hooks=[sigterm_once(25)])
     assert s["status"] == "interrupted" and s["steps"] == 25 and s["last_checkpoint"] == 25
     s2 = train(None, resume=str(part), data=DATA, progress=False, verbose=False)
     assert s2["status"] == "completed" and s2["resumed_from"] == 25
