@@ -286,6 +286,19 @@ def test_population_based_training_of_a_language_model(lm_text_dir, tmp_path):
     assert max(val) < 4.0  # nobody is left behind at ln 256
 
 
+def test_halving_and_pbt_count_in_tokens(lm_text_dir, tmp_path):
+    """Rungs and intervals in tokens (256 tokens per update), as train.steps: 5,120 tokens = update 20."""
+    train = {**TRAIN, "steps": "10240 tokens", "eval_every": "2560 tokens"}
+    base = _config(_text(lm_text_dir), train=train)
+    grid = {"schedule.schedule.peak": [1.0e-4, 1.0e-3, 1.0e-2, 3.0e-2]}
+    s, rows, _ = _sweep(tmp_path, "halving", base, grid, {"name": "halving", "rungs": ["5120 tokens"], "keep": 0.5})
+    assert s["strategy"]["rungs"] == [20] and s["config_steps"] == 4 * 20 + 2 * 20
+    assert sorted(int(r["stopped_at"]) for r in rows if r["status"] == "pruned") == [20, 20]
+    s, rows, _ = _sweep(tmp_path, "pbt", base, grid, {"name": "pbt", "interval": "2560 tokens", "quantile": 0.25,
+                                                      "explore": {"schedule.schedule.peak": [0.8, 1.25]}})
+    assert s["strategy"]["interval"] == 10 and all(r["steps"] == "40" for r in rows)
+
+
 def test_every_horizon_in_tokens_from_one_run(lm_text_dir, tmp_path):
     """Cooldowns with the run, its cadences, the warmup and the horizons in tokens (16 windows of 16 bytes =
     256 tokens per update): the strategy reads them in updates."""

@@ -134,8 +134,9 @@ class Strategy:
     exports_schedules: ClassVar[bool] = False
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any], *, steps: int, num_configs: int) -> Strategy:
-        """The strategy of a validated ``strategy`` mapping (``steps``: the run length; ``num_configs``)."""
+    def parse(cls, data: Mapping[str, Any], *, steps: int, num_configs: int, config: Config | None = None) -> Strategy:
+        """The strategy of a validated ``strategy`` mapping (``steps``: the run length; ``num_configs``;
+        ``config``: a configuration of the sweep, for durations in tokens or examples: its batch and context)."""
         return cls()
 
     def to_dict(self) -> dict[str, Any]:
@@ -227,7 +228,7 @@ def registry() -> dict[str, type[Strategy]]:
     return dict(_REGISTRY)
 
 
-def parse_strategy(data: Any, steps: int, num_configs: int) -> Strategy:
+def parse_strategy(data: Any, steps: int, num_configs: int, config: Config | None = None) -> Strategy:
     """Validate a ``strategy`` mapping (or name) against the run length and the number of configurations."""
     names = tuple(_REGISTRY)
     if data is None:
@@ -246,7 +247,8 @@ def parse_strategy(data: Any, steps: int, num_configs: int) -> Strategy:
         if k not in valid:
             raise SweepError(f"unknown key strategy.{k} for strategy {name!r}{closest(str(k), valid)}; "
                              f"valid keys: {', '.join(valid)}")
-    return cls.parse({k: v for k, v in data.items() if k != "name"}, steps=steps, num_configs=num_configs)
+    return cls.parse({k: v for k, v in data.items() if k != "name"}, steps=steps, num_configs=num_configs,
+                     config=config)
 
 
 def known_lengths(cfg: Config) -> Config | None:
@@ -280,7 +282,7 @@ def strategy_of(spec: Any, configs: list[Any]) -> Strategy:
     steps = sorted({r.train.steps for r in resolved})
     if cls is not None and cls.one_length and len(steps) > 1:
         raise SweepError(f"strategy {name!r} needs one run length for every configuration, got train.steps in {steps}")
-    strategy = parse_strategy(data, max(steps, default=1), len(configs))
+    strategy = parse_strategy(data, max(steps, default=1), len(configs), config=resolved[0] if resolved else None)
     strategy.expand(resolved, [c.label for c in configs])  # refuse what it cannot train now
     return strategy
 

@@ -138,7 +138,7 @@ class Cooldowns(Strategy):
         self._spans: list[tuple[int, int]] = []             # (first update trained, last update) per member
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any], *, steps: int, num_configs: int) -> Cooldowns:
+    def parse(cls, data: Mapping[str, Any], *, steps: int, num_configs: int, config: Config | None = None) -> Cooldowns:
         hz = data.get("horizons")
         if not isinstance(hz, list) or not hz:
             raise SweepError("strategy.horizons must be a non-empty list of run lengths (updates or durations such as "

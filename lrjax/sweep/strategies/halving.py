@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lrjax._checks import number
+from lrjax.engine import Config
 from lrjax.schedules import Schedule
 from lrjax.sweep._errors import SweepError
 from lrjax.sweep.strategies._anneal import Annealer, anneal_value
@@ -48,12 +49,12 @@ class Halving(Strategy):
         object.__setattr__(self, "annealer", Annealer(self.anneal) if self.anneal is not None else None)
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any], *, steps: int, num_configs: int) -> Halving:
+    def parse(cls, data: Mapping[str, Any], *, steps: int, num_configs: int, config: Config | None = None) -> Halving:
         rungs_in = data.get("rungs")
         if not isinstance(rungs_in, list) or not rungs_in:
             raise SweepError(f"strategy.rungs must be a non-empty list of updates at which to prune, e.g. [200, 600], "
                              f"got strategy.rungs={rungs_in!r}")
-        rungs = tuple(steps_value(r, f"strategy.rungs[{i}]", steps) for i, r in enumerate(rungs_in))
+        rungs = tuple(steps_value(r, f"strategy.rungs[{i}]", steps, config) for i, r in enumerate(rungs_in))
         for i, r in enumerate(rungs):
             if not 0 < r < steps:
                 raise SweepError(f"strategy.rungs[{i}]={rungs_in[i]!r} is {r} updates: a rung must lie inside the run "

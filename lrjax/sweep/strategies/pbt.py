@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lrjax._checks import integer, number
-from lrjax.engine import Experiment
+from lrjax.engine import Config, Experiment
 from lrjax.schedules import Schedule
 from lrjax.sweep._errors import SweepError
 from lrjax.sweep._groups import state_shapes
@@ -50,8 +50,8 @@ class PBT(Strategy):
         self.annealer = Annealer(self.anneal) if self.anneal is not None else None
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any], *, steps: int, num_configs: int) -> PBT:
-        interval = steps_value(data.get("interval", "25%"), "strategy.interval", steps)
+    def parse(cls, data: Mapping[str, Any], *, steps: int, num_configs: int, config: Config | None = None) -> PBT:
+        interval = steps_value(data.get("interval", "25%"), "strategy.interval", steps, config)
         if not 0 < interval < steps:
             raise SweepError(f"strategy.interval must be in (0, train.steps={steps}) updates, got "
                              f"strategy.interval={data.get('interval')!r}")
