@@ -13,8 +13,9 @@ CPU mode (default): 16 warmup + cosine configurations (4 peaks x 4 warmup length
    (peak, warmup) inside the step, ``lax.fori_loop`` over each span between evaluations and the vmapped test
    evaluation in the same jitted, donated call — what a JAX user writes by hand for a sweep.
 
-Wall time includes compilation (the persistent compilation cache is off). All three load the data and
-build the model structure once before timing starts. Prints both ratios; the last line is
+Wall time includes compilation (the persistent compilation cache is off). Each way runs in a fresh process
+of its own, so none reuses what another compiled or cached (the model's init program, eager operations); each
+loads the data, builds the model structure and initialises one state before its timing starts. Prints both ratios; the last line is
 ``optax-idiom / lrjax-sweep``. Like ``lrjax sweep``, the script gives JAX one CPU device per core
 (:func:`lrjax.sweep.use_cpu_cores`): the sweep shards its configurations over them, the other two ways
 run on the first device as a plain JAX program does (``--cpu-devices 1`` for XLA's single host device).
@@ -154,54 +155,78 @@ def hand_vmap(configs, data) -> list[float]:
     return [float(a) for a in acc]
 
 
-def cpu(args) -> None:
+WAYS = ("sweep", "one", "optax", "hand")
+
+
+def one_way(args) -> dict:
+    """Time one way in this process (data loaded and the model structure built first, as for every way)."""
     from lrjax.engine import build_experiment, load_dataset, seed_key
     from lrjax.sweep import train_many
 
     configs = _configs(args.steps, args.eval_every)
     data = load_dataset("digits", seed=0)
     e = build_experiment(configs[0], data=data)
-    jax.block_until_ready(e.init_state(seed_key(0)))  # warm eager op caches for everyone
-    print(f"{len(configs)} warmup-cosine configs (peaks {PEAKS} x warmups {WARMUPS}), digits MLP "
-          f"{configs[0].model.hidden}, AdamW, batch {configs[0].data.batch_size}, {args.steps} steps, "
-          f"eval every {args.eval_every}; {jax.device_count()} {jax.devices()[0].platform} device(s), "
-          f"{os.cpu_count()} cpu(s)", flush=True)
-
-    times = {}
+    jax.block_until_ready(e.init_state(seed_key(0)))  # the compiler's first use, paid before timing by every way
+    out: dict = {"way": args.way}
     t = time.perf_counter()
-    res, groups = train_many(configs, data=data, max_parallel=args.max_parallel)
-    times["sweep"] = time.perf_counter() - t
-    acc_sweep = [r.final_eval["test_accuracy"] for r in res]
-    g = groups[0]
-    print(f"lrjax sweep        {times['sweep']:7.2f} s  ({len(groups)} compiled group: {g['chunks']} chunk(s) of "
-          f"{g['chunk_size']} on {g['devices']} device(s), compile {g['compile_s']:.2f} s, training "
-          f"{g['run_s']:.2f} s)", flush=True)
+    if args.way in ("sweep", "one"):
+        res, groups = train_many(configs, data=data, max_parallel=args.max_parallel if args.way == "sweep" else 1)
+        out["acc"] = [r.final_eval["test_accuracy"] for r in res]
+        g = groups[0]
+        out["group"] = {k: g[k] for k in ("chunks", "chunk_size", "devices", "compile_s", "run_s")}
+        out["groups"] = len(groups)
+    else:
+        out["acc"] = (optax_idiom if args.way == "optax" else hand_vmap)(configs, data)
+    out["seconds"] = time.perf_counter() - t
+    return out
 
-    t = time.perf_counter()
-    res1, groups1 = train_many(configs, data=data, max_parallel=1)
-    times["one"] = time.perf_counter() - t
-    acc_one = [r.final_eval["test_accuracy"] for r in res1]
-    print(f"lrjax one-at-a-time{times['one']:7.2f} s  ({groups1[0]['chunks']} runs, one compile "
-          f"{groups1[0]['compile_s']:.2f} s)", flush=True)
 
-    t = time.perf_counter()
-    acc_optax = optax_idiom(configs, data)
-    times["optax"] = time.perf_counter() - t
-    print(f"optax idiom        {times['optax']:7.2f} s  ({len(configs)} compiles)", flush=True)
+def cpu(args) -> None:
+    """Each way in a fresh process of its own (nothing compiled or cached by another way), in turn."""
+    import json
+    import subprocess
 
-    t = time.perf_counter()
-    acc_hand = hand_vmap(configs, data)
-    times["hand"] = time.perf_counter() - t
-    print(f"hand-written vmap   {times['hand']:7.2f} s  (one device, one compiled program)", flush=True)
-
-    diff = max(abs(a - b) for a, b in zip(acc_sweep, acc_one))
-    print(f"final eval accuracy: sweep best {max(acc_sweep):.4f}, max |sweep - one-at-a-time| {diff:.2e}, "
-          f"optax idiom best {max(acc_optax):.4f}")
-    print(f"hand-written vmap best {max(acc_hand):.4f}")
-    print(f"hand-written one-device vmap / lrjax-sweep: {times['hand'] / times['sweep']:.2f}x (>= 1: at or under "
-          "the floor)")
-    print(f"lrjax one-at-a-time / lrjax-sweep: {times['one'] / times['sweep']:.2f}x")
-    print(f"optax-idiom / lrjax-sweep: {times['optax'] / times['sweep']:.2f}x")
+    if args.way:
+        print(json.dumps(one_way(args)))
+        return
+    print(f"{len(PEAKS) * len(WARMUPS)} warmup-cosine configs (peaks {PEAKS} x warmups {WARMUPS}), digits MLP "
+          f"(256, 256), AdamW, batch 64, {args.steps} steps, eval every {args.eval_every}; "
+          f"{jax.device_count()} {jax.devices()[0].platform} device(s), {os.cpu_count()} cpu(s); each way in a "
+          "fresh process", flush=True)
+    r = {}
+    for way in WAYS:
+        cmd = [sys.executable, os.path.abspath(__file__), "--way", way, "--steps", str(args.steps), "--eval-every",
+               str(args.eval_every)]
+        if args.max_parallel is not None:
+            cmd += ["--max-parallel", str(args.max_parallel)]
+        if args.cpu_devices is not None:
+            cmd += ["--cpu-devices", str(args.cpu_devices)]
+        done = subprocess.run(cmd, capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"})
+        if done.returncode:
+            raise SystemExit(f"{way} failed:\n{done.stderr[-3000:]}")
+        r[way] = json.loads(done.stdout.strip().splitlines()[-1])
+        if way == "sweep":
+            g = r[way]["group"]
+            print(f"lrjax sweep        {r[way]['seconds']:7.2f} s  ({r[way]['groups']} compiled group: {g['chunks']} "
+                  f"chunk(s) of {g['chunk_size']} on {g['devices']} device(s), compile {g['compile_s']:.2f} s, "
+                  f"training {g['run_s']:.2f} s)", flush=True)
+        elif way == "one":
+            g = r[way]["group"]
+            print(f"lrjax one-at-a-time{r[way]['seconds']:7.2f} s  ({g['chunks']} runs, one compile "
+                  f"{g['compile_s']:.2f} s)", flush=True)
+        elif way == "optax":
+            print(f"optax idiom        {r[way]['seconds']:7.2f} s  (16 compiles)", flush=True)
+        else:
+            print(f"hand-written vmap   {r[way]['seconds']:7.2f} s  (one device, one compiled program)", flush=True)
+    acc = {k: v["acc"] for k, v in r.items()}
+    t = {k: v["seconds"] for k, v in r.items()}
+    diff = max(abs(a - b) for a, b in zip(acc["sweep"], acc["one"]))
+    print(f"final eval accuracy: sweep best {max(acc['sweep']):.4f}, max |sweep - one-at-a-time| {diff:.2e}, "
+          f"optax idiom best {max(acc['optax']):.4f}")
+    print(f"hand-written vmap best {max(acc['hand']):.4f}")
+    print(f"hand-written one-device vmap / lrjax-sweep: {t['hand'] / t['sweep']:.2f}x (>= 1: at or under the floor)")
+    print(f"lrjax one-at-a-time / lrjax-sweep: {t['one'] / t['sweep']:.2f}x")
+    print(f"optax-idiom / lrjax-sweep: {t['optax'] / t['sweep']:.2f}x")
 
 
 # ----------------------------------------------------------------------------- GPU mode
@@ -279,6 +304,7 @@ def main(argv=None) -> int:
     p.add_argument("--copy-mb", type=int, default=1024, help="buffer size of the copy-bandwidth measurement")
     p.add_argument("--max-parallel", type=int, default=None,
                    help="CPU mode: the sweep's max_parallel (default: the engine's choice, see train_many)")
+    p.add_argument("--way", choices=WAYS, default=None, help=argparse.SUPPRESS)  # one way, in this process
     p.add_argument("--cpu-devices", type=int, default=None,
                    help="CPU mode: JAX CPU devices (default: one per core, as `lrjax sweep` sets them; 1: XLA's "
                         "single host device)")
@@ -287,8 +313,9 @@ def main(argv=None) -> int:
         from lrjax.sweep import use_cpu_cores
 
         use_cpu_cores(args.cpu_devices)  # before JAX starts its backends
-    print(f"lrjax sweep benchmark  {time.strftime('%Y-%m-%d %H:%M')}  {platform.platform()}  python "
-          f"{platform.python_version()}  jax {jax.__version__}")
+    if not args.way:
+        print(f"lrjax sweep benchmark  {time.strftime('%Y-%m-%d %H:%M')}  {platform.platform()}  python "
+              f"{platform.python_version()}  jax {jax.__version__}")
     (gpu if args.gpu else cpu)(args)
     return 0
 
