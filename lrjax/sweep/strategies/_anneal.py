@@ -27,7 +27,7 @@ from lrjax.schedules import Anneal, Schedule
 from lrjax.sweep._errors import SweepError
 from lrjax.sweep.strategies._base import Copy, Decision, Plan, Population
 
-__all__ = ["Annealer", "anneal_value"]
+__all__ = ["Annealer", "Anneals", "anneal_value"]
 
 
 def anneal_value(value: Any) -> float | None:
@@ -36,6 +36,30 @@ def anneal_value(value: Any) -> float | None:
         return None
     # each copy cools over that share of the updates since the member's last ranking
     return number("", "strategy.anneal", value, lo=0.0, hi=1.0, lo_open=True, error=SweepError)
+
+
+class Anneals:
+    """The ``anneal`` option of a deciding strategy (halving, PBT), mixed in before :class:`Strategy`: the
+    hidden copies in the plan, the schedule that can cool them, and each decision's fork point. The strategy
+    sets ``anneal`` and ``annealer`` (an :class:`Annealer`, or None when off)."""
+
+    def expand(self, configs: Sequence[Any], labels: Sequence[str]) -> list[Plan]:
+        plans = super().expand(configs, labels)  # type: ignore[misc]
+        return self.annealer.expand(plans) if self.annealer else plans
+
+    def schedule(self, schedule: Schedule) -> Schedule:
+        return self.annealer.schedule(schedule) if self.annealer else schedule
+
+    def with_forks(self, points: Sequence[int]) -> list[int]:
+        """``points`` and, when annealing, where each one's copies fork before it."""
+        forks = self.annealer.forks(points) if self.annealer else {}
+        return sorted(set(points) | set(forks))
+
+    def anneal_dict(self, out: dict[str, Any]) -> dict[str, Any]:
+        """``out`` with ``anneal`` when it is on (``to_dict``)."""
+        if self.anneal is not None:
+            out["anneal"] = self.anneal
+        return out
 
 
 class Annealer:

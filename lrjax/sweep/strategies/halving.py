@@ -17,12 +17,10 @@ from typing import Any
 
 from lrjax._checks import number
 from lrjax.engine import Config
-from lrjax.schedules import Schedule
 from lrjax.sweep._errors import SweepError
-from lrjax.sweep.strategies._anneal import Annealer, anneal_value
+from lrjax.sweep.strategies._anneal import Annealer, Anneals, anneal_value
 from lrjax.sweep.strategies._base import (
     Decision,
-    Plan,
     Population,
     Strategy,
     fraction_value,
@@ -35,7 +33,7 @@ __all__ = ["Halving"]
 
 @register
 @dataclasses.dataclass(frozen=True, eq=False)
-class Halving(Strategy):
+class Halving(Anneals, Strategy):
     """Successive halving (see the module docs)."""
 
     name = "halving"
@@ -70,21 +68,10 @@ class Halving(Strategy):
         return cls(rungs=rungs, keep=keep, anneal=anneal_value(data.get("anneal")))
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"name": self.name, "rungs": list(self.rungs), "keep": self.keep}
-        if self.anneal is not None:
-            out["anneal"] = self.anneal
-        return out
-
-    def expand(self, configs, labels) -> list[Plan]:
-        plans = super().expand(configs, labels)
-        return self.annealer.expand(plans) if self.annealer else plans
-
-    def schedule(self, schedule: Schedule) -> Schedule:
-        return self.annealer.schedule(schedule) if self.annealer else schedule
+        return self.anneal_dict({"name": self.name, "rungs": list(self.rungs), "keep": self.keep})
 
     def decision_points(self, steps: int) -> list[int]:
-        forks = self.annealer.forks(self.rungs) if self.annealer else {}
-        return sorted(set(self.rungs) | set(forks))
+        return self.with_forks(self.rungs)
 
     def evaluation_points(self, steps: int) -> list[int]:
         return list(self.rungs)

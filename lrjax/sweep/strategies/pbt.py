@@ -20,19 +20,18 @@ from typing import Any
 
 from lrjax._checks import integer, number
 from lrjax.engine import Config, Experiment
-from lrjax.schedules import Schedule
 from lrjax.sweep._errors import SweepError
 from lrjax.sweep._groups import state_shapes
 from lrjax.sweep._population import explore_leaves, hyperparam_names
-from lrjax.sweep.strategies._anneal import Annealer, anneal_value
-from lrjax.sweep.strategies._base import Copy, Decision, Plan, Population, Strategy, register, rng_of, steps_value
+from lrjax.sweep.strategies._anneal import Annealer, Anneals, anneal_value
+from lrjax.sweep.strategies._base import Copy, Decision, Population, Strategy, register, rng_of, steps_value
 
 __all__ = ["PBT"]
 
 
 @register
 @dataclasses.dataclass(eq=False)
-class PBT(Strategy):
+class PBT(Anneals, Strategy):
     """Population-based training (see the module docs)."""
 
     name = "pbt"
@@ -85,25 +84,14 @@ class PBT(Strategy):
                    anneal=anneal_value(data.get("anneal")))
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"name": self.name, "interval": self.interval, "quantile": self.quantile,
-               "explore": {k: list(v) for k, v in self.explore}, "seed": self.seed}
-        if self.anneal is not None:
-            out["anneal"] = self.anneal
-        return out
-
-    def expand(self, configs, labels) -> list[Plan]:
-        plans = super().expand(configs, labels)
-        return self.annealer.expand(plans) if self.annealer else plans
-
-    def schedule(self, schedule: Schedule) -> Schedule:
-        return self.annealer.schedule(schedule) if self.annealer else schedule
+        return self.anneal_dict({"name": self.name, "interval": self.interval, "quantile": self.quantile,
+                                 "explore": {k: list(v) for k, v in self.explore}, "seed": self.seed})
 
     def _exploits(self, steps: int) -> list[int]:
         return list(range(self.interval, steps, self.interval))
 
     def decision_points(self, steps: int) -> list[int]:
-        forks = self.annealer.forks(self._exploits(steps)) if self.annealer else {}
-        return sorted(set(self._exploits(steps)) | set(forks))
+        return self.with_forks(self._exploits(steps))
 
     def evaluation_points(self, steps: int) -> list[int]:
         return self._exploits(steps)
