@@ -189,8 +189,10 @@ def cpu(args) -> None:
     if args.way:
         print(json.dumps(one_way(args)))
         return
-    print(f"{len(PEAKS) * len(WARMUPS)} warmup-cosine configs (peaks {PEAKS} x warmups {WARMUPS}), digits MLP "
-          f"(256, 256), AdamW, batch 64, {args.steps} steps, eval every {args.eval_every}; "
+    configs = _configs(args.steps, args.eval_every)
+    print(f"{len(configs)} warmup-cosine configs (peaks {PEAKS} x warmups {WARMUPS}), digits MLP "
+          f"{configs[0].model.hidden}, AdamW, batch {configs[0].data.batch_size}, {args.steps} steps, eval every "
+          f"{args.eval_every}; "
           f"{jax.device_count()} {jax.devices()[0].platform} device(s), {os.cpu_count()} cpu(s); each way in a "
           "fresh process", flush=True)
     r = {}
@@ -215,7 +217,7 @@ def cpu(args) -> None:
             print(f"lrjax one-at-a-time{r[way]['seconds']:7.2f} s  ({g['chunks']} runs, one compile "
                   f"{g['compile_s']:.2f} s)", flush=True)
         elif way == "optax":
-            print(f"optax idiom        {r[way]['seconds']:7.2f} s  (16 compiles)", flush=True)
+            print(f"optax idiom        {r[way]['seconds']:7.2f} s  ({len(configs)} compiles)", flush=True)
         else:
             print(f"hand-written vmap   {r[way]['seconds']:7.2f} s  (one device, one compiled program)", flush=True)
     acc = {k: v["acc"] for k, v in r.items()}
