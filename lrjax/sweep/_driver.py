@@ -239,9 +239,9 @@ class _Sweep:
             cfg = with_validation(c, selects=strategy.selects)  # a strategy chooses
             ds = dataset(cfg)
             resolved.append(resolve_train(with_context(cfg, ds), ds.num_train))
-        plans = strategy.expand(resolved, labels)
+        plans = strategy.expand(resolved, labels)  # members made of these: their splits already resolved
         for p in plans:
-            cfg = with_validation(p.config, selects=strategy.selects)
+            cfg = p.config
             ds = dataset(cfg)
             exps.append(build_experiment(cfg, model=model, loss=loss, data=ds, devices=one,
                                          schedule=strategy.schedule(make_schedule(cfg, num_examples=ds.num_train))))
